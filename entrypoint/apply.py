@@ -1,0 +1,141 @@
+"""Apply migrations with SQLite's own procedure for foreign keys and transactions."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from . import history
+from .errors import MigrationFailed
+from .sources import Migration
+
+log = logging.getLogger("litedeploy.entrypoint")
+
+Prepare = Callable[[sqlite3.Connection], history.Table]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A migration that was committed, and how long it took."""
+
+    name: str
+    statements: int
+    duration_ms: int
+
+
+def apply_migrations(
+    conn: sqlite3.Connection,
+    table: history.Table,
+    migrations: Sequence[Migration],
+    *,
+    one_transaction: bool = False,
+    prepare: Prepare | None = None,
+) -> list[Applied]:
+    """Apply each migration with its history row in one transaction (or all in one).
+
+    `prepare` runs inside the first transaction (to create or upgrade the history table),
+    so a migration that fails leaves no trace at all.
+    """
+    groups = [list(migrations)] if one_transaction else [[m] for m in migrations]
+    applied: list[Applied] = []
+    for group in groups:
+        done, table = _apply_group(conn, table, group, prepare)
+        applied.extend(done)
+        prepare = None
+    return applied
+
+
+def _apply_group(
+    conn: sqlite3.Connection, table: history.Table, group: list[Migration], prepare: Prepare | None
+) -> tuple[list[Applied], history.Table]:
+    enforce_before = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
+    fk_off = any(m.wants_foreign_keys_off for m in group)
+    if fk_off:
+        # The pragma is a no-op inside a transaction, so it must be set before BEGIN.
+        conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if prepare is not None:
+                table = prepare(conn)
+            existing = _violations(conn) if fk_off else set()
+            done = [_apply_one(conn, table, m, fk_off=fk_off) for m in group]
+            if fk_off:
+                _check_foreign_keys(conn, group, existing)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {'ON' if enforce_before else 'OFF'}")
+    return done, table
+
+
+def _apply_one(
+    conn: sqlite3.Connection, table: history.Table, migration: Migration, *, fk_off: bool
+) -> Applied:
+    started = time.monotonic()
+    skipped = sum(1 for c in migration.chunks if c.skipped)
+    log.info("Applying %s (%d statements)", migration.name, len(migration.statements))
+    if skipped:
+        log.info("  %s: skipped %d empty or comment-only chunk(s)", migration.name, skipped)
+    for statement in migration.statements:
+        if statement.is_foreign_keys_pragma:
+            log.info(
+                "  %s: statement %d: %s skipped; foreign keys are %s for the whole migration "
+                "and checked before commit",
+                migration.name,
+                statement.number,
+                statement.code.rstrip(";"),
+                "OFF" if fk_off else "ON",
+            )
+            continue
+        try:
+            conn.execute(statement.sql)
+        except sqlite3.Error as exc:
+            raise MigrationFailed(
+                f"{migration.path}: statement {statement.number} failed: {exc} "
+                f"[{_preview(statement.sql)}]",
+                hint="fix the migration; nothing of it (or of later migrations) was applied",
+            ) from exc
+    duration_ms = round((time.monotonic() - started) * 1000)
+    history.record(conn, table, migration, duration_ms)
+    log.info("Applied %s in %d ms", migration.name, duration_ms)
+    return Applied(migration.name, len(migration.statements), duration_ms)
+
+
+def _violations(conn: sqlite3.Connection) -> set[tuple[str, int | None, str, int]]:
+    return {(r[0], r[1], r[2], r[3]) for r in conn.execute("PRAGMA foreign_key_check")}
+
+
+def _check_foreign_keys(
+    conn: sqlite3.Connection,
+    group: list[Migration],
+    existing: set[tuple[str, int | None, str, int]],
+) -> None:
+    """Roll back if the migrations left rows pointing at parents that no longer exist."""
+    new = sorted(_violations(conn) - existing, key=lambda v: (v[0], v[1] or 0))
+    if existing:
+        log.warning(
+            "the database already had %d foreign key violation(s) before migrating", len(existing)
+        )
+    if not new:
+        return
+    shown = "; ".join(f"{t} rowid {rowid} -> {parent}" for t, rowid, parent, _ in new[:5])
+    more = f" (and {len(new) - 5} more)" if len(new) > 5 else ""
+    names = ", ".join(m.name for m in group)
+    raise MigrationFailed(
+        f"{names}: foreign key check failed after the migration, rolled back: "
+        f"{len(new)} row(s) reference a missing parent: {shown}{more}",
+        hint="the migration drops or rewrites rows that other tables still reference; "
+        "copy every parent row in the rebuild, or delete the children explicitly",
+    )
+
+
+def _preview(sql: str, limit: int = 80) -> str:
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,53 @@
+"""Open the SQLite database the way the app's driver does, refusing files that are not SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from urllib.parse import quote
+
+from .errors import DatabaseError
+
+HEADER = b"SQLite format 3\x00"
+
+
+def check_file(path: Path) -> bool:
+    """True if the database exists; raise if it exists but is not an SQLite database."""
+    if not path.exists():
+        if not path.parent.is_dir():
+            raise DatabaseError(
+                f"database folder {path.parent} does not exist",
+                hint="mount the data volume there, or set --db / DB_PATH",
+            )
+        return False
+    if not path.is_file():
+        raise DatabaseError(f"database path {path} is not a file")
+    try:
+        with path.open("rb") as f:
+            header = f.read(len(HEADER))
+    except OSError as exc:
+        raise DatabaseError(f"cannot read database {path}: {exc.strerror}") from exc
+    if header and header != HEADER:
+        raise DatabaseError(
+            f"{path} is not an SQLite database (its header is not 'SQLite format 3')",
+            hint="check --db / DB_PATH points at the app's database file",
+        )
+    return True
+
+
+def connect(
+    path: Path, *, busy_timeout: float = 30.0, read_only: bool = False
+) -> sqlite3.Connection:
+    """A connection in autocommit mode (we issue BEGIN ourselves) with foreign keys ON."""
+    target = f"file:{quote(str(path.resolve()))}?mode={'ro' if read_only else 'rwc'}"
+    try:
+        conn = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None, uri=True)
+        # better-sqlite3, the app's usual driver, enforces foreign keys by default.
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(
+            f"cannot open {path}: {exc}",
+            hint="the file may be damaged; restore it from a backup",
+        ) from exc
+    return conn

@@ -1,0 +1,62 @@
+"""Typed errors raised by the core; the CLI turns each into one line and an exit code."""
+
+from __future__ import annotations
+
+
+class EntrypointError(Exception):
+    """Base class: a failure the operator can act on. Never shown as a traceback."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(EntrypointError):
+    """An option or environment value is invalid."""
+
+    exit_code = 2
+
+
+class SourceError(EntrypointError):
+    """The migrations folder is missing, unreadable or malformed."""
+
+    exit_code = 3
+
+
+class DatabaseError(EntrypointError):
+    """The database file cannot be used (not SQLite, unreadable, missing folder)."""
+
+    exit_code = 4
+
+
+class PlanRefused(EntrypointError):
+    """The history does not match the migrations in a way that needs a decision."""
+
+    exit_code = 5
+
+
+class MigrationFailed(EntrypointError):
+    """A migration failed and was rolled back; the database is as it was before it."""
+
+    exit_code = 6
+
+
+class LockTimeout(EntrypointError):
+    """Another migrator held the lock for longer than the configured wait."""
+
+    exit_code = 7
+
+
+class CommandNotExecutable(EntrypointError):
+    """The command to exec exists but cannot be executed."""
+
+    exit_code = 126
+
+
+class CommandNotFound(EntrypointError):
+    """The command to exec does not exist."""
+
+    exit_code = 127

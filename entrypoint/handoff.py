@@ -1,0 +1,87 @@
+"""Hand the process over to the app: drop root if asked, then exec so the app is PID 1."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import CommandNotExecutable, CommandNotFound, UsageError
+
+log = logging.getLogger("litedeploy.entrypoint")
+
+
+def resolve_command(command: Sequence[str]) -> str:
+    """The executable's path; 127/126-style errors when it is missing or not executable."""
+    program = command[0]
+    if os.sep in program:
+        path = Path(program)
+        if not path.exists():
+            raise CommandNotFound(f"command not found: {program}")
+        if path.is_dir() or not os.access(path, os.X_OK):
+            raise CommandNotExecutable(f"command is not executable: {program}")
+        return program
+    found = shutil.which(program)
+    if found is None:
+        raise CommandNotFound(
+            f"command not found: {program}",
+            hint="check the image's CMD, or the command after `--`, and PATH",
+        )
+    return found
+
+
+def lookup_user(name: str) -> pwd.struct_passwd:
+    """The account to run the app as, by name or numeric uid."""
+    try:
+        return pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
+    except (KeyError, ValueError):
+        raise UsageError(
+            f"user {name!r} does not exist in this image",
+            hint="create it in the Dockerfile (useradd) or fix --user / APP_USER",
+        ) from None
+
+
+def give_files_to(user: pwd.struct_passwd, paths: Sequence[Path]) -> None:
+    """Hand root-owned database files we created to the app's user, so it can write them."""
+    for path in paths:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        if st.st_uid == 0 and user.pw_uid != 0:
+            os.chown(path, user.pw_uid, user.pw_gid)
+            log.info("gave %s to %s", path, user.pw_name)
+
+
+def drop_privileges(user: pwd.struct_passwd) -> None:
+    """Switch groups, gid and uid (in that order) to the given account."""
+    if os.getuid() == user.pw_uid:
+        return
+    if os.getuid() != 0:
+        raise UsageError(
+            f"--user {user.pw_name} needs the entrypoint to start as root "
+            f"(running as uid {os.getuid()})",
+            hint="drop --user / APP_USER, or start the container as root",
+        )
+    os.initgroups(user.pw_name, user.pw_gid)
+    os.setgid(user.pw_gid)
+    os.setuid(user.pw_uid)
+    os.environ["HOME"] = user.pw_dir
+    os.environ["USER"] = user.pw_name
+    log.info("running as %s (uid %d, gid %d)", user.pw_name, user.pw_uid, user.pw_gid)
+
+
+def exec_command(command: Sequence[str]) -> None:
+    """Replace this process with the command. Returns only by raising."""
+    path = resolve_command(command)
+    log.info("exec %s", " ".join(command))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execv(path, list(command))  # noqa: S606 - argv as data, no shell
+    except OSError as exc:
+        raise CommandNotExecutable(f"cannot execute {command[0]}: {exc.strerror}") from exc

@@ -1,0 +1,167 @@
+"""The history table: drizzle's `__drizzle_migrations` (0.x and 1.0 shapes) or litedeploy's own."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from .sources import Format, Migration
+
+DRIZZLE_TABLE = "__drizzle_migrations"
+PLAIN_TABLE = "__litedeploy_migrations"
+
+
+class Kind(StrEnum):
+    """Shape of a history table."""
+
+    DRIZZLE_V0 = "drizzle-0.x"
+    DRIZZLE_V1 = "drizzle-1.0"
+    LITEDEPLOY = "litedeploy"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One history row, whatever the table's shape."""
+
+    name: str | None
+    hash: str
+    created_at: int | None
+    applied_at: str | None
+
+
+@dataclass(frozen=True)
+class Table:
+    """Where a database keeps its history, and in which shape."""
+
+    name: str
+    kind: Kind
+    exists: bool
+
+    @property
+    def quoted(self) -> str:
+        return quote(self.name)
+
+
+def quote(identifier: str) -> str:
+    """Quote an identifier the way drizzle's escapeName does."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def locate(conn: sqlite3.Connection, fmt: Format, table_name: str | None = None) -> Table:
+    """Find the history table for a source format; its kind comes from its columns if it exists."""
+    if fmt is Format.SQL:
+        name = table_name or PLAIN_TABLE
+        return Table(name, Kind.LITEDEPLOY, _exists(conn, name))
+    name = table_name or DRIZZLE_TABLE
+    if not _exists(conn, name):
+        kind = Kind.DRIZZLE_V0 if fmt is Format.DRIZZLE_JOURNAL else Kind.DRIZZLE_V1
+        return Table(name, kind, exists=False)
+    columns = {r[1] for r in conn.execute("SELECT * FROM pragma_table_info(?)", (name,))}
+    return Table(name, Kind.DRIZZLE_V1 if "name" in columns else Kind.DRIZZLE_V0, exists=True)
+
+
+def _exists(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
+
+
+def create_sql(table: Table) -> str:
+    """The CREATE statement, byte for byte what drizzle runs (its indentation is stored too)."""
+    if table.kind is Kind.DRIZZLE_V0:
+        body = "id SERIAL PRIMARY KEY,\n\t\t\t\thash text NOT NULL,\n\t\t\t\tcreated_at numeric"
+    elif table.kind is Kind.DRIZZLE_V1:
+        body = (
+            "id INTEGER PRIMARY KEY,\n\t\t\t\thash text NOT NULL,\n\t\t\t\tcreated_at numeric,"
+            "\n\t\t\t\tname text,\n\t\t\t\tapplied_at TEXT"
+        )
+    else:
+        return (
+            f"CREATE TABLE IF NOT EXISTS {table.quoted} (\n"
+            "  name TEXT PRIMARY KEY NOT NULL,\n"
+            "  hash TEXT NOT NULL,\n"
+            "  applied_at TEXT NOT NULL,\n"
+            "  duration_ms INTEGER\n"
+            ")"
+        )
+    return f"CREATE TABLE IF NOT EXISTS {table.quoted} (\n\t\t\t\t{body}\n\t\t\t)"
+
+
+def create(conn: sqlite3.Connection, table: Table) -> Table:
+    """Create the table if it is missing."""
+    conn.execute(create_sql(table))
+    return Table(table.name, table.kind, exists=True)
+
+
+def read(conn: sqlite3.Connection, table: Table) -> list[Row]:
+    """Every row, in the order they were written."""
+    if not table.exists:
+        return []
+    q = table.quoted
+    if table.kind is Kind.DRIZZLE_V0:
+        query = f"SELECT NULL, hash, created_at, NULL FROM {q} ORDER BY rowid"  # noqa: S608
+    elif table.kind is Kind.DRIZZLE_V1:
+        query = f"SELECT name, hash, created_at, applied_at FROM {q} ORDER BY rowid"  # noqa: S608
+    else:
+        query = f"SELECT name, hash, NULL, applied_at FROM {q} ORDER BY rowid"  # noqa: S608
+    return [
+        Row(name=r[0], hash=r[1] or "", created_at=_millis(r[2]), applied_at=r[3])
+        for r in conn.execute(query)
+    ]
+
+
+def _millis(value: object) -> int | None:
+    """created_at as drizzle reads it: Number(value)."""
+    if value is None:
+        return None
+    try:
+        return int(float(str(value)))
+    except ValueError:
+        return None
+
+
+def record(conn: sqlite3.Connection, table: Table, migration: Migration, duration_ms: int) -> None:
+    """Insert the row for an applied migration, exactly as drizzle would."""
+    q = table.quoted
+    if table.kind is Kind.DRIZZLE_V0:
+        conn.execute(
+            f'INSERT INTO {q} ("hash", "created_at") VALUES(?, ?)',
+            (migration.hash, migration.created_at),
+        )
+    elif table.kind is Kind.DRIZZLE_V1:
+        conn.execute(
+            f'INSERT INTO {q} ("hash","created_at","name","applied_at") values(?, ?, ?, ?)',
+            (migration.hash, migration.created_at, migration.name, iso_now()),
+        )
+    else:
+        conn.execute(
+            f"INSERT INTO {q} (name, hash, applied_at, duration_ms) VALUES (?, ?, ?, ?)",  # noqa: S608
+            (migration.name, migration.hash, iso_now(), duration_ms),
+        )
+
+
+def iso_now() -> str:
+    """The current time as JavaScript's Date.toISOString() writes it."""
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def upgrade_to_v1(conn: sqlite3.Connection, table: Table, matched: dict[str, Row]) -> Table:
+    """Upgrade a 0.x table in place as drizzle 1.0's migrate() does: add name, back-fill it.
+
+    `matched` maps migration names to the rows the plan paired them with. Rows are updated
+    by time, or by hash when several share a second, as drizzle does (0.x ids are NULL).
+    """
+    q = table.quoted
+    conn.execute(f'ALTER TABLE {q} ADD COLUMN "name" text')
+    conn.execute(f'ALTER TABLE {q} ADD COLUMN "applied_at" TEXT')
+    for name, row in matched.items():
+        conn.execute(
+            f'UPDATE {q} SET "name" = ?, "applied_at" = NULL '  # noqa: S608
+            'WHERE "created_at" = ? AND "hash" = ? AND "name" IS NULL',
+            (name, row.created_at, row.hash),
+        )
+    return Table(table.name, Kind.DRIZZLE_V1, exists=True)
