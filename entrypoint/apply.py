@@ -80,7 +80,8 @@ def _apply_one(
 ) -> Applied:
     started = time.monotonic()
     skipped = sum(1 for c in migration.chunks if c.skipped)
-    log.info("Applying %s (%d statements)", migration.name, len(migration.statements))
+    count = len(migration.statements)
+    log.info("Applying %s (%d statement%s)", migration.name, count, "" if count == 1 else "s")
     if skipped:
         log.info("  %s: skipped %d empty or comment-only chunk(s)", migration.name, skipped)
     for statement in migration.statements:

@@ -176,7 +176,7 @@ def run(
         migrate(options)
         if account is not None:
             db_files = [db.with_name(db.name + s) for s in ("", "-wal", "-shm", ".lock")]
-            handoff.give_files_to(account, db_files)
+            handoff.give_files_to(account, [db.parent, *db_files])
             handoff.drop_privileges(account)
         if command:
             handoff.exec_command(command)

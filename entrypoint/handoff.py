@@ -6,6 +6,7 @@ import logging
 import os
 import pwd
 import shutil
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,11 +47,17 @@ def lookup_user(name: str) -> pwd.struct_passwd:
 
 
 def give_files_to(user: pwd.struct_passwd, paths: Sequence[Path]) -> None:
-    """Hand root-owned database files we created to the app's user, so it can write them."""
+    """Hand root-owned database files (and their folder) to the app's user, so it can write.
+
+    SQLite creates -wal/-shm/-journal files beside the database, so the folder must be
+    writable too; shared folders (sticky, like /tmp) and / are never touched.
+    """
     for path in paths:
         try:
-            st = path.stat()
+            st = path.lstat()
         except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and (st.st_mode & stat.S_ISVTX or path.resolve() == Path("/")):
             continue
         if st.st_uid == 0 and user.pw_uid != 0:
             os.chown(path, user.pw_uid, user.pw_gid)

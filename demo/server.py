@@ -1,0 +1,74 @@
+"""A tiny demo app server for the example stack: reads and writes the shop's SQLite database.
+
+GET /health    200 when the database answers (used by the HEALTHCHECK)
+GET /products  the products with their review counts, as JSON
+POST /reviews  {"product_id": 1, "body": "nice"} adds a review
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DB_PATH = os.environ.get("DB_PATH", "/data/app.db")
+PORT = int(os.environ.get("PORT", "8000"))
+
+
+def connect() -> sqlite3.Connection:
+    conn = sqlite3.connect(DB_PATH, timeout=5)
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class Handler(BaseHTTPRequestHandler):
+    def _send(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        try:
+            with connect() as conn:
+                if self.path == "/health":
+                    conn.execute("SELECT count(*) FROM products").fetchone()
+                    self._send(200, {"status": "ok"})
+                elif self.path == "/products":
+                    rows = conn.execute(
+                        "SELECT p.id, p.title, p.price, count(r.id) FROM products p "
+                        "LEFT JOIN reviews r ON r.product_id = p.id GROUP BY p.id ORDER BY p.id"
+                    ).fetchall()
+                    keys = ("id", "title", "price", "reviews")
+                    self._send(200, [dict(zip(keys, row, strict=True)) for row in rows])
+                else:
+                    self._send(404, {"error": "not found"})
+        except sqlite3.Error as exc:
+            self._send(503, {"error": str(exc)})
+
+    def do_POST(self) -> None:  # noqa: N802
+        if self.path != "/reviews":
+            self._send(404, {"error": "not found"})
+            return
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+            review = json.loads(self.rfile.read(length) or b"{}")
+            with connect() as conn:
+                cur = conn.execute(
+                    "INSERT INTO reviews (product_id, body) VALUES (?, ?)",
+                    (review["product_id"], review["body"]),
+                )
+            self._send(201, {"id": cur.lastrowid})
+        except (KeyError, ValueError, sqlite3.IntegrityError) as exc:
+            self._send(400, {"error": str(exc)})
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass  # keep the container log for the entrypoint's story
+
+
+if __name__ == "__main__":
+    print(f"demo app: serving {DB_PATH} on :{PORT}", flush=True)
+    ThreadingHTTPServer(("0.0.0.0", PORT), Handler).serve_forever()  # noqa: S104

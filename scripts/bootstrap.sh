@@ -1,0 +1,74 @@
+# Sourced by scripts/test.sh and scripts/demo.sh: install what a fresh Debian/Ubuntu machine lacks.
+# Idempotent: every step looks at the machine first and does nothing when it is already done.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+apt_install() {
+  # Install Debian packages when missing; needs root (or sudo) on a fresh machine.
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  say "installing ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+ensure_python() {
+  # Python >= 3.11 with venv; Debian 12 and Ubuntu 24.04 ship 3.11 / 3.12.
+  if ! python3 -c 'import sys, venv, ensurepip; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+    apt_install python3 python3-venv python3-pip
+  fi
+  python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null || {
+    echo "error: Python 3.11 or newer is required (found $(python3 --version 2>&1))" >&2
+    exit 1
+  }
+}
+
+ensure_venv() {
+  # A project virtualenv with litedeploy installed in editable mode, plus its dev tools.
+  ensure_python
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV"
+    python3 -m venv "$VENV"
+  fi
+  local stamp="$VENV/.installed"
+  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    say "installing litedeploy and its dev tools into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[dev]"
+    touch "$stamp"
+  fi
+  export PATH="$VENV/bin:$PATH"
+}
+
+ensure_node() {
+  # Node.js >= 20 and npm, for drizzle's own migrator in the interop tests.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt_install nodejs npm
+  fi
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$major" -lt 20 ]; then
+    echo "error: Node.js 20 or newer is needed for the drizzle interop tests (found $(node --version));" \
+      "install it from your distribution's backports or NodeSource" >&2
+    exit 1
+  fi
+}
+
+ensure_drizzle_harness() {
+  # The pinned drizzle-orm / drizzle-kit / better-sqlite3 installs the interop tests run.
+  ensure_node
+  apt_install make g++ python3
+  local dir
+  for dir in "$ROOT"/tests/interop/drizzle0 "$ROOT"/tests/interop/drizzle1; do
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+      say "npm ci in ${dir#"$ROOT"/}"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+      touch "$dir/node_modules"
+    fi
+  done
+}
