@@ -1,0 +1,28 @@
+// Step 0001 of the "not-null-trap" history: products gets `stock` integer NOT NULL
+// with no default. drizzle-kit writes a plain ADD COLUMN that SQLite rejects once
+// the table has rows.
+import { integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+
+export const users = sqliteTable('users', {
+  id: integer('id').primaryKey(),
+  email: text('email').notNull().unique(),
+  name: text('name'),
+});
+
+export const products = sqliteTable('products', {
+  id: integer('id').primaryKey(),
+  name: text('name').notNull(),
+  price: text('price').notNull(),
+  stock: integer('stock').notNull(),
+});
+
+export const orders = sqliteTable('orders', {
+  id: integer('id').primaryKey(),
+  userId: integer('user_id')
+    .notNull()
+    .references(() => users.id, { onDelete: 'cascade' }),
+  productId: integer('product_id')
+    .notNull()
+    .references(() => products.id),
+  quantity: integer('quantity').notNull().default(1),
+});
