@@ -58,10 +58,16 @@ class TransactionChoice(StrEnum):
     ALL = "all"
 
 
-DbOption = Annotated[Path, typer.Option("--db", envvar="DB_PATH", help="SQLite database file.")]
+# readable=False: the core checks access itself and reports it with its own exit code.
+DbOption = Annotated[
+    Path,
+    typer.Option("--db", envvar="DB_PATH", readable=False, help="SQLite database file."),
+]
 MigrationsOption = Annotated[
     Path,
-    typer.Option("--migrations", envvar="MIGRATIONS_DIR", help="Migrations folder."),
+    typer.Option(
+        "--migrations", envvar="MIGRATIONS_DIR", readable=False, help="Migrations folder."
+    ),
 ]
 FormatOption = Annotated[
     FormatChoice,

@@ -67,8 +67,10 @@ def status(options: Options) -> Status:
 def migrate(options: Options) -> Outcome:
     """Apply what is pending, or refuse with the reason; nothing changes on failure."""
     source = load_source(options.migrations_dir, options.format)
-    existed = check_file(options.db_path)
+    check_file(options.db_path)
     with migration_lock(options.db_path, options.lock_timeout):
+        # Only now: the holder we waited for may have created the database meanwhile.
+        existed = check_file(options.db_path)
         try:
             with contextlib.closing(connect(options.db_path)) as conn:
                 return _migrate(conn, source, options, existed)
@@ -158,7 +160,8 @@ def _log_plan(current: Status, options: Options) -> None:
 
 
 def _remove_created(db_path: Path) -> None:
-    """Remove a database this run created and never committed to."""
+    """Remove a database this run created: before the run there was none."""
+    log.info("removing %s, which this run created, so nothing is left behind", db_path)
     for suffix in ("", "-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError):
             db_path.with_name(db_path.name + suffix).unlink()

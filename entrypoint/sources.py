@@ -57,10 +57,10 @@ class Source:
 
 def detect_format(folder: Path) -> Format:
     """Tell the folder's layout from what it contains."""
-    if (folder / JOURNAL).is_file():
+    entries = _list(folder)  # first: it turns an unreadable folder into a SourceError
+    if _is_file(folder / JOURNAL):
         return Format.DRIZZLE_JOURNAL
-    entries = _list(folder)
-    if any((folder / e / "migration.sql").is_file() for e in entries):
+    if any(_is_file(folder / e / "migration.sql") for e in entries):
         return Format.DRIZZLE_FOLDERS
     if any(e.endswith(".sql") for e in entries):
         return Format.SQL
@@ -97,6 +97,14 @@ def _list(folder: Path) -> list[str]:
         return sorted(os.listdir(folder))
     except OSError as exc:
         raise SourceError(f"cannot read migrations folder {folder}: {exc.strerror}") from exc
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file, but a folder we may not look into is a SourceError, not a crash."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def _journal_migrations(folder: Path) -> list[Migration]:
@@ -152,7 +160,7 @@ def _folder_migrations(folder: Path) -> list[Migration]:
             continue
         match = _FOLDER_NAME.match(name)
         if match is None:
-            if (folder / name / "migration.sql").exists():
+            if _is_file(folder / name / "migration.sql"):
                 raise SourceError(
                     f"migration folder {folder / name} does not start with a "
                     "YYYYMMDDHHMMSS timestamp",

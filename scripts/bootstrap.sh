@@ -63,6 +63,11 @@ ensure_drizzle_harness() {
   # The pinned drizzle-orm / drizzle-kit / better-sqlite3 installs the interop tests run.
   ensure_node
   apt_install make g++ python3
+  # better-sqlite3 compiles from source when its prebuilt binary cannot be downloaded; point
+  # node-gyp at the installed headers instead of letting it download them.
+  if [ -f /usr/include/node/node.h ] && [ -z "${npm_config_nodedir:-}" ]; then
+    export npm_config_nodedir=/usr
+  fi
   local dir
   for dir in "$ROOT"/tests/interop/drizzle0 "$ROOT"/tests/interop/drizzle1; do
     if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then

@@ -1,0 +1,124 @@
+"""The command line: help for every command, `python -m entrypoint`, the environment."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import re
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from harness import ROOT, Cli, query, write_plain
+
+from entrypoint import errors
+from entrypoint.cli import app
+
+Invoke = Callable[..., Any]
+
+COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def test_the_commands_are_run_and_status() -> None:
+    assert COMMANDS == ["run", "status"]
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_has_help_naming_each_option(invoke: Invoke, name: str) -> None:
+    result = invoke(name, "--help")
+    assert result.exit_code == 0
+    command = typer.main.get_command(app).commands[name]  # type: ignore[attr-defined]
+    options = [p for p in command.params if p.param_type_name == "option"]
+    assert options
+    for option in options:
+        for flag in [*option.opts, *option.secondary_opts]:
+            assert flag in result.stdout, f"{name} --help does not mention {flag}"
+        if option.envvar:
+            assert option.envvar in result.stdout, f"{name} --help hides {option.envvar}"
+
+
+def test_python_dash_m_entrypoint_works(cli: Cli) -> None:
+    proc = cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage: python -m entrypoint" in proc.stdout
+    for name in COMMANDS:
+        assert re.search(rf"^\s+{name}\s", proc.stdout, re.MULTILINE), name
+
+
+def test_every_exit_code_is_documented(invoke: Invoke) -> None:
+    text = invoke("--help").stdout
+    codes = {
+        cls.exit_code
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, errors.EntrypointError)
+    } - {errors.EntrypointError.exit_code}
+    assert codes == {2, 3, 4, 5, 6, 7, 126, 127}
+    for code in codes:
+        assert re.search(rf"^\s+{code}\s+\S", text, re.MULTILINE), f"exit code {code}"
+
+
+def test_console_scripts_are_declared() -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["entrypoint"] == "entrypoint.cli:main"
+    module, _, function = scripts["entrypoint"].partition(":")
+    assert callable(getattr(importlib.import_module(module), function))
+
+
+def test_installed_console_script_points_at_main() -> None:
+    try:
+        dist = importlib.metadata.distribution("litedeploy")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("litedeploy is not pip-installed here; `python -m entrypoint` is tested")
+    scripts = {ep.name: ep.value for ep in dist.entry_points if ep.group == "console_scripts"}
+    assert scripts.get("entrypoint") == "entrypoint.cli:main"
+    script = Path(sys.executable).parent / "entrypoint"  # beside this interpreter, as pip puts it
+    if script.exists():
+        proc = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "Usage: entrypoint" in proc.stdout
+
+
+def test_defaults_are_data_app_db_and_drizzle_migrations(tmp_path: Path, cli: Cli) -> None:
+    write_plain(tmp_path / "drizzle" / "migrations", [("0001_a", "CREATE TABLE a (id integer);")])
+    (tmp_path / "data").mkdir()
+    proc = cli("run")
+    assert proc.returncode == 0, proc.stderr
+    assert query(tmp_path / "data" / "app.db", "SELECT name FROM __litedeploy_migrations") == [
+        ("0001_a",)
+    ]
+
+
+def test_options_from_the_environment(tmp_path: Path, invoke: Invoke) -> None:
+    folder = write_plain(tmp_path / "m", [("0001_a", "CREATE TABLE a (id integer);")])
+    db = tmp_path / "app.db"
+    env = {"DB_PATH": str(db), "MIGRATIONS_DIR": str(folder), "MIGRATIONS_TABLE": "history"}
+    result = invoke("run", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert query(db, "SELECT name FROM history") == [("0001_a",)]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--transaction", "sometimes"],
+        ["run", "--lock-timeout", "-1"],
+        ["run", "--format", "yaml"],
+        ["status", "--no-such-option"],
+    ],
+)
+def test_bad_option_values_exit_2(tmp_path: Path, invoke: Invoke, args: list[str]) -> None:
+    folder = write_plain(tmp_path / "m", [("0001_a", "CREATE TABLE a (id integer);")])
+    result = invoke(*args, "--db", tmp_path / "app.db", "--migrations", folder)
+    assert result.exit_code == 2
+    assert not (tmp_path / "app.db").exists()
+
+
+def test_status_errors_use_the_same_exit_codes(tmp_path: Path, invoke: Invoke) -> None:
+    result = invoke("status", "--db", tmp_path / "app.db", "--migrations", tmp_path / "nope")
+    assert result.exit_code == 3
+    assert "does not exist" in result.stderr
