@@ -38,8 +38,16 @@ def main() -> None:
     harness = ROOT / "tests" / "interop" / "drizzle0" / "migrate.mjs"
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "app.db"
-        ours = [entrypoint, "run", "--db", str(db), "--migrations", str(args.migrations), "--",
-                "true"]
+        ours = [
+            entrypoint,
+            "run",
+            "--db",
+            str(db),
+            "--migrations",
+            str(args.migrations),
+            "--",
+            "true",
+        ]
         theirs = ["node", str(harness), str(db), str(args.migrations)]
         subprocess.run(ours, check=True, capture_output=True)  # migrate once: nothing pending after
         timed(theirs)  # warm the page cache for node too
@@ -51,8 +59,10 @@ def main() -> None:
     print(f"nothing pending, {args.runs} runs each, migrations: {args.migrations}")
     print(f"{'command':<28}{'median':>10}{'min':>10}{'max':>10}")
     for name, values in samples.items():
-        print(f"{name:<28}{statistics.median(values) * 1000:>8.0f}ms"
-              f"{min(values) * 1000:>8.0f}ms{max(values) * 1000:>8.0f}ms")
+        print(
+            f"{name:<28}{statistics.median(values) * 1000:>8.0f}ms"
+            f"{min(values) * 1000:>8.0f}ms{max(values) * 1000:>8.0f}ms"
+        )
     ratio = statistics.median(samples["entrypoint run (to exec)"]) / statistics.median(
         samples["drizzle migrate()"]
     )

@@ -31,7 +31,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         try:
             with connect() as conn:
                 if self.path == "/health":
@@ -49,7 +49,7 @@ class Handler(BaseHTTPRequestHandler):
         except sqlite3.Error as exc:
             self._send(503, {"error": str(exc)})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         if self.path != "/reviews":
             self._send(404, {"error": "not found"})
             return
@@ -65,7 +65,7 @@ class Handler(BaseHTTPRequestHandler):
         except (KeyError, ValueError, sqlite3.IntegrityError) as exc:
             self._send(400, {"error": str(exc)})
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass  # keep the container log for the entrypoint's story
 
 
