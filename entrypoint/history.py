@@ -49,15 +49,22 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def new_table(fmt: Format, table_name: str | None = None) -> Table:
+    """The table a database without history gets for this source format."""
+    if fmt is Format.SQL:
+        return Table(table_name or PLAIN_TABLE, Kind.LITEDEPLOY, exists=False)
+    kind = Kind.DRIZZLE_V0 if fmt is Format.DRIZZLE_JOURNAL else Kind.DRIZZLE_V1
+    return Table(table_name or DRIZZLE_TABLE, kind, exists=False)
+
+
 def locate(conn: sqlite3.Connection, fmt: Format, table_name: str | None = None) -> Table:
     """Find the history table for a source format; its kind comes from its columns if it exists."""
+    table = new_table(fmt, table_name)
+    if not _exists(conn, table.name):
+        return table
     if fmt is Format.SQL:
-        name = table_name or PLAIN_TABLE
-        return Table(name, Kind.LITEDEPLOY, _exists(conn, name))
-    name = table_name or DRIZZLE_TABLE
-    if not _exists(conn, name):
-        kind = Kind.DRIZZLE_V0 if fmt is Format.DRIZZLE_JOURNAL else Kind.DRIZZLE_V1
-        return Table(name, kind, exists=False)
+        return Table(table.name, table.kind, exists=True)
+    name = table.name
     columns = {r[1] for r in conn.execute("SELECT * FROM pragma_table_info(?)", (name,))}
     return Table(name, Kind.DRIZZLE_V1 if "name" in columns else Kind.DRIZZLE_V0, exists=True)
 

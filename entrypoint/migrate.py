@@ -56,7 +56,7 @@ def status(options: Options) -> Status:
     """Read-only: the plan as it stands, without taking the lock or creating anything."""
     source = load_source(options.migrations_dir, options.format)
     if not check_file(options.db_path):
-        table = history.locate(sqlite3.connect(":memory:"), source.format, options.history_table)
+        table = history.new_table(source.format, options.history_table)
         return Status(source, table, make_plan(source, table.kind, []), database_exists=False)
     with contextlib.closing(connect(options.db_path, read_only=True)) as conn:
         table = history.locate(conn, source.format, options.history_table)
