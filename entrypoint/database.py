@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
-from .errors import DatabaseError
+from .errors import DatabaseError, NoVolume
+
+log = logging.getLogger("litedeploy.entrypoint")
 
 HEADER = b"SQLite format 3\x00"
 
@@ -51,3 +55,16 @@ def connect(
             hint="the file may be damaged; restore it from a backup",
         ) from exc
     return conn
+
+
+def check_volume(folder: Path, *, required: bool) -> None:
+    """Warn (or refuse, when required) if the database folder is not a mounted volume."""
+    if os.path.ismount(folder) or not folder.is_dir():
+        return
+    message = (
+        f"database folder {folder} is not a mount point: the data lives in the container's "
+        "own filesystem and vanishes with it"
+    )
+    if required:
+        raise NoVolume(message, hint="bind-mount a host folder or a volume there")
+    log.warning("warning: %s (mount a volume there; --require-volume refuses to start)", message)

@@ -60,3 +60,45 @@ class CommandNotFound(EntrypointError):
     """The command to exec does not exist."""
 
     exit_code = 127
+
+
+class BackupFailed(EntrypointError):
+    """The backup could not be written or failed its check; nothing was migrated."""
+
+    exit_code = 8
+
+
+class NoSpace(EntrypointError):
+    """Not enough free space for the backup; nothing was written."""
+
+    exit_code = 9
+
+
+class CorruptDatabase(EntrypointError):
+    """The live database fails its integrity check; it is not migrated."""
+
+    exit_code = 10
+
+
+class CheckFailed(EntrypointError):
+    """A check after migrating failed; the pre-migration backup was restored."""
+
+    exit_code = 11
+
+
+class RestoreFailed(EntrypointError):
+    """The backup to restore is missing or damaged; the live database was not touched."""
+
+    exit_code = 12
+
+
+class DatabaseBusy(EntrypointError):
+    """Another process holds the database or its lock; restore refuses to swap files under it."""
+
+    exit_code = 13
+
+
+class NoVolume(EntrypointError):
+    """The database folder is not a mount point and --require-volume was given."""
+
+    exit_code = 14

@@ -6,17 +6,36 @@ import contextlib
 import logging
 import sqlite3
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from . import history
 from .apply import Applied, apply_migrations
-from .database import check_file, connect
-from .errors import PlanRefused
+from .backup import Backup, Method, default_dir, prune, take_backup
+from .checks import (
+    Level,
+    Report,
+    check_database,
+    explained_losses,
+    integrity_problems,
+    row_counts,
+)
+from .database import check_file, check_volume, connect
+from .errors import CheckFailed, CorruptDatabase, MigrationFailed, PlanRefused
 from .lock import migration_lock
 from .plan import Plan, State, check_policy, make_plan
-from .sources import Format, Source, load_source
+from .restore import replace_database
+from .sources import Format, Migration, Source, load_source
 
 log = logging.getLogger("litedeploy.entrypoint")
+
+
+class Policy(StrEnum):
+    """When `run` takes a backup."""
+
+    ALWAYS = "always"
+    PENDING = "pending"  # only when there is something to apply
+    NEVER = "never"
 
 
 @dataclass(frozen=True)
@@ -32,6 +51,19 @@ class Options:
     allow_newer_database: bool = False
     one_transaction: bool = False
     lock_timeout: float = 60.0
+    backup: Policy = Policy.PENDING
+    backup_dir: Path | None = None
+    backup_keep: int = 10
+    backup_method: Method = Method.AUTO
+    check_level: Level = Level.QUICK
+    journal_mode: str | None = None
+    require_volume: bool = False
+    allow_row_loss: bool = False
+    deploy_id: str | None = None
+
+    @property
+    def backups(self) -> Path:
+        return self.backup_dir or default_dir(self.db_path)
 
 
 @dataclass(frozen=True)
@@ -50,6 +82,8 @@ class Outcome:
 
     status: Status
     applied: list[Applied]
+    backup: Backup | None = None
+    report: Report | None = None
 
 
 def status(options: Options) -> Status:
@@ -65,45 +99,153 @@ def status(options: Options) -> Status:
 
 
 def migrate(options: Options) -> Outcome:
-    """Apply what is pending, or refuse with the reason; nothing changes on failure."""
+    """Lock, plan, back up, apply, check; on any failure the database is as it was."""
     source = load_source(options.migrations_dir, options.format)
     check_file(options.db_path)
+    check_volume(options.db_path.parent, required=options.require_volume)
     with migration_lock(options.db_path, options.lock_timeout):
         # Only now: the holder we waited for may have created the database meanwhile.
         existed = check_file(options.db_path)
         try:
-            with contextlib.closing(connect(options.db_path)) as conn:
-                return _migrate(conn, source, options, existed)
+            return _migrate(source, options, existed)
         except BaseException:
             if not existed:
                 _remove_created(options.db_path)
             raise
 
 
-def _migrate(conn: sqlite3.Connection, source: Source, options: Options, existed: bool) -> Outcome:
-    table = history.locate(conn, source.format, options.history_table)
-    rows = history.read(conn, table)
-    plan = make_plan(source, table.kind, rows)
-    current = Status(source, table, plan, database_exists=existed)
-    _log_plan(current, options)
-    check_policy(
-        plan,
-        allow_out_of_order=options.allow_out_of_order,
-        allow_changed=options.allow_changed,
-        allow_newer_database=options.allow_newer_database,
-    )
-    pending = plan.to_apply(allow_out_of_order=options.allow_out_of_order)
-    if not pending:
-        log.info("nothing to apply; database is at %s", plan.head or "no migrations")
-        return Outcome(current, [])
+def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
+    with contextlib.closing(connect(options.db_path)) as conn:
+        _set_journal_mode(conn, options, existed)
+        table = history.locate(conn, source.format, options.history_table)
+        rows = history.read(conn, table)
+        plan = make_plan(source, table.kind, rows)
+        current = Status(source, table, plan, database_exists=existed)
+        _log_plan(current, options)
+        check_policy(
+            plan,
+            allow_out_of_order=options.allow_out_of_order,
+            allow_changed=options.allow_changed,
+            allow_newer_database=options.allow_newer_database,
+        )
+        pending = plan.to_apply(allow_out_of_order=options.allow_out_of_order)
+        wanted = options.backup is Policy.ALWAYS or (options.backup is Policy.PENDING and pending)
+        saved = _backup(options, plan, pending) if existed and wanted else None
+        if not pending:
+            log.info("nothing to apply; database is at %s", plan.head or "no migrations")
+            return Outcome(current, [], saved)
+        if existed and saved is None:
+            _refuse_if_corrupt(conn, options)
+        counts_before = row_counts(conn)
 
-    def prepare(tx: sqlite3.Connection) -> history.Table:
-        return _prepare_table(tx, table, plan, source.format, expected_rows=len(rows))
+        def prepare(tx: sqlite3.Connection) -> history.Table:
+            return _prepare_table(tx, table, plan, source.format, expected_rows=len(rows))
 
-    applied = apply_migrations(
-        conn, table, pending, one_transaction=options.one_transaction, prepare=prepare
+        try:
+            applied = apply_migrations(
+                conn, table, pending, one_transaction=options.one_transaction, prepare=prepare
+            )
+        except MigrationFailed as exc:
+            partial = len(history.read(conn, history.locate(conn, source.format, table.name)))
+            if saved is None or partial == len(rows):
+                raise
+            conn.close()
+            restored = replace_database(options.db_path, saved.path, saved.manifest.sha256)
+            raise MigrationFailed(
+                f"{exc.message}; the migrations before it had committed, so the backup taken "
+                f"before this run was restored ({'; '.join(restored.summary())})",
+                hint=exc.hint,
+            ) from exc
+        report = check_database(conn, options.check_level, counts_before=counts_before)
+        statements = [s.code for m in pending for s in m.statements]
+        expected, report.losses = explained_losses(conn, statements, report.losses)
+        for loss in expected:
+            log.info("rows removed as the migrations say: %s", loss)
+        for line in report.problems():
+            log.warning("check after migrating: %s", line)
+    if _failed(report, options):
+        _restore_after_failed_check(options, saved, report)
+    log.info(
+        "checks passed: %s_check ok, foreign keys ok, %d tables",
+        options.check_level.value,
+        len(report.counts),
     )
-    return Outcome(current, applied)
+    return Outcome(current, applied, saved, report)
+
+
+def _failed(report: Report, options: Options) -> bool:
+    if report.integrity or report.foreign_keys:
+        return True
+    return bool(report.losses) and not options.allow_row_loss
+
+
+def _restore_after_failed_check(options: Options, saved: Backup | None, report: Report) -> None:
+    problems = "; ".join(report.problems()[:5])
+    if saved is None:
+        raise CheckFailed(
+            f"check after migrating failed ({problems}) and there is no backup to restore "
+            f"(BACKUP={options.backup.value}); the database is left as migrated",
+            hint="restore it yourself (`entrypoint restore --latest`) or fix the migration",
+        )
+    restored = replace_database(options.db_path, saved.path, saved.manifest.sha256)
+    for line in restored.summary():
+        log.info("%s", line)
+    hint = "fix the migration, then deploy again"
+    if report.losses and not (report.integrity or report.foreign_keys):
+        hint = (
+            "if losing those rows is intended, allow it with --allow-row-loss / ALLOW_ROW_LOSS; "
+            "otherwise fix the migration"
+        )
+    raise CheckFailed(
+        f"check after migrating failed ({problems}); restored the backup taken before "
+        f"migrating ({saved.path.name})",
+        hint=hint,
+    )
+
+
+def _backup(options: Options, plan: Plan, pending: list[Migration]) -> Backup:
+    saved = take_backup(
+        options.db_path,
+        options.backups,
+        method=options.backup_method,
+        level=options.check_level,
+        head_before=plan.head,
+        pending=[m.name for m in pending],
+        deploy_id=options.deploy_id,
+    )
+    log.info(
+        "backup %s (%s, %d bytes, %s) in %d ms",
+        saved.path,
+        saved.manifest.method,
+        saved.manifest.size,
+        saved.manifest.check,
+        saved.manifest.duration_ms,
+    )
+    prune(options.backups, options.backup_keep)
+    return saved
+
+
+def _refuse_if_corrupt(conn: sqlite3.Connection, options: Options) -> None:
+    """Without a backup (whose check covers it), check the source before migrating it."""
+    problems = integrity_problems(conn, options.check_level)
+    if problems:
+        raise CorruptDatabase(
+            f"{options.db_path} is damaged ({options.check_level.value}_check: {problems[0]}); "
+            "refusing to migrate it",
+            hint="restore it from a backup (`entrypoint restore --latest`)",
+        )
+
+
+def _set_journal_mode(conn: sqlite3.Connection, options: Options, existed: bool) -> None:
+    """A new database starts in WAL mode (or as told); an existing one keeps its mode."""
+    wanted = options.journal_mode or (None if existed else "wal")
+    if wanted is None:
+        return
+    got = str(conn.execute(f"PRAGMA journal_mode = {wanted}").fetchone()[0])
+    if got.lower() != wanted.lower():
+        log.warning("journal mode %s requested, SQLite kept %s", wanted, got)
+    elif not existed or options.journal_mode:
+        log.info("journal mode %s", got)
 
 
 def _prepare_table(

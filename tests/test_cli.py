@@ -24,8 +24,8 @@ Invoke = Callable[..., Any]
 COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
 
 
-def test_the_commands_are_run_and_status() -> None:
-    assert COMMANDS == ["run", "status"]
+def test_the_commands() -> None:
+    assert COMMANDS == ["backup", "backups", "check", "restore", "run", "status"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -57,7 +57,7 @@ def test_every_exit_code_is_documented(invoke: Invoke) -> None:
         for cls in vars(errors).values()
         if isinstance(cls, type) and issubclass(cls, errors.EntrypointError)
     } - {errors.EntrypointError.exit_code}
-    assert codes == {2, 3, 4, 5, 6, 7, 126, 127}
+    assert codes == {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 126, 127}
     for code in codes:
         assert re.search(rf"^\s+{code}\s+\S", text, re.MULTILINE), f"exit code {code}"
 

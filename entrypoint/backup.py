@@ -1,0 +1,302 @@
+"""Verified backups of the live database, with a manifest beside each, and their retention."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from . import durable
+from .checks import Level, integrity_problems
+from .errors import BackupFailed, CorruptDatabase, NoSpace
+
+log = logging.getLogger("litedeploy.entrypoint")
+
+SUFFIX = ".backup"
+MANIFEST_SUFFIX = ".json"
+MARGIN_BYTES = 16 << 20
+MARGIN_RATIO = 0.05
+
+
+class Method(StrEnum):
+    """How the snapshot is taken."""
+
+    AUTO = "auto"  # copy when the write lock can be had with an empty WAL, else online
+    COPY = "copy"  # checkpoint, hold the write lock, copy the file in the kernel
+    ONLINE = "online"  # SQLite's online backup API: consistent while others write
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a backup is of, written as JSON beside it."""
+
+    file: str
+    source: str
+    size: int
+    sha256: str
+    created_at: str
+    sqlite_version: str
+    journal_mode: str
+    method: str
+    check: str
+    head_before: str | None = None
+    pending: list[str] = field(default_factory=list)
+    deploy_id: str | None = None
+    duration_ms: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+@dataclass(frozen=True)
+class Backup:
+    """A backup file and its manifest."""
+
+    path: Path
+    manifest: Manifest
+
+    @property
+    def manifest_path(self) -> Path:
+        return manifest_path(self.path)
+
+
+def manifest_path(backup: Path) -> Path:
+    return backup.with_name(backup.name + MANIFEST_SUFFIX)
+
+
+def default_dir(db_path: Path) -> Path:
+    """`<db dir>/backups`."""
+    return db_path.parent / "backups"
+
+
+def prepare_dir(folder: Path) -> None:
+    """Create the backup folder private (0700) and check it is writable."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
+    except OSError as exc:
+        raise BackupFailed(
+            f"cannot create backup folder {folder}: {exc.strerror}",
+            hint="set --backup-dir / BACKUP_DIR to a writable folder on the data volume",
+        ) from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BackupFailed(
+            f"backup folder {folder} is not writable",
+            hint="fix its owner or mode, or set --backup-dir / BACKUP_DIR elsewhere",
+        )
+
+
+def check_free_space(db_path: Path, folder: Path) -> None:
+    """Refuse before writing anything when the folder's filesystem cannot hold the copy."""
+    size = sum(_size(db_path.with_name(db_path.name + s)) for s in ("", "-wal"))
+    needed = size + max(MARGIN_BYTES, int(size * MARGIN_RATIO))
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise NoSpace(
+            f"not enough free space for a backup in {folder}: need {_mib(needed)} "
+            f"(database {_mib(size)} plus margin), {_mib(free)} free",
+            hint="free space there, lower --backup-keep, or set --backup-dir / BACKUP_DIR to a "
+            "larger filesystem",
+        )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+def take_backup(
+    db_path: Path,
+    folder: Path,
+    *,
+    method: Method = Method.AUTO,
+    level: Level = Level.QUICK,
+    head_before: str | None = None,
+    pending: list[str] | None = None,
+    deploy_id: str | None = None,
+) -> Backup:
+    """Snapshot the database into `folder`, fsynced and verified, with its manifest.
+
+    A backup that fails its check is deleted. Call while holding the migration lock, so
+    leftover temporary files from a killed run can be removed safely.
+    """
+    started = time.monotonic()
+    prepare_dir(folder)
+    for leftover in durable.remove_leftovers(folder):
+        log.info("removed %s, left by an interrupted backup", leftover)
+    check_free_space(db_path, folder)
+    stamp = datetime.now(UTC)
+    target = folder / f"{db_path.name}.{stamp.strftime('%Y%m%dT%H%M%S.%fZ')}{SUFFIX}"
+    try:
+        used, journal_mode = _snapshot(db_path, target, method)
+    except OSError as exc:
+        raise BackupFailed(
+            f"cannot write backup {target}: {exc.strerror or exc}",
+            hint="check the backup folder's space and permissions",
+        ) from exc
+    problems = _verify(target, level)
+    if problems:
+        _delete(target)
+        source_problems = _source_problems(db_path, level)
+        if source_problems:
+            raise CorruptDatabase(
+                f"{db_path} is damaged ({level.value}_check: {source_problems[0]}); "
+                "refusing to migrate it",
+                hint="restore it from a backup (`entrypoint restore --latest`) or repair it "
+                "with sqlite3's .recover",
+            )
+        raise BackupFailed(
+            f"backup {target} failed its {level.value}_check ({problems[0]}) and was deleted",
+            hint="check the backup folder's disk; nothing was migrated",
+        )
+    manifest = Manifest(
+        file=target.name,
+        source=str(db_path),
+        size=target.stat().st_size,
+        sha256=durable.sha256_of(target),
+        created_at=stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        sqlite_version=sqlite3.sqlite_version,
+        journal_mode=journal_mode,
+        method=used.value,
+        check=f"{level.value}_check ok",
+        head_before=head_before,
+        pending=list(pending or []),
+        deploy_id=deploy_id,
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
+    try:
+        durable.atomic_write(manifest_path(target), manifest.to_json().encode())
+    except OSError as exc:
+        _delete(target)
+        raise BackupFailed(f"cannot write manifest beside {target}: {exc.strerror}") from exc
+    return Backup(target, manifest)
+
+
+def _snapshot(db_path: Path, target: Path, method: Method) -> tuple[Method, str]:
+    """Write the snapshot to `target`; returns the method used and the journal mode."""
+    conn = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+    try:
+        journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+        if method is not Method.ONLINE and _copy_under_write_lock(conn, db_path, target):
+            return Method.COPY, journal_mode
+        if method is Method.COPY:
+            raise BackupFailed(
+                f"could not get {db_path} to a quiet state for a file copy (another process "
+                "keeps writing)",
+                hint="use --backup-method online, which copes with concurrent writers",
+            )
+        tmp = durable.temporary_for(target)
+        dst = sqlite3.connect(tmp)
+        try:
+            conn.backup(dst)  # one step: a consistent snapshot even while others write
+        finally:
+            dst.close()
+        try:
+            tmp.chmod(0o600)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, target)
+        except BaseException:
+            _delete(tmp)
+            raise
+        durable.fsync_dir(target.parent)
+        return Method.ONLINE, journal_mode
+    finally:
+        conn.close()
+
+
+def _copy_under_write_lock(conn: sqlite3.Connection, db_path: Path, target: Path) -> bool:
+    """Copy the main file while holding SQLite's write lock with an empty WAL.
+
+    With the WAL checkpointed into the main file and truncated, and the write lock held,
+    nothing can change the main file, so a plain kernel copy is a consistent snapshot.
+    """
+    wal = db_path.with_name(db_path.name + "-wal")
+    for _ in range(5):
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if busy == 0 and _size(wal) == 0:
+                durable.atomic_copy(db_path, target)
+                return True
+        finally:
+            conn.execute("ROLLBACK")
+        time.sleep(0.05)
+    return False
+
+
+def _verify(path: Path, level: Level) -> list[str]:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error as exc:
+        return [str(exc)]
+    try:
+        return integrity_problems(conn, level)
+    finally:
+        conn.close()
+
+
+def _source_problems(db_path: Path, level: Level) -> list[str]:
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        return [str(exc)]
+    try:
+        return integrity_problems(conn, level)
+    finally:
+        conn.close()
+
+
+def _delete(path: Path) -> None:
+    for p in (path, manifest_path(path)):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+def list_backups(folder: Path) -> list[Backup]:
+    """Backups in the folder, oldest first; a backup without a readable manifest is skipped."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob(f"*{SUFFIX}")):
+        manifest = read_manifest(path)
+        if manifest is not None:
+            found.append(Backup(path, manifest))
+    return sorted(found, key=lambda b: b.manifest.created_at)
+
+
+def read_manifest(backup: Path) -> Manifest | None:
+    """The manifest beside a backup, or None when it is missing or unreadable."""
+    try:
+        data: dict[str, Any] = json.loads(manifest_path(backup).read_text(encoding="utf-8"))
+        return Manifest(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def prune(folder: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` backups; the newest one is never deleted."""
+    backups = list_backups(folder)
+    doomed = backups[: max(len(backups) - max(keep, 1), 0)]
+    for backup in doomed:
+        _delete(backup.path)
+        log.info("removed old backup %s (keeping %d)", backup.path.name, max(keep, 1))
+    return [b.path for b in doomed]

@@ -1,0 +1,6 @@
+"""The `entrypoint` command line: a thin typer layer over the core modules."""
+
+from . import backups, check, run, status
+from .app import app, main
+
+__all__ = ["app", "backups", "check", "main", "run", "status"]

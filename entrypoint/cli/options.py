@@ -1,0 +1,112 @@
+"""Options shared by several commands: each also reads an environment variable."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..backup import Method
+from ..checks import Level
+from ..migrate import Options
+from ..sources import Format
+
+
+class FormatChoice(StrEnum):
+    AUTO = "auto"
+    DRIZZLE_JOURNAL = "drizzle-journal"
+    DRIZZLE_FOLDERS = "drizzle-folders"
+    SQL = "sql"
+
+
+class TransactionChoice(StrEnum):
+    EACH = "each"
+    ALL = "all"
+
+
+# readable=False: the core checks access itself and reports it with its own exit code.
+DbOption = Annotated[
+    Path,
+    typer.Option("--db", envvar="DB_PATH", readable=False, help="SQLite database file."),
+]
+MigrationsOption = Annotated[
+    Path,
+    typer.Option(
+        "--migrations", envvar="MIGRATIONS_DIR", readable=False, help="Migrations folder."
+    ),
+]
+FormatOption = Annotated[
+    FormatChoice,
+    typer.Option(
+        "--format",
+        envvar="MIGRATIONS_FORMAT",
+        help="Folder layout: drizzle-kit 0.x journal, drizzle-kit 1.0 folders, or plain "
+        "NNNN_name.sql files. Detected when auto.",
+    ),
+]
+TableOption = Annotated[
+    str | None,
+    typer.Option(
+        "--history-table",
+        envvar="MIGRATIONS_TABLE",
+        help="History table name (drizzle's migrationsTable). Default __drizzle_migrations, "
+        "or __litedeploy_migrations for plain SQL folders.",
+    ),
+]
+
+
+def make_options(
+    db: Path, migrations: Path, fmt: FormatChoice, table: str | None, **flags: Any
+) -> Options:
+    chosen = None if fmt is FormatChoice.AUTO else Format(fmt.value)
+    return Options(
+        db_path=db, migrations_dir=migrations, format=chosen, history_table=table, **flags
+    )
+
+
+BackupDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--backup-dir",
+        envvar="BACKUP_DIR",
+        readable=False,
+        help="Folder for backups (0700). Default: <database folder>/backups.",
+    ),
+]
+BackupKeepOption = Annotated[
+    int,
+    typer.Option(
+        "--backup-keep",
+        envvar="BACKUP_KEEP",
+        min=1,
+        help="Keep the newest N backups; the newest is never deleted.",
+    ),
+]
+CheckOption = Annotated[
+    Level,
+    typer.Option(
+        "--check",
+        envvar="CHECK",
+        help="quick_check (fast) or integrity_check (thorough) for backups and checks.",
+    ),
+]
+BackupMethodOption = Annotated[
+    Method,
+    typer.Option(
+        "--backup-method",
+        envvar="BACKUP_METHOD",
+        help="copy: checkpoint, hold the write lock, copy the file (fastest); online: SQLite's "
+        "backup API (consistent while others write); auto: copy when the database is quiet.",
+    ),
+]
+DeployIdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--deploy-id",
+        envvar="DEPLOY_ID",
+        help="Recorded in the backup's manifest so the host-side deploy can find it.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]

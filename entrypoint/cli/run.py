@@ -1,0 +1,149 @@
+"""`entrypoint run`: back up, migrate, check, then exec the app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import handoff
+from ..backup import Method
+from ..checks import Level
+from ..migrate import Policy, migrate
+from .app import app, errors_to_exit
+from .options import (
+    BackupDirOption,
+    BackupKeepOption,
+    BackupMethodOption,
+    CheckOption,
+    DbOption,
+    DeployIdOption,
+    FormatChoice,
+    FormatOption,
+    MigrationsOption,
+    TableOption,
+    TransactionChoice,
+    make_options,
+)
+
+
+@app.command(
+    context_settings={"allow_interspersed_args": False},
+    epilog="Example: entrypoint run --db /data/app.db --migrations /app/drizzle -- node server.js",
+)
+def run(
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(help="The app server to exec after migrating (put it after `--`)."),
+    ] = None,
+    db: DbOption = Path("./data/app.db"),
+    migrations: MigrationsOption = Path("./drizzle/migrations"),
+    fmt: FormatOption = FormatChoice.AUTO,
+    table: TableOption = None,
+    allow_out_of_order: Annotated[
+        bool,
+        typer.Option(
+            envvar="ALLOW_OUT_OF_ORDER", help="Apply migrations older than the newest applied one."
+        ),
+    ] = False,
+    allow_changed: Annotated[
+        bool,
+        typer.Option(
+            envvar="ALLOW_CHANGED",
+            help="Start even though an applied migration's file has changed.",
+        ),
+    ] = False,
+    allow_newer_database: Annotated[
+        bool,
+        typer.Option(
+            envvar="ALLOW_NEWER_DATABASE",
+            help="Start even though the database has migrations this image lacks.",
+        ),
+    ] = False,
+    transaction: Annotated[
+        TransactionChoice,
+        typer.Option(
+            envvar="MIGRATE_TRANSACTION",
+            help="One transaction per migration (each) or for all pending (all).",
+        ),
+    ] = TransactionChoice.EACH,
+    lock_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="LOCK_TIMEOUT", min=0, help="Seconds to wait for another migrator to finish."
+        ),
+    ] = 60.0,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            envvar="APP_USER", help="Drop from root to this user (name or uid) before exec."
+        ),
+    ] = None,
+    backup: Annotated[
+        Policy,
+        typer.Option(
+            envvar="BACKUP",
+            help="Back up before migrating: always, only when something is pending, or never.",
+        ),
+    ] = Policy.PENDING,
+    backup_dir: BackupDirOption = None,
+    backup_keep: BackupKeepOption = 10,
+    backup_method: BackupMethodOption = Method.AUTO,
+    check: CheckOption = Level.QUICK,
+    journal_mode: Annotated[
+        str | None,
+        typer.Option(
+            envvar="JOURNAL_MODE",
+            help="Journal mode to set (wal, delete, ...). Default: wal for a new database; an "
+            "existing one keeps its mode.",
+        ),
+    ] = None,
+    require_volume: Annotated[
+        bool,
+        typer.Option(
+            envvar="REQUIRE_VOLUME",
+            help="Refuse to start when the database folder is not a mounted volume.",
+        ),
+    ] = False,
+    allow_row_loss: Annotated[
+        bool,
+        typer.Option(
+            envvar="ALLOW_ROW_LOSS",
+            help="Accept tables having fewer rows after migrating (intended deletes).",
+        ),
+    ] = False,
+    deploy_id: DeployIdOption = None,
+) -> None:
+    """Apply pending migrations, then exec the app (or exit 0 when no command is given)."""
+    with errors_to_exit():
+        options = make_options(
+            db,
+            migrations,
+            fmt,
+            table,
+            allow_out_of_order=allow_out_of_order,
+            allow_changed=allow_changed,
+            allow_newer_database=allow_newer_database,
+            one_transaction=transaction is TransactionChoice.ALL,
+            lock_timeout=lock_timeout,
+            backup=backup,
+            backup_dir=backup_dir,
+            backup_keep=backup_keep,
+            backup_method=backup_method,
+            check_level=check,
+            journal_mode=journal_mode,
+            require_volume=require_volume,
+            allow_row_loss=allow_row_loss,
+            deploy_id=deploy_id or None,
+        )
+        account = handoff.lookup_user(user) if user else None
+        if command:
+            handoff.resolve_command(command)  # fail before migrating, not after
+        migrate(options)
+        if account is not None:
+            db_files = [db.with_name(db.name + s) for s in ("", "-wal", "-shm", ".lock")]
+            handoff.give_files_to(account, [db.parent, *db_files])
+            handoff.drop_privileges(account)
+        if command:
+            handoff.exec_command(command)
