@@ -1,17 +1,326 @@
-"""`deploy`: the host-side command. Not implemented yet; it says so instead of pretending."""
+"""`deploy`: the host-side command. A thin typer layer over deployer.Deployer."""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
 
-MESSAGE = (
-    "deploy: not implemented yet. The host-side deploy (compose cutover, health wait, rollback "
-    "from the entrypoint's backup) is planned; until then run `docker compose up -d "
-    "--force-recreate` yourself."
+import typer
+
+from entrypoint.backup import Method, list_backups, take_backup
+from entrypoint.errors import EntrypointError
+from entrypoint.restore import find_backup
+
+from . import engine, records
+from .config import Settings, load_file, settings
+from .deployer import Deployer, Report
+from .errors import ConfigError, DeployError
+from .stack import resolve
+
+EXIT_CODES = """\b
+Exit codes:
+  0  deployed (or the command succeeded)
+  2  usage or configuration error (deploy.yml, flags, compose file); nothing touched
+  3  preflight failed (Docker unreachable, image missing, no disk); nothing touched
+  4  aborted before cutover: the rehearsal failed; production untouched
+  5  the new version failed; rolled back, previous version healthy
+  6  the new version failed and the rollback failed too (see the manual restore command)
+  7  another deploy of this stack holds the lock
+"""
+
+app = typer.Typer(
+    name="deploy",
+    help="Deploy a SQLite-backed Compose service: rehearse the new image's migrations on a "
+    "snapshot, cut over with `compose up --force-recreate`, wait for health, and roll back "
+    "image and database when start-up fails.\n\nWith no command, deploys --tag.\n\n" + EXIT_CODES,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    invoke_without_command=True,
 )
 
 
+@contextmanager
+def _errors_to_exit() -> Iterator[None]:
+    """The one place where errors become a message and an exit code."""
+    try:
+        yield
+    except (DeployError, EntrypointError) as exc:
+        _say(f"error: {exc.message}")
+        if exc.hint:
+            _say(f"hint: {exc.hint}")
+        code = exc.exit_code if isinstance(exc, DeployError) else 3
+        raise typer.Exit(code) from None
+
+
+def _say(line: str) -> None:
+    typer.echo(f"deploy: {line}", err=True)
+
+
+@app.callback()
+def main_command(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar="DEPLOY_CONFIG",
+            readable=False,
+            help="deploy.yml with the settings below (flags win) [default: ./deploy.yml].",
+        ),
+    ] = None,
+    compose_file: Annotated[
+        Path | None,
+        typer.Option(readable=False, help="Compose file [default: docker-compose.yml]."),
+    ] = None,
+    service: Annotated[str | None, typer.Option(help="The app's service [default: app].")] = None,
+    project: Annotated[
+        str | None, typer.Option(help="Compose project name [default: the compose file's folder].")
+    ] = None,
+    compose: Annotated[
+        str | None, typer.Option(help="Which Compose: auto, v2 (`docker compose`) or v1.")
+    ] = None,
+    tag: Annotated[str | None, typer.Option(help="The image tag to deploy.")] = None,
+    tag_variable: Annotated[
+        str | None,
+        typer.Option(help="Variable the compose file takes the tag from [default: APP_TAG]."),
+    ] = None,
+    health_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for health [default: 60].")
+    ] = None,
+    stable_seconds: Annotated[
+        float | None,
+        typer.Option(help="Without a healthcheck: seconds running without restarts [default: 5]."),
+    ] = None,
+    probe_url: Annotated[
+        str | None, typer.Option(help="Also require this URL to answer 2xx before success.")
+    ] = None,
+    db_path: Annotated[
+        Path | None,
+        typer.Option(
+            readable=False,
+            help="Host path of the database [default: from DB_PATH and bind mounts].",
+        ),
+    ] = None,
+    backup_dir: Annotated[
+        Path | None,
+        typer.Option(
+            readable=False, help="Host path of the backups [default: <db folder>/backups]."
+        ),
+    ] = None,
+    rehearse: Annotated[
+        bool | None,
+        typer.Option(
+            "--rehearse/--no-rehearse",
+            help="Run the new image's migrations on a snapshot first [default: on].",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Deploy a tag (no command), or manage the stack with a command."""
+    flags = {
+        "compose_file": compose_file,
+        "service": service,
+        "project": project,
+        "compose": compose,
+        "tag": tag,
+        "tag_variable": tag_variable,
+        "health_timeout": health_timeout,
+        "stable_seconds": stable_seconds,
+        "probe_url": probe_url,
+        "db_path": db_path,
+        "backup_dir": backup_dir,
+        "rehearse": rehearse,
+    }
+    with _errors_to_exit():
+        path = config or (Path("deploy.yml") if Path("deploy.yml").is_file() else None)
+        ctx.obj = (settings(load_file(path) if path else {}, flags), as_json)
+        if ctx.invoked_subcommand is not None:
+            return
+        current: Settings = ctx.obj[0]
+        if not current.tag:
+            raise ConfigError("no tag to deploy", hint="pass --tag TAG or set tag: in deploy.yml")
+        deployer = Deployer(current, _say)
+        try:
+            report = deployer.deploy(current.tag)
+        except DeployError:
+            _summary(deployer.report, as_json)
+            raise
+    _summary(report, as_json)
+
+
+def _summary(report: Report, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    took = report.durations.get("total", 0.0)
+    _say(
+        f"{report.outcome}: {report.from_image or 'nothing'} -> {report.to_image} "
+        f"(deploy {report.deploy_id}, {took:.1f}s)"
+    )
+
+
+def _settings(ctx: typer.Context) -> tuple[Settings, bool]:
+    value: tuple[Settings, bool] = ctx.obj
+    return value
+
+
+@app.command()
+def rollback(ctx: typer.Context) -> None:
+    """Undo the last successful deploy: previous image and its pre-migration database.
+
+    Whatever was written since that deploy is kept in the quarantine folder.
+    """
+    current, as_json = _settings(ctx)
+    with _errors_to_exit():
+        report = Deployer(current, _say).rollback_last()
+    _summary(report, as_json)
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Running image, health, migration head and latest backups."""
+    current, as_json = _settings(ctx)
+    with _errors_to_exit():
+        client = engine.connect()
+        stack = resolve(current, current.tag)
+        container = engine.service_container(client, stack.project, stack.service.name)
+        state: dict[str, Any] = {}
+        if container is not None:
+            attrs = container.attrs
+            state = {
+                "container": container.name,
+                "image": attrs.get("Config", {}).get("Image"),
+                "image_id": str(attrs.get("Image", ""))[7:19],
+                "status": attrs.get("State", {}).get("Status"),
+                "health": (attrs.get("State", {}).get("Health") or {}).get("Status"),
+                "started_at": attrs.get("State", {}).get("StartedAt"),
+            }
+        backups = list_backups(stack.backup_dir)[-3:]
+        info = {
+            "service": stack.service.name,
+            "project": stack.project,
+            "database": str(stack.db_path),
+            "running": state or None,
+            "migrations": _head(stack.db_path),
+            "latest_backups": [{"path": str(b.path), **asdict(b.manifest)} for b in backups],
+        }
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    typer.echo(f"service:    {stack.service.name} (project {stack.project})")
+    if state:
+        typer.echo(
+            f"running:    {state['image']} ({state['image_id']}), {state['status']}, "
+            f"health {state['health'] or 'n/a'}, since {state['started_at']}"
+        )
+    else:
+        typer.echo("running:    nothing")
+    typer.echo(f"database:   {stack.db_path}")
+    typer.echo(f"migrations: {info['migrations']}")
+    typer.echo("backups:" + ("" if backups else "    none"))
+    for b in backups:
+        typer.echo(
+            f"  {b.path.name}  {b.manifest.created_at}  head before: "
+            f"{b.manifest.head_before or '-'}  deploy {b.manifest.deploy_id or '-'}"
+        )
+
+
+def _head(db: Path) -> str:
+    """How many migrations the database records, and the latest, read on the host."""
+    if not db.exists():
+        return "no database yet"
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            for table in ("__drizzle_migrations", "__litedeploy_migrations"):
+                exists = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)
+                ).fetchone()
+                if exists:
+                    (count,) = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()  # noqa: S608
+                    cols = {r[1] for r in conn.execute(f"PRAGMA table_info('{table}')")}
+                    name_col = "name" if "name" in cols else "created_at"
+                    last = conn.execute(
+                        f'SELECT "{name_col}" FROM "{table}" ORDER BY rowid DESC LIMIT 1'  # noqa: S608
+                    ).fetchone()
+                    return f"{count} applied, latest {last[0] if last else '-'} ({table})"
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return f"unreadable: {exc}"
+    return "no history table"
+
+
+@app.command()
+def history(ctx: typer.Context) -> None:
+    """Every deploy, rollback and restore, from the append-only record."""
+    current, as_json = _settings(ctx)
+    entries = records.read(current.state)
+    if as_json:
+        typer.echo(json.dumps(entries, indent=2))
+        return
+    if not entries:
+        typer.echo(f"no deploys recorded in {records.history_path(current.state)}")
+        return
+    for r in entries:
+        took = (r.get("durations") or {}).get("total", 0.0)
+        backup = Path(r["backup"]).name if r.get("backup") else "-"
+        typer.echo(
+            f"{r.get('deploy_id')}  {r.get('started_at')}  {r.get('outcome'):<20} "
+            f"{r.get('from_image') or '-'} -> {r.get('to_image') or '-'}  "
+            f"{took:.1f}s  backup {backup}"
+        )
+
+
+@app.command()
+def backup(ctx: typer.Context) -> None:
+    """Take a verified backup of the live database now (online: the app keeps serving)."""
+    current, as_json = _settings(ctx)
+    with _errors_to_exit():
+        stack = resolve(current, current.tag)
+        made = take_backup(stack.db_path, stack.backup_dir, method=Method.ONLINE)
+    if as_json:
+        typer.echo(json.dumps({"path": str(made.path), **asdict(made.manifest)}, indent=2))
+    else:
+        typer.echo(f"{made.path} ({made.manifest.size} bytes, {made.manifest.check})")
+
+
+@app.command()
+def restore(
+    ctx: typer.Context,
+    backup_file: Annotated[Path | None, typer.Argument(help="Backup file to restore.")] = None,
+    latest: Annotated[bool, typer.Option("--latest", help="The newest backup.")] = False,
+    deploy_id: Annotated[
+        str | None, typer.Option("--deploy-id", help="The backup taken for this deploy id.")
+    ] = None,
+) -> None:
+    """Stop the app, restore a backup (live files to quarantine), start the app again."""
+    current, as_json = _settings(ctx)
+    with _errors_to_exit():
+        stack = resolve(current, current.tag)
+        chosen = find_backup(stack.backup_dir, path=backup_file, latest=latest, deploy_id=deploy_id)
+        report = Deployer(current, _say).restore_now(chosen)
+    _summary(report, as_json)
+
+
 def main() -> None:
-    """Console-script entry point: explain and exit non-zero."""
-    print(MESSAGE, file=sys.stderr)
-    sys.exit(2)
+    """Console-script entry point."""
+    logging.basicConfig(level=logging.INFO, format="deploy: %(message)s", stream=sys.stderr)
+    try:
+        app()
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        if os.environ.get("LITEDEPLOY_DEBUG"):
+            raise
+        _say(
+            f"internal error: {type(exc).__name__}: {exc} (set LITEDEPLOY_DEBUG=1 for a traceback)"
+        )
+        sys.exit(70)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +27,8 @@ from .options import (
     TransactionChoice,
     make_options,
 )
+
+log = logging.getLogger("litedeploy.entrypoint")
 
 
 @app.command(
@@ -114,6 +117,14 @@ def run(
         ),
     ] = False,
     deploy_id: DeployIdOption = None,
+    rehearsal: Annotated[
+        bool,
+        typer.Option(
+            envvar="LITEDEPLOY_REHEARSAL",
+            help="Stop after migrating and checking instead of exec'ing the app (the host-side "
+            "deploy rehearses a new image on a snapshot this way).",
+        ),
+    ] = False,
 ) -> None:
     """Apply pending migrations, then exec the app (or exit 0 when no command is given)."""
     with errors_to_exit():
@@ -141,6 +152,9 @@ def run(
         if command:
             handoff.resolve_command(command)  # fail before migrating, not after
         migrate(options)
+        if rehearsal:
+            log.info("rehearsal: migrations and checks passed; stopping before exec")
+            return
         if account is not None:
             db_files = [db.with_name(db.name + s) for s in ("", "-wal", "-shm", ".lock")]
             handoff.give_files_to(account, [db.parent, *db_files])

@@ -1,0 +1,112 @@
+"""deploy.yml: load, validate with messages that name the field, and merge with flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a deploy needs; each field is a key of deploy.yml and a flag."""
+
+    compose_file: Path = Path("docker-compose.yml")
+    service: str = "app"
+    project: str | None = None
+    tag: str | None = None
+    tag_variable: str = "APP_TAG"
+    health_timeout: float = 60.0
+    stable_seconds: float = 5.0
+    probe_url: str | None = None
+    db_path: Path | None = None
+    backup_dir: Path | None = None
+    rehearse: bool = True
+    compose: str = "auto"
+    state_dir: Path | None = None
+
+    @property
+    def state(self) -> Path:
+        """Where the lock and the deploy history live: `.litedeploy/` beside the compose file."""
+        return self.state_dir or self.compose_file.resolve().parent / ".litedeploy"
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "compose_file": (str,),
+    "service": (str,),
+    "project": (str,),
+    "tag": (str, int, float),
+    "tag_variable": (str,),
+    "health_timeout": (int, float),
+    "stable_seconds": (int, float),
+    "probe_url": (str,),
+    "db_path": (str,),
+    "backup_dir": (str,),
+    "rehearse": (bool,),
+    "compose": (str,),
+    "state_dir": (str,),
+}
+_PATHS = {"compose_file", "db_path", "backup_dir", "state_dir"}
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """Read deploy.yml into validated values; relative paths are taken from its folder."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(
+            f"{path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}",
+            hint="compare it with deploy.example.yml",
+        ) from exc
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+    values = validate(raw, source=str(path))
+    for key in _PATHS & values.keys():
+        values[key] = (path.parent / values[key]).resolve()
+    return values
+
+
+def validate(raw: dict[Any, Any], *, source: str) -> dict[str, Any]:
+    """Check keys and types; every message names the field."""
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _TYPES:
+            known = ", ".join(sorted(_TYPES))
+            raise ConfigError(f"{source}: {key}: unknown setting", hint=f"known settings: {known}")
+        if value is None:
+            continue
+        allowed = _TYPES[key]
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            wanted = " or ".join(t.__name__ for t in allowed)
+            raise ConfigError(f"{source}: {key}: must be {wanted} (got {value!r})")
+        values[key] = str(value) if key == "tag" else value
+    for key in ("health_timeout", "stable_seconds"):
+        if key in values and values[key] <= 0:
+            raise ConfigError(f"{source}: {key}: must be positive (got {values[key]})")
+    if values.get("compose", "auto") not in ("auto", "v1", "v2"):
+        raise ConfigError(f"{source}: compose: must be auto, v1 or v2 (got {values['compose']!r})")
+    if "probe_url" in values and not str(values["probe_url"]).startswith(("http://", "https://")):
+        raise ConfigError(f"{source}: probe_url: must be an http:// or https:// URL")
+    return values
+
+
+def settings(file_values: dict[str, Any], flags: dict[str, Any]) -> Settings:
+    """Flags win over deploy.yml, which wins over the defaults."""
+    merged = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
+    validate({k: str(v) if k in _PATHS else v for k, v in merged.items()}, source="settings")
+    for key in _PATHS & merged.keys():
+        merged[key] = Path(merged[key])
+    known = {f.name for f in fields(Settings)}
+    return Settings(**{k: v for k, v in merged.items() if k in known})

@@ -1,0 +1,403 @@
+"""The deploy story: preflight, lock, keep the old image, rehearse, cut over, wait, roll back."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import yaml
+
+from entrypoint.backup import Backup, list_backups
+from entrypoint.durable import sha256_of
+from entrypoint.errors import EntrypointError
+from entrypoint.restore import restore_backup
+
+from . import engine, records
+from .compose import split_image
+from .config import Settings
+from .errors import (
+    Aborted,
+    DeployError,
+    PreflightFailed,
+    RollbackFailed,
+    RolledBack,
+    StepFailed,
+)
+from .health import Unhealthy, wait_until_healthy
+from .lock import deploy_lock
+from .rehearsal import rehearse
+from .runner import run
+from .stack import Stack, check_free_space, resolve
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Report:
+    """What happened, for the summary, `--json` and the history file."""
+
+    deploy_id: str
+    started_at: str
+    outcome: str = "running"
+    from_image: str | None = None
+    to_image: str | None = None
+    rollback_image: str | None = None
+    backup: str | None = None
+    quarantine: str | None = None
+    error: str | None = None
+    durations: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def new_deploy_id() -> str:
+    """Sortable and unique: UTC time plus a little randomness."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+class Deployer:
+    """Runs one deploy (or rollback) of one stack, reporting progress a line per step."""
+
+    def __init__(self, settings: Settings, progress: Progress) -> None:
+        self.settings = settings
+        self.progress = progress
+        self.report = Report(new_deploy_id(), datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time a step and print one line for it."""
+        started = time.monotonic()
+        try:
+            yield
+        except BaseException:
+            self.report.durations[name] = round(time.monotonic() - started, 2)
+            self.progress(f"✗ {name} ({self.report.durations[name]:.1f}s)")
+            raise
+        self.report.durations[name] = round(time.monotonic() - started, 2)
+        self.progress(f"✓ {name} ({self.report.durations[name]:.1f}s)")
+
+    # -- the deploy -------------------------------------------------------------------------
+
+    def deploy(self, tag: str) -> Report:
+        """Deploy `tag`; raises a DeployError subclass whose exit code tells CI what happened."""
+        try:
+            with self.step("preflight"):
+                client, stack, new_image = self._preflight(tag)
+            self.report.to_image = stack.service.image
+            target = stack.service.image
+            with deploy_lock(self.settings.state, self.report.deploy_id, target) as stale:
+                if stale is not None:
+                    self.progress(
+                        f"! the previous deploy {stale.deploy_id} (pid {stale.pid}) died "
+                        f"{stale.age_seconds:.0f}s ago while holding the lock; taking over"
+                    )
+                self._deploy_locked(client, stack, tag, new_image)
+        except DeployError as exc:
+            if self.report.outcome == "running":
+                self.report.outcome = type(exc).__name__
+            self.report.error = self.report.error or exc.message
+            self._record()
+            raise
+        self._record()
+        return self.report
+
+    def _preflight(self, tag: str) -> tuple[docker.DockerClient, Stack, str]:
+        client = engine.connect()
+        stack = resolve(self.settings, tag)
+        found = engine.image(client, stack.service.image)
+        if found is None:
+            raise PreflightFailed(
+                f"image {stack.service.image} is not on this Docker host",
+                hint="build or pull it first (docker image ls lists what is here)",
+            )
+        check_free_space(stack, self.settings.state)
+        return client, stack, str(found.id)
+
+    def _deploy_locked(
+        self, client: docker.DockerClient, stack: Stack, tag: str, new_image: str
+    ) -> None:
+        previous = self._keep_previous(client, stack)
+        if self.settings.rehearse:
+            with self.step("rehearsal on a snapshot"):
+                self._rehearse(stack)
+        try:
+            with self.step(f"cutover to {stack.service.image}"):
+                self._up(stack, tag, self.report.deploy_id)
+            with self.step("health"):
+                wait_until_healthy(
+                    client,
+                    stack.project,
+                    stack.service.name,
+                    timeout=self.settings.health_timeout,
+                    stable_seconds=self.settings.stable_seconds,
+                    probe_url=self.settings.probe_url,
+                )
+        except (Unhealthy, DeployError) as exc:
+            message = exc.message if isinstance(exc, DeployError) else str(exc)
+            self.report.error = message
+            self._roll_back(client, stack, previous, reason=message)
+            return
+        self.report.backup = self._backup_of_deploy(stack)
+        self.report.outcome = "deployed"
+
+    def _keep_previous(self, client: docker.DockerClient, stack: Stack) -> str | None:
+        """Tag the running container's image so it can come back; returns its tag."""
+        with self.step("record the running version"):
+            container = engine.service_container(client, stack.project, stack.service.name)
+            if container is None:
+                self.progress("  nothing runs yet: first deploy")
+                return None
+            image_id = str(container.attrs.get("Image"))
+            was = str(container.attrs.get("Config", {}).get("Image", image_id))
+            self.report.from_image = was
+            keep = f"rollback-{self.report.deploy_id}"
+            self.report.rollback_image = engine.keep_image(
+                client, image_id, stack.service.repository, keep
+            )
+            self.progress(f"  running {was} ({image_id[7:19]}), kept as {keep}")
+            return keep
+
+    def _rehearse(self, stack: Stack) -> None:
+        workdir = self.settings.state / f"rehearsal-{self.report.deploy_id}"
+        try:
+            result = rehearse(
+                stack,
+                stack.service.image,
+                workdir,
+                name=f"litedeploy-rehearsal-{self.report.deploy_id}",
+                timeout=max(self.settings.health_timeout, 600),
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if not result.ok:
+            self.report.outcome = "aborted"
+            raise Aborted(
+                f"the new image's migrations failed on a snapshot of the database "
+                f"(exit {result.returncode}); production was not touched:\n{result.tail(12)}",
+                hint="fix the migration and build a new image; `deploy --no-rehearse` skips this",
+            )
+
+    def _up(self, stack: Stack, tag: str, deploy_id: str) -> None:
+        """`compose up -d --no-deps --force-recreate` with the tag and DEPLOY_ID set."""
+        override = self._override(stack, deploy_id)
+        files = (*stack.compose.files, override)
+        compose = type(stack.compose)(stack.compose.flavour, files, stack.compose.project)
+        result = run(
+            compose.up(stack.service.name),
+            env={self.settings.tag_variable: tag},
+            cwd=str(self.settings.compose_file.resolve().parent),
+            timeout=max(self.settings.health_timeout, 300),
+        )
+        if not result.ok:
+            raise StepFailed(f"compose up failed: {result.tail(5)}")
+
+    def _override(self, stack: Stack, deploy_id: str) -> Path:
+        """A compose override that passes DEPLOY_ID, whatever the compose file says."""
+        path = self.settings.state / "deploy-override.yml"
+        model = {"services": {stack.service.name: {"environment": {"DEPLOY_ID": deploy_id}}}}
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(yaml.safe_dump(model), encoding="utf-8")
+        return path
+
+    def _backup_of_deploy(self, stack: Stack) -> str | None:
+        found = self._find_backup(stack, self.report.deploy_id)
+        return str(found.path) if found else None
+
+    @staticmethod
+    def _find_backup(stack: Stack, deploy_id: str) -> Backup | None:
+        matching = [b for b in list_backups(stack.backup_dir) if b.manifest.deploy_id == deploy_id]
+        return matching[-1] if matching else None
+
+    # -- rollback ---------------------------------------------------------------------------
+
+    def _roll_back(
+        self, client: docker.DockerClient, stack: Stack, previous: str | None, *, reason: str
+    ) -> None:
+        self.progress(f"! {reason}; rolling back")
+        self._show_failure(client, stack)
+        backup = self._find_backup(stack, self.report.deploy_id)
+        try:
+            with self.step("stop the new version"):
+                stopped = run(stack.compose.stop(stack.service.name), timeout=120)
+                if not stopped.ok:
+                    raise StepFailed(f"compose stop failed: {stopped.tail(3)}")
+            if backup is not None:
+                self.report.backup = str(backup.path)
+                with self.step("restore the pre-migration database"):
+                    self._restore(stack, backup)
+            if previous is None:
+                self.progress("  nothing ran before this deploy: the service stays stopped")
+            else:
+                with self.step(f"bring back {self.report.from_image}"):
+                    self._up(stack, previous, f"{self.report.deploy_id}-rollback")
+                with self.step("health of the previous version"):
+                    wait_until_healthy(
+                        client,
+                        stack.project,
+                        stack.service.name,
+                        timeout=self.settings.health_timeout,
+                        stable_seconds=self.settings.stable_seconds,
+                        probe_url=self.settings.probe_url,
+                    )
+        except (Unhealthy, DeployError, EntrypointError, OSError) as exc:
+            self.report.outcome = "rollback-failed"
+            text = exc.message if isinstance(exc, DeployError | EntrypointError) else str(exc)
+            manual = (
+                f"entrypoint restore --db {stack.db_path} {backup.path}"
+                if backup is not None
+                else "no backup was taken for this deploy"
+            )
+            raise RollbackFailed(
+                f"deploy failed ({reason}) and the rollback failed too: {text}",
+                hint=f"restore by hand with the app stopped: {manual}; then start the previous "
+                f"image ({self.report.from_image or 'none'})",
+            ) from exc
+        self.report.outcome = "rolled-back"
+        raise RolledBack(
+            f"deploy {self.report.deploy_id} failed ({reason}); rolled back to "
+            f"{self.report.from_image or 'nothing (first deploy)'}"
+            + (f", database restored from {backup.path.name}" if backup else ""),
+            hint="the failing container's logs are above; the migrated database is in "
+            f"{self.report.quarantine}"
+            if self.report.quarantine
+            else "the failing container's logs are above",
+        )
+
+    # -- operator commands --------------------------------------------------------------------
+
+    def rollback_last(self) -> Report:
+        """Undo the last successful deploy: its previous image and its pre-migration backup."""
+        last = next(
+            (
+                r
+                for r in reversed(records.read(self.settings.state))
+                if r.get("outcome") == "deployed"
+            ),
+            None,
+        )
+        if last is None or not last.get("rollback_image"):
+            raise PreflightFailed(
+                "there is no deploy to roll back (no successful deploy with a previous image in "
+                f"{records.history_path(self.settings.state)})",
+                hint="`deploy history` lists what was deployed",
+            )
+        keep = split_image(str(last["rollback_image"]))[1]
+        self.report.from_image = last.get("to_image")
+        self.report.to_image = last.get("from_image")
+        try:
+            with self.step("preflight"):
+                client = engine.connect()
+                stack = resolve(self.settings, keep)
+                if engine.image(client, stack.service.image) is None:
+                    raise PreflightFailed(f"image {stack.service.image} is gone from this host")
+            with deploy_lock(self.settings.state, self.report.deploy_id, stack.service.image):
+                with self.step("stop the current version"):
+                    stopped = run(stack.compose.stop(stack.service.name), timeout=120)
+                    if not stopped.ok:
+                        raise StepFailed(f"compose stop failed: {stopped.tail(3)}")
+                backup = self._find_backup(stack, str(last["deploy_id"]))
+                if backup is not None:
+                    self.report.backup = str(backup.path)
+                    with self.step("restore the database from before that deploy"):
+                        self._restore(stack, backup)
+                with self.step(f"bring back {last.get('from_image')}"):
+                    self._up(stack, keep, self.report.deploy_id)
+                with self.step("health"):
+                    wait_until_healthy(
+                        client,
+                        stack.project,
+                        stack.service.name,
+                        timeout=self.settings.health_timeout,
+                        stable_seconds=self.settings.stable_seconds,
+                        probe_url=self.settings.probe_url,
+                    )
+        except (Unhealthy, EntrypointError) as exc:
+            self.report.outcome = "rollback-failed"
+            self.report.error = str(exc)
+            self._record()
+            raise RollbackFailed(f"rollback failed: {exc}") from exc
+        except DeployError as exc:
+            self.report.outcome = "rollback-failed"
+            self.report.error = exc.message
+            self._record()
+            raise
+        self.report.outcome = "rolled-back-by-hand"
+        self._record()
+        return self.report
+
+    def restore_now(self, chosen: Path) -> Report:
+        """Stop the service, restore a backup into place, start the same image again."""
+        try:
+            with self.step("preflight"):
+                client = engine.connect()
+                stack = resolve(self.settings, None)
+                container = engine.service_container(client, stack.project, stack.service.name)
+                running = str(container.attrs.get("Config", {}).get("Image")) if container else None
+            tag = split_image(running)[1] if running else None
+            self.report.from_image = running
+            self.report.to_image = running
+            with deploy_lock(self.settings.state, self.report.deploy_id, f"restore {chosen.name}"):
+                with self.step("stop the app"):
+                    stopped = run(stack.compose.stop(stack.service.name), timeout=120)
+                    if not stopped.ok:
+                        raise StepFailed(f"compose stop failed: {stopped.tail(3)}")
+                with self.step(f"restore {chosen.name}"):
+                    done = restore_backup(stack.db_path, chosen, lock_timeout=30)
+                    self.report.backup = str(chosen)
+                    self.report.quarantine = str(done.quarantine) if done.quarantine else None
+                    for line in done.summary():
+                        self.progress(f"  {line}")
+                if tag is not None:
+                    with self.step(f"start {running} again"):
+                        self._up(stack, tag, self.report.deploy_id)
+                    with self.step("health"):
+                        wait_until_healthy(
+                            client,
+                            stack.project,
+                            stack.service.name,
+                            timeout=self.settings.health_timeout,
+                            stable_seconds=self.settings.stable_seconds,
+                            probe_url=self.settings.probe_url,
+                        )
+        except (Unhealthy, EntrypointError) as exc:
+            self.report.outcome = "restore-failed"
+            self.report.error = str(exc)
+            self._record()
+            raise RollbackFailed(f"restore failed: {exc}") from exc
+        self.report.outcome = "restored"
+        self._record()
+        return self.report
+
+    def _show_failure(self, client: docker.DockerClient, stack: Stack) -> None:
+        container = engine.service_container(client, stack.project, stack.service.name)
+        if container is None:
+            return
+        with contextlib.suppress(Exception):
+            container.reload()
+        for line in engine.last_logs(container):
+            self.progress(f"  | {line}")
+        for line in engine.health_log(container):
+            self.progress(f"  health: {line}")
+
+    def _restore(self, stack: Stack, backup: Backup) -> None:
+        if stack.db_path.exists() and sha256_of(stack.db_path) == backup.manifest.sha256:
+            self.progress("  the database already equals the backup (the entrypoint restored it)")
+            return
+        done = restore_backup(stack.db_path, backup.path, lock_timeout=30)
+        self.report.quarantine = str(done.quarantine) if done.quarantine else None
+        for line in done.summary():
+            self.progress(f"  {line}")
+
+    def _record(self) -> None:
+        self.report.durations["total"] = round(sum(self.report.durations.values()), 2)
+        with contextlib.suppress(OSError):
+            records.append(self.settings.state, self.report.as_dict())

@@ -1,0 +1,90 @@
+"""The Docker engine through the docker SDK: reach it, find the service's container, keep images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker
+from docker.errors import DockerException, ImageNotFound, NotFound
+from docker.models.containers import Container
+from docker.models.images import Image
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from .errors import PreflightFailed
+
+
+def connect(attempts: int = 4) -> docker.DockerClient:
+    """A client that has answered a ping; retried, since a just-started engine may lag."""
+    try:
+        for attempt in Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential(multiplier=0.5, max=4),
+            retry=retry_if_exception_type(DockerException),
+            reraise=True,
+        ):
+            with attempt:
+                client = docker.from_env(timeout=30)
+                client.ping()
+                return client
+    except DockerException as exc:
+        raise PreflightFailed(
+            f"Docker is not reachable: {_short(exc)}",
+            hint="start the engine (systemctl start docker) or check DOCKER_HOST",
+        ) from exc
+    raise AssertionError("unreachable")  # pragma: no cover - Retrying either returns or raises
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
+def service_container(client: docker.DockerClient, project: str, service: str) -> Container | None:
+    """The service's container (running first), found by Compose's labels (v1 and v2 alike)."""
+    found = client.containers.list(
+        all=True,
+        filters={
+            "label": [
+                f"com.docker.compose.project={project}",
+                f"com.docker.compose.service={service}",
+            ]
+        },
+        ignore_removed=True,
+    )
+    found = [c for c in found if c.labels.get("com.docker.compose.oneoff", "False") != "True"]
+    if not found:
+        return None
+    found.sort(key=lambda c: (c.status != "running", c.attrs.get("Created", "")), reverse=False)
+    return found[0]
+
+
+def image(client: docker.DockerClient, ref: str) -> Image | None:
+    """A local image by name or id, or None."""
+    try:
+        return client.images.get(ref)
+    except (ImageNotFound, NotFound):
+        return None
+
+
+def keep_image(client: docker.DockerClient, image_id: str, repository: str, tag: str) -> str:
+    """Tag an image so it can come back even if its original tag moves or is pruned."""
+    client.images.get(image_id).tag(repository, tag)
+    return f"{repository}:{tag}"
+
+
+def last_logs(container: Container, lines: int = 30) -> list[str]:
+    """The container's last log lines (stdout and stderr)."""
+    try:
+        raw: bytes = container.logs(tail=lines, stdout=True, stderr=True)
+    except DockerException:
+        return []
+    return raw.decode(errors="replace").rstrip().splitlines()
+
+
+def health_log(container: Container) -> list[str]:
+    """The last healthcheck results Docker kept (up to 5)."""
+    health: dict[str, Any] = (container.attrs.get("State") or {}).get("Health") or {}
+    return [
+        f"exit {entry.get('ExitCode')}: {str(entry.get('Output', '')).strip()[:200]}"
+        for entry in health.get("Log") or []
+    ]

@@ -1,0 +1,41 @@
+"""The deploy history: an append-only JSON-lines file, one record per deploy or rollback."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def history_path(state_dir: Path) -> Path:
+    return state_dir / "history.jsonl"
+
+
+def append(state_dir: Path, record: dict[str, Any]) -> None:
+    """Append one record and fsync it: the history survives a crash right after a deploy."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    line = (json.dumps(record, sort_keys=True) + "\n").encode()
+    fd = os.open(history_path(state_dir), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read(state_dir: Path) -> list[dict[str, Any]]:
+    """Every record, oldest first; a torn last line (crash mid-write) is skipped."""
+    try:
+        lines = history_path(state_dir).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records

@@ -1,0 +1,65 @@
+"""Rehearse the new image's migrations on a snapshot while the old version keeps serving."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from .runner import Result, run
+from .stack import Stack
+
+REHEARSAL_ENV = "LITEDEPLOY_REHEARSAL"
+
+
+def snapshot(db_path: Path, into: Path) -> Path:
+    """A consistent copy with SQLite's online backup API (the live app may be writing)."""
+    into.mkdir(parents=True, exist_ok=True, mode=0o755)
+    target = into / db_path.name
+    if not db_path.exists():
+        return target  # first deploy: the rehearsal starts from an empty database
+    src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    return target
+
+
+def rehearse_argv(stack: Stack, image: str, snapshot_dir: Path, name: str) -> list[str]:
+    """`docker run --rm` of the new image on the snapshot: no network, no app start.
+
+    Environment values are passed by name only (`-e KEY`), taken from our environment, so
+    secrets never appear on a command line.
+    """
+    argv = [
+        "docker",
+        "run",
+        "--rm",
+        "--name",
+        name,
+        "--network",
+        "none",
+        "-v",
+        f"{snapshot_dir}:{stack.db_container_path.parent}",
+    ]
+    for key in sorted(rehearsal_env(stack)):
+        argv += ["-e", key]
+    return [*argv, image]
+
+
+def rehearsal_env(stack: Stack) -> dict[str, str]:
+    """The service's environment, with backups off and the stop-before-exec switch on."""
+    env = dict(stack.service.environment)
+    env.pop("DEPLOY_ID", None)
+    env.update({REHEARSAL_ENV: "1", "BACKUP": "never", "DB_PATH": str(stack.db_container_path)})
+    return env
+
+
+def rehearse(stack: Stack, image: str, workdir: Path, name: str, timeout: float) -> Result:
+    """Snapshot, run the new image's entrypoint on it, and return what it said."""
+    snapshot(stack.db_path, workdir)
+    return run(
+        rehearse_argv(stack, image, workdir, name), env=rehearsal_env(stack), timeout=timeout
+    )

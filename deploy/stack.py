@@ -1,0 +1,91 @@
+"""Resolve a stack from the settings: Compose, the service, and where its database lives."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .compose import Compose, Flavour, Service, default_project, detect_flavour, host_path
+from .compose import parse_service as parse
+from .config import Settings
+from .errors import ConfigError, PreflightFailed
+from .runner import run
+
+DEFAULT_DB_PATH = PurePosixPath("/data/app.db")
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One service of one Compose project, and its database on the host."""
+
+    compose: Compose
+    service: Service
+    db_path: Path
+    db_container_path: PurePosixPath
+    backup_dir: Path
+
+    @property
+    def project(self) -> str:
+        return self.compose.project
+
+
+def compose_for(settings: Settings, flavour: Flavour | None = None) -> Compose:
+    if not settings.compose_file.is_file():
+        raise ConfigError(
+            f"compose file {settings.compose_file} does not exist",
+            hint="pass --compose-file or set compose_file: in deploy.yml",
+        )
+    return Compose(
+        flavour=flavour or detect_flavour(settings.compose),
+        files=(settings.compose_file.resolve(),),
+        project=settings.project or default_project(settings.compose_file),
+    )
+
+
+def resolve(settings: Settings, tag: str | None, *, flavour: Flavour | None = None) -> Stack:
+    """Ask Compose for the resolved model with the tag set, then find the database."""
+    compose = compose_for(settings, flavour)
+    env = {settings.tag_variable: tag} if tag else {}
+    result = run(
+        compose.config(), env=env, cwd=str(settings.compose_file.resolve().parent), timeout=60
+    )
+    if not result.ok:
+        raise ConfigError(
+            f"compose cannot read {settings.compose_file}: {result.tail(3)}",
+            hint="check it with `docker compose config`",
+        )
+    service = parse(result.stdout, settings.service, str(settings.compose_file))
+    db_container = PurePosixPath(service.environment.get("DB_PATH", str(DEFAULT_DB_PATH)))
+    db = settings.db_path or host_path(db_container, service.binds)
+    if db is None:
+        raise ConfigError(
+            f"the database {db_container} of service {service.name} is not on a bind mount",
+            hint="bind-mount its folder (e.g. ./data:/data) or pass --db-path",
+        )
+    backup_container = service.environment.get("BACKUP_DIR")
+    backups = settings.backup_dir or (
+        host_path(PurePosixPath(backup_container), service.binds) if backup_container else None
+    )
+    return Stack(
+        compose=compose,
+        service=service,
+        db_path=Path(db),
+        db_container_path=db_container,
+        backup_dir=Path(backups) if backups else Path(db).parent / "backups",
+    )
+
+
+def check_free_space(stack: Stack, state_dir: Path) -> None:
+    """Room for the rehearsal snapshot and the entrypoint's backup, with a margin."""
+    size = stack.db_path.stat().st_size if stack.db_path.exists() else 0
+    needed = 2 * size + (64 << 20)
+    for folder in {stack.db_path.parent, state_dir}:
+        probe = folder if folder.exists() else folder.parent
+        free = shutil.disk_usage(probe).free
+        if free < needed:
+            raise PreflightFailed(
+                f"not enough free disk in {probe}: need {needed >> 20} MiB for a snapshot and a "
+                f"backup of the {size >> 20} MiB database, {free >> 20} MiB free",
+                hint="free some space before deploying",
+            )
