@@ -149,6 +149,11 @@ def take_backup(
             f"cannot write backup {target}: {exc.strerror or exc}",
             hint="check the backup folder's space and permissions",
         ) from exc
+    except sqlite3.Error as exc:  # the online backup API reports write failures this way
+        raise BackupFailed(
+            f"cannot back up {db_path} to {target}: {exc}",
+            hint="check the backup folder's space and permissions",
+        ) from exc
     problems = _verify(target, level)
     if problems:
         _delete(target)
@@ -201,12 +206,12 @@ def _snapshot(db_path: Path, target: Path, method: Method) -> tuple[Method, str]
                 hint="use --backup-method online, which copes with concurrent writers",
             )
         tmp = durable.temporary_for(target)
-        dst = sqlite3.connect(tmp)
         try:
-            conn.backup(dst)  # one step: a consistent snapshot even while others write
-        finally:
-            dst.close()
-        try:
+            dst = sqlite3.connect(tmp)
+            try:
+                conn.backup(dst)  # one step: a consistent snapshot even while others write
+            finally:
+                dst.close()
             tmp.chmod(0o600)
             fd = os.open(tmp, os.O_RDONLY)
             try:
@@ -215,7 +220,9 @@ def _snapshot(db_path: Path, target: Path, method: Method) -> tuple[Method, str]
                 os.close(fd)
             os.rename(tmp, target)
         except BaseException:
-            _delete(tmp)
+            for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
             raise
         durable.fsync_dir(target.parent)
         return Method.ONLINE, journal_mode

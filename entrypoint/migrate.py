@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from . import history
+from . import durable, history
 from .apply import Applied, apply_migrations
 from .backup import Backup, Method, default_dir, prune, take_backup
 from .checks import (
@@ -17,6 +17,7 @@ from .checks import (
     Report,
     check_database,
     explained_losses,
+    foreign_key_problems,
     integrity_problems,
     row_counts,
 )
@@ -131,12 +132,15 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
         pending = plan.to_apply(allow_out_of_order=options.allow_out_of_order)
         wanted = options.backup is Policy.ALWAYS or (options.backup is Policy.PENDING and pending)
         saved = _backup(options, plan, pending) if existed and wanted else None
+        if saved is None:
+            _remove_leftovers(options.backups)  # take_backup does it when it runs
         if not pending:
             log.info("nothing to apply; database is at %s", plan.head or "no migrations")
             return Outcome(current, [], saved)
         if existed and saved is None:
             _refuse_if_corrupt(conn, options)
         counts_before = row_counts(conn)
+        violations_before = set(foreign_key_problems(conn))  # apply.py tolerates these too
 
         def prepare(tx: sqlite3.Connection) -> history.Table:
             return _prepare_table(tx, table, plan, source.format, expected_rows=len(rows))
@@ -157,6 +161,14 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
                 hint=exc.hint,
             ) from exc
         report = check_database(conn, options.check_level, counts_before=counts_before)
+        if old := [p for p in report.foreign_keys if p in violations_before]:
+            log.warning(
+                "%d foreign key violation(s) were there before migrating (not failing for "
+                "them), e.g. %s",
+                len(old),
+                old[0],
+            )
+            report.foreign_keys = [p for p in report.foreign_keys if p not in violations_before]
         statements = [s.code for m in pending for s in m.statements]
         expected, report.losses = explained_losses(conn, statements, report.losses)
         for loss in expected:
@@ -223,6 +235,15 @@ def _backup(options: Options, plan: Plan, pending: list[Migration]) -> Backup:
     )
     prune(options.backups, options.backup_keep)
     return saved
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Remove what a backup killed mid-way left, even on a start-up that takes no backup."""
+    if not folder.is_dir():
+        return
+    with contextlib.suppress(OSError):  # never a reason to stop the start-up
+        for leftover in durable.remove_leftovers(folder):
+            log.info("removed %s, left by an interrupted backup", leftover)
 
 
 def _refuse_if_corrupt(conn: sqlite3.Connection, options: Options) -> None:

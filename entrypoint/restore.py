@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import sqlite3
@@ -152,19 +153,34 @@ def _refuse_if_in_use(db_path: Path) -> None:
             f"{db_path} is open in {listed}",
             hint="stop the app (docker compose stop SERVICE) before restoring",
         )
-    if not db_path.exists():
-        return
-    conn = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+    # /proc shows only this PID namespace; an app in another container sharing the volume
+    # still holds SQLite's POSIX locks (an idle WAL connection: a read lock on the file and on
+    # the -shm). Test for them with a lock of our own, not an SQLite connection, whose close
+    # would checkpoint a leftover WAL into the file we are about to quarantine.
+    for suffix in ("", "-shm"):
+        path = db_path.with_name(db_path.name + suffix)
+        if _locked_by_another(path):
+            raise DatabaseBusy(
+                f"{db_path} is locked by another process (a lock on {path.name}), maybe in "
+                "another container",
+                hint="stop the app before restoring",
+            )
+
+
+def _locked_by_another(path: Path) -> bool:
+    """True when another process holds a POSIX lock on any byte of the file."""
     try:
-        conn.execute("BEGIN EXCLUSIVE")
-        conn.execute("ROLLBACK")
-    except sqlite3.OperationalError as exc:
-        raise DatabaseBusy(
-            f"{db_path} is locked by another process ({exc})",
-            hint="stop the app before restoring",
-        ) from exc
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+    except OSError:
+        return True
     finally:
-        conn.close()
+        os.close(fd)
+    return False
 
 
 def open_by(db_path: Path) -> list[tuple[int, str]]:

@@ -10,13 +10,16 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from entrypoint.migrate import Options, Outcome, migrate
 
@@ -35,6 +38,15 @@ CLI_ENV_VARS = (
     "LOCK_TIMEOUT",
     "APP_USER",
     "LITEDEPLOY_DEBUG",
+    "BACKUP",
+    "BACKUP_DIR",
+    "BACKUP_KEEP",
+    "BACKUP_METHOD",
+    "CHECK",
+    "JOURNAL_MODE",
+    "REQUIRE_VOLUME",
+    "ALLOW_ROW_LOSS",
+    "DEPLOY_ID",
 )
 
 Pairs = Sequence[tuple[str, str | bytes]]
@@ -178,3 +190,77 @@ def assert_one_clear_error(proc: subprocess.CompletedProcess[str], code: int, *n
     for needle in needles:
         assert needle in errors[0], proc.stderr
     return errors[0]
+
+
+def assert_unchanged(db: Path, before: DbState) -> None:
+    """The live database, byte for byte and dump for dump, is what it was."""
+    after = db_state(db)
+    assert after.dump == before.dump
+    assert after.data == before.data
+
+
+def dump(db: Path) -> list[str]:
+    """The database's SQL dump, read without writing anything beside it."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return list(conn.iterdump())
+
+
+def dump_of_file(path: Path) -> list[str]:
+    """The dump of a file opened as it is (immutable: no -wal or -shm is read or made)."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)) as conn:
+        return list(conn.iterdump())
+
+
+def backup_files(folder: Path) -> list[Path]:
+    """The `*.backup` files in a backup folder, oldest name first."""
+    return sorted(folder.glob("*.backup")) if folder.is_dir() else []
+
+
+def manifest_of(backup: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(backup.with_name(backup.name + ".json").read_text())
+    return data
+
+
+def corrupt_pages(db: Path, pages: Sequence[int]) -> None:
+    """Overwrite whole b-tree pages (1-based, never page 1) so the header stays valid."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    assert 1 not in pages
+    with db.open("r+b") as f:
+        for page in pages:
+            f.seek((page - 1) * page_size)
+            f.write(b"\xa5" * page_size)
+
+
+def mode_of(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def without_caps(*caps: str) -> tuple[str, ...]:
+    """A `setpriv` prefix that runs a root command without these capabilities.
+
+    Root bypasses file permissions, so a permission test proves nothing when the suite runs
+    as root (as in CI); without CAP_DAC_OVERRIDE (and friends) permissions apply to it as to
+    any user. As another user, no prefix is needed.
+    """
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root and setpriv (util-linux) is missing")
+    dropped = ",".join(f"-{c}" for c in caps)
+    return (setpriv, f"--inh-caps={dropped}", f"--bounding-set={dropped}", "--")
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, options: str) -> Iterator[Path]:
+    """Mount a tmpfs at `where` (created if needed) for the block; always unmounted after."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs the suite as root)")
+    where.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        if subprocess.run(["umount", str(where)], check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(where)], check=True)
