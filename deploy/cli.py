@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
@@ -239,7 +240,7 @@ def _head(db: Path) -> str:
     if not db.exists():
         return "no database yet"
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"file:{quote(str(db))}?mode=ro", uri=True)
         try:
             for table in ("__drizzle_migrations", "__litedeploy_migrations"):
                 exists = conn.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,8 @@ def load_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start})") from exc
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -93,8 +96,10 @@ def validate(raw: dict[Any, Any], *, source: str) -> dict[str, Any]:
             raise ConfigError(f"{source}: {key}: must be {wanted} (got {value!r})")
         values[key] = str(value) if key == "tag" else value
     for key in ("health_timeout", "stable_seconds"):
-        if key in values and values[key] <= 0:
-            raise ConfigError(f"{source}: {key}: must be positive (got {values[key]})")
+        if key in values and not 0 < values[key] < math.inf:  # also refuses NaN
+            raise ConfigError(
+                f"{source}: {key}: must be a positive number of seconds (got {values[key]})"
+            )
     if values.get("compose", "auto") not in ("auto", "v1", "v2"):
         raise ConfigError(f"{source}: compose: must be auto, v1 or v2 (got {values['compose']!r})")
     if "probe_url" in values and not str(values["probe_url"]).startswith(("http://", "https://")):

@@ -16,8 +16,11 @@ def append(state_dir: Path, record: dict[str, Any]) -> None:
     """Append one record and fsync it: the history survives a crash right after a deploy."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     line = (json.dumps(record, sort_keys=True) + "\n").encode()
-    fd = os.open(history_path(state_dir), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = os.open(history_path(state_dir), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line  # end a line torn by a crash, or this record is lost with it
         os.write(fd, line)
         os.fsync(fd)
     finally:

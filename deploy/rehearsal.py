@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 from .runner import Result, run
 from .stack import Stack
@@ -17,7 +18,8 @@ def snapshot(db_path: Path, into: Path) -> Path:
     target = into / db_path.name
     if not db_path.exists():
         return target  # first deploy: the rehearsal starts from an empty database
-    src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    # quoted: a `#` or `?` in the path would cut the URI and open an empty database instead
+    src = sqlite3.connect(f"file:{quote(str(db_path))}?mode=ro", uri=True, timeout=30)
     dst = sqlite3.connect(target)
     try:
         src.backup(dst)
