@@ -12,11 +12,11 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import typer
 
 from entrypoint.backup import Method, list_backups, take_backup
+from entrypoint.database import uri
 from entrypoint.errors import EntrypointError
 from entrypoint.restore import find_backup
 
@@ -35,6 +35,8 @@ Exit codes:
   5  the new version failed; rolled back, previous version healthy
   6  the new version failed and the rollback failed too (see the manual restore command)
   7  another deploy of this stack holds the lock
+  1  a rollback or restore step failed (its message says which)
+  70 internal error (a bug: please report it with LITEDEPLOY_DEBUG=1 output)
 """
 
 app = typer.Typer(
@@ -143,10 +145,11 @@ def main_command(
     }
     with _errors_to_exit():
         path = config or (Path("deploy.yml") if Path("deploy.yml").is_file() else None)
-        ctx.obj = (settings(load_file(path) if path else {}, flags), as_json)
         if ctx.invoked_subcommand is not None:
+            # Loaded by the command itself, so that `deploy CMD --help` works with a bad file.
+            ctx.obj = (lambda: settings(load_file(path) if path else {}, flags), as_json)
             return
-        current: Settings = ctx.obj[0]
+        current = settings(load_file(path) if path else {}, flags)
         if not current.tag:
             raise ConfigError("no tag to deploy", hint="pass --tag TAG or set tag: in deploy.yml")
         deployer = Deployer(current, _say)
@@ -170,8 +173,11 @@ def _summary(report: Report, as_json: bool) -> None:
 
 
 def _settings(ctx: typer.Context) -> tuple[Settings, bool]:
-    value: tuple[Settings, bool] = ctx.obj
-    return value
+    """The settings for a command; config errors become the usual one line and exit 2."""
+    load, as_json = ctx.obj
+    with _errors_to_exit():
+        current: Settings = load()
+    return current, as_json
 
 
 @app.command()
@@ -240,7 +246,7 @@ def _head(db: Path) -> str:
     if not db.exists():
         return "no database yet"
     try:
-        conn = sqlite3.connect(f"file:{quote(str(db))}?mode=ro", uri=True)
+        conn = sqlite3.connect(uri(db), uri=True)
         try:
             for table in ("__drizzle_migrations", "__litedeploy_migrations"):
                 exists = conn.execute(

@@ -86,7 +86,9 @@ class Service:
 
 
 def split_image(image: str) -> tuple[str, str]:
-    """`name:tag` -> (name, tag); a registry port is not a tag."""
+    """`name:tag` -> (name, tag); a registry port is not a tag, a digest is kept whole."""
+    if "@" in image:
+        return image.split("@", 1)[0], image.split("@", 1)[1]
     name, sep, tag = image.rpartition(":")
     if not sep or "/" in tag:
         return image, "latest"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from urllib.parse import quote
+
+from entrypoint.database import uri
 
 from .runner import Result, run
 from .stack import Stack
@@ -19,7 +20,7 @@ def snapshot(db_path: Path, into: Path) -> Path:
     if not db_path.exists():
         return target  # first deploy: the rehearsal starts from an empty database
     # quoted: a `#` or `?` in the path would cut the URI and open an empty database instead
-    src = sqlite3.connect(f"file:{quote(str(db_path))}?mode=ro", uri=True, timeout=30)
+    src = sqlite3.connect(uri(db_path), uri=True, timeout=30)
     dst = sqlite3.connect(target)
     try:
         src.backup(dst)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+import yaml
 
 from .compose import Compose, Flavour, Service, default_project, detect_flavour, host_path
 from .compose import parse_service as parse
@@ -39,8 +43,21 @@ def compose_for(settings: Settings, flavour: Flavour | None = None) -> Compose:
     return Compose(
         flavour=flavour or detect_flavour(settings.compose),
         files=(settings.compose_file.resolve(),),
-        project=settings.project or default_project(settings.compose_file),
+        project=project_name(settings),
     )
+
+
+def project_name(settings: Settings) -> str:
+    """The project Compose itself would use: flag, COMPOSE_PROJECT_NAME, `name:`, folder."""
+    if settings.project:
+        return settings.project
+    if os.environ.get("COMPOSE_PROJECT_NAME"):
+        return os.environ["COMPOSE_PROJECT_NAME"]
+    with contextlib.suppress(OSError, yaml.YAMLError):
+        model = yaml.safe_load(settings.compose_file.read_text(encoding="utf-8"))
+        if isinstance(model, dict) and isinstance(model.get("name"), str) and model["name"]:
+            return str(model["name"])
+    return default_project(settings.compose_file)
 
 
 def resolve(settings: Settings, tag: str | None, *, flavour: Flavour | None = None) -> Stack:

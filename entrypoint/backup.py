@@ -17,6 +17,7 @@ from typing import Any
 
 from . import durable
 from .checks import Level, integrity_problems
+from .database import uri
 from .errors import BackupFailed, CorruptDatabase, NoSpace
 
 log = logging.getLogger("litedeploy.entrypoint")
@@ -252,7 +253,7 @@ def _copy_under_write_lock(conn: sqlite3.Connection, db_path: Path, target: Path
 
 def _verify(path: Path, level: Level) -> list[str]:
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        conn = sqlite3.connect(uri(path, immutable=True), uri=True)
     except sqlite3.Error as exc:
         return [str(exc)]
     try:
@@ -263,7 +264,7 @@ def _verify(path: Path, level: Level) -> list[str]:
 
 def _source_problems(db_path: Path, level: Level) -> list[str]:
     try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        conn = sqlite3.connect(uri(db_path), uri=True)
     except sqlite3.Error as exc:
         return [str(exc)]
     try:

@@ -39,11 +39,17 @@ def check_file(path: Path) -> bool:
     return True
 
 
+def uri(path: Path, mode: str = "ro", *, immutable: bool = False) -> str:
+    """An SQLite URI for a path, quoted so that #, ? and % stay part of the file name."""
+    extra = "&immutable=1" if immutable else ""
+    return f"file:{quote(str(path.resolve()))}?mode={mode}{extra}"
+
+
 def connect(
     path: Path, *, busy_timeout: float = 30.0, read_only: bool = False
 ) -> sqlite3.Connection:
     """A connection in autocommit mode (we issue BEGIN ourselves) with foreign keys ON."""
-    target = f"file:{quote(str(path.resolve()))}?mode={'ro' if read_only else 'rwc'}"
+    target = uri(path, "ro" if read_only else "rwc")
     try:
         conn = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None, uri=True)
         # better-sqlite3, the app's usual driver, enforces foreign keys by default.

@@ -14,6 +14,7 @@ from pathlib import Path
 from . import durable
 from .backup import list_backups, read_manifest
 from .checks import Level, integrity_problems
+from .database import uri
 from .errors import DatabaseBusy, LockTimeout, RestoreFailed
 from .lock import migration_lock
 
@@ -135,7 +136,7 @@ def _verified_hash(backup_path: Path) -> str:
 
 def _integrity(path: Path) -> list[str]:
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        conn = sqlite3.connect(uri(path, immutable=True), uri=True)
     except sqlite3.Error as exc:
         return [str(exc)]
     try:

@@ -32,6 +32,7 @@ Exit codes:
   14   the database folder is not a mounted volume (--require-volume)
   126  the app command is not executable
   127  the app command was not found
+  70   internal error (a bug: please report it with LITEDEPLOY_DEBUG=1 output)
 """
 
 app = typer.Typer(
