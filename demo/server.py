@@ -3,6 +3,9 @@
 GET /health    200 when the database answers (used by the HEALTHCHECK)
 GET /products  the products with their review counts, as JSON
 POST /reviews  {"product_id": 1, "body": "nice"} adds a review
+
+DEMO_FAIL makes a broken release for the deploy tests: `crash` exits with status 3 about a second
+after starting (after the entrypoint migrated), `unhealthy` answers /health with 503 forever.
 """
 
 from __future__ import annotations
@@ -10,10 +13,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DB_PATH = os.environ.get("DB_PATH", "/data/app.db")
 PORT = int(os.environ.get("PORT", "8000"))
+FAIL = os.environ.get("DEMO_FAIL", "")
+FAIL_MODES = ("", "crash", "unhealthy")
 
 
 def connect() -> sqlite3.Connection:
@@ -34,7 +41,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         try:
             with connect() as conn:
-                if self.path == "/health":
+                if self.path == "/health" and FAIL == "unhealthy":
+                    self._send(503, {"status": "failing on purpose (DEMO_FAIL=unhealthy)"})
+                elif self.path == "/health":
                     conn.execute("SELECT count(*) FROM products").fetchone()
                     self._send(200, {"status": "ok"})
                 elif self.path == "/products":
@@ -69,6 +78,20 @@ class Handler(BaseHTTPRequestHandler):
         pass  # keep the container log for the entrypoint's story
 
 
+def crash_soon() -> None:
+    """Exit non-zero a second from now, as an app that dies during its start-up would."""
+
+    def crash() -> None:
+        print("demo app: crashing on purpose (DEMO_FAIL=crash)", file=sys.stderr, flush=True)
+        os._exit(3)
+
+    threading.Timer(1.0, crash).start()
+
+
 if __name__ == "__main__":
+    if FAIL not in FAIL_MODES:
+        sys.exit(f"demo app: unknown DEMO_FAIL={FAIL!r}; expected one of: crash, unhealthy")
     print(f"demo app: serving {DB_PATH} on :{PORT}", flush=True)
+    if FAIL == "crash":
+        crash_soon()
     ThreadingHTTPServer(("0.0.0.0", PORT), Handler).serve_forever()  # noqa: S104

@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian/Ubuntu machine: installs what it needs, then runs
-# ruff, mypy --strict and pytest (unit, CLI and drizzle interop tests).
-# Extra arguments go to pytest, e.g. scripts/test.sh -k interop
+# ruff, mypy --strict and pytest (unit, CLI, drizzle interop and Docker deploy tests).
+# Starts a Docker engine only when none answers, and stops only the one it started.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k interop, or scripts/test.sh -m docker
 set -euo pipefail
 # shellcheck source=scripts/bootstrap.sh
 source "$(dirname "$0")/bootstrap.sh"
+# shellcheck source=scripts/docker.sh
+source "$(dirname "$0")/docker.sh"
 cd "$ROOT"
+trap stop_docker_engine EXIT
 
 ensure_venv
 ensure_drizzle_harness
+ensure_docker_engine
+ensure_compose
+ensure_base_image
+ensure_wheelhouse
 
 say "ruff"
 ruff check .

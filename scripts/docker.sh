@@ -1,0 +1,179 @@
+# shellcheck shell=bash
+# Sourced by scripts/test.sh after bootstrap.sh: the Docker engine, both Compose versions, the
+# base image and the wheelhouse that the deploy integration tests need (see
+# ../shared/docs/docker-here.md for why each step looks the way it does).
+# Idempotent: every step looks at the machine first and does nothing when it is already done.
+
+LITEDEPLOY_BASE_IMAGE=${LITEDEPLOY_BASE_IMAGE:-litedeploy-base:bookworm}
+COMPOSE_PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
+STARTED_DOCKERD_PID=""
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+ensure_docker_engine() {
+  # A Docker engine that answers; started here (and only then stopped by stop_docker_engine)
+  # when none runs and we are root, as on a fresh CI machine.
+  command -v dockerd >/dev/null || apt_install docker.io
+  local version
+  if version=$(docker info --format '{{.ServerVersion}}' 2>/dev/null); then
+    say "Docker engine $version: already running"
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: no Docker engine answers and only root can start one here;" \
+      "start dockerd (or the docker service) and run this again" >&2
+    exit 1
+  fi
+  local log
+  log=$(mktemp -t litedeploy-dockerd.XXXXXX.log)
+  say "starting dockerd (log: $log)"
+  dockerd >"$log" 2>&1 &
+  STARTED_DOCKERD_PID=$!
+  local waited=0
+  until docker info >/dev/null 2>&1; do
+    if ! kill -0 "$STARTED_DOCKERD_PID" 2>/dev/null; then
+      STARTED_DOCKERD_PID=""
+      echo "error: dockerd exited at start; the end of its log ($log):" >&2
+      tail -n 20 "$log" >&2
+      exit 1
+    fi
+    if [ "$waited" -ge 120 ]; then
+      echo "error: dockerd did not answer within 60 s; the end of its log ($log):" >&2
+      tail -n 20 "$log" >&2
+      exit 1 # the EXIT trap stops it
+    fi
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+}
+
+stop_docker_engine() {
+  # Stop the engine ensure_docker_engine started, if it did; never one that was already there.
+  [ -n "$STARTED_DOCKERD_PID" ] || return 0
+  local pid=$STARTED_DOCKERD_PID waited=0
+  STARTED_DOCKERD_PID=""
+  kill -0 "$pid" 2>/dev/null || return 0
+  say "stopping the dockerd this script started"
+  kill -TERM "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt 60 ]; do
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+debian_mirror() {
+  # The machine's own Debian mirror (deb822 or one-line format), else deb.debian.org.
+  local mirror=""
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    mirror=$(awk '
+      /^[[:space:]]*#/ { next }
+      /^[[:space:]]*$/ { if (uri != "" && ok && !done) { print uri; done = 1 } uri = ""; ok = 0; next }
+      $1 == "URIs:" { uri = $2 }
+      $1 == "Suites:" { for (i = 2; i <= NF; i++) if ($i == "bookworm") ok = 1 }
+      END { if (uri != "" && ok && !done) print uri }
+    ' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
+    mirror=$(sed -E 's/\[[^]]*\]//' /etc/apt/sources.list |
+      awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }')
+  fi
+  echo "${mirror:-http://deb.debian.org/debian}"
+}
+
+install_compose_v2() {
+  # Debian trixie's docker-compose .deb (a static Go binary that runs on bookworm), fetched with
+  # apt pointed at a throw-away trixie source list: the machine's own sources and state stay as
+  # they are.
+  local work
+  work=$(mktemp -d -t litedeploy-compose.XXXXXX)
+  mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/parts" "$work/deb"
+  chmod -R a+rwX "$work" # apt downloads as the unprivileged _apt user
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(debian_mirror) trixie main" \
+    >"$work/trixie.list"
+  local apt_opts=(
+    -o "Dir::Etc::SourceList=$work/trixie.list" -o "Dir::Etc::SourceParts=$work/parts"
+    -o "Dir::Etc::Preferences=$work/none" -o "Dir::Etc::PreferencesParts=$work/parts"
+    -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache"
+  )
+  apt-get "${apt_opts[@]}" update -qq
+  (cd "$work/deb" && apt-get "${apt_opts[@]}" download -qq docker-compose)
+  dpkg-deb -x "$work"/deb/docker-compose_*.deb "$work/root"
+  as_root install -D -m 0755 "$work/root/usr/libexec/docker/cli-plugins/docker-compose" \
+    "$COMPOSE_PLUGIN_DIR/docker-compose"
+  rm -rf "$work"
+}
+
+ensure_compose() {
+  # Compose v2 (`docker compose`) and v1 (`docker-compose` 1.29): the deploy tests run with both.
+  if ! docker compose version >/dev/null 2>&1; then
+    say "installing Compose v2 from Debian trixie into $COMPOSE_PLUGIN_DIR"
+    install_compose_v2
+  fi
+  command -v docker-compose >/dev/null || apt_install docker-compose
+  local flavours=() versions=() v
+  if v=$(docker compose version --short 2>/dev/null); then flavours+=(v2) versions+=("v2 $v"); fi
+  if v=$(docker-compose version --short 2>/dev/null); then flavours+=(v1) versions+=("v1 $v"); fi
+  if [ ${#flavours[@]} -eq 0 ]; then
+    echo "error: neither \`docker compose\` nor \`docker-compose\` works" >&2
+    exit 1
+  fi
+  [ ${#flavours[@]} -eq 2 ] || echo "warning: only Compose ${flavours[*]} works here" >&2
+  export LITEDEPLOY_COMPOSE_FLAVOURS="${flavours[*]}"
+  say "Compose ${versions[0]}${versions[1]:+, ${versions[1]}}"
+}
+
+ensure_base_image() {
+  # The image the example Dockerfile builds FROM in tests: no registry is reachable, so it is a
+  # minimal Debian made with debootstrap and imported. Built once per engine, cached by its tag.
+  export LITEDEPLOY_BASE_IMAGE
+  if docker image inspect "$LITEDEPLOY_BASE_IMAGE" >/dev/null 2>&1; then
+    say "base image $LITEDEPLOY_BASE_IMAGE: already built"
+    return 0
+  fi
+  apt_install debootstrap
+  local mirror rootfs log
+  mirror=$(debian_mirror)
+  rootfs=$(mktemp -d -t litedeploy-rootfs.XXXXXX)
+  log="$rootfs.log"
+  say "building $LITEDEPLOY_BASE_IMAGE with debootstrap from $mirror (log: $log)"
+  if ! as_root debootstrap --variant=minbase --include=python3,python3-venv,sqlite3,ca-certificates \
+    bookworm "$rootfs" "$mirror" >"$log" 2>&1; then
+    echo "error: debootstrap failed; the end of its log:" >&2
+    tail -n 20 "$log" >&2
+    remove_rootfs "$rootfs"
+    exit 1
+  fi
+  as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  as_root tar -C "$rootfs" -c . | docker import --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["/bin/bash"]' - "$LITEDEPLOY_BASE_IMAGE" >/dev/null
+  remove_rootfs "$rootfs"
+  rm -f "$log"
+}
+
+remove_rootfs() {
+  # A failed debootstrap can leave /proc, /sys or a bind-mounted /dev inside the folder: unmount
+  # them first, and never let rm cross into another file system.
+  local mounts
+  mounts=$(findmnt -R -n -l -o TARGET --target "$1" | grep -F "$1/" | sort -r || true)
+  [ -z "$mounts" ] || echo "$mounts" | while read -r m; do as_root umount -l "$m" || true; done
+  as_root rm -rf --one-file-system "$1"
+}
+
+ensure_wheelhouse() {
+  # Wheels of litedeploy's dependencies (and of its build backend) in wheels/, so that the image
+  # builds offline: containers here cannot reach the package index. The image builds litedeploy
+  # itself from its sources, so only pyproject.toml (the dependencies) being newer than the
+  # wheelhouse's litedeploy wheel calls for a rebuild.
+  export LITEDEPLOY_WHEELHOUSE="$ROOT/wheels"
+  local wheel
+  wheel=$(find "$LITEDEPLOY_WHEELHOUSE" -maxdepth 1 -name 'litedeploy-*.whl' -print -quit || true)
+  if [ -n "$wheel" ] && [ "$wheel" -nt "$ROOT/pyproject.toml" ]; then
+    say "wheelhouse ${LITEDEPLOY_WHEELHOUSE#"$ROOT"/}/: up to date"
+    return 0
+  fi
+  say "building the wheelhouse in ${LITEDEPLOY_WHEELHOUSE#"$ROOT"/}/"
+  rm -f "$LITEDEPLOY_WHEELHOUSE"/litedeploy-*.whl
+  "$VENV/bin/python" -m pip wheel -q --disable-pip-version-check -w "$LITEDEPLOY_WHEELHOUSE" \
+    "$ROOT" setuptools wheel
+}

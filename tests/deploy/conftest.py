@@ -1,0 +1,106 @@
+"""Fixtures for the deploy integration tests: a real Docker engine, the demo image and Compose
+stacks of the example (plain helpers live in stack.py).
+
+Every test in this folder is marked `docker`. They need an engine, both Compose versions, the
+base image and the wheelhouse, which scripts/test.sh provides; without an engine they fail, they
+do not skip.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+from stack import (
+    ROOT,
+    CommandError,
+    Stack,
+    build_demo_image,
+    compose_flavours,
+    compose_version,
+    engine_version,
+    free_port,
+)
+
+HERE = Path(__file__).resolve().parent
+PHASES = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.docker)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    # Keep each phase's report on the item, so that fixtures can tell a failed test at teardown.
+    report = yield
+    item.stash.setdefault(PHASES, {})[report.when] = report
+    return report
+
+
+def _failed(node: pytest.Item) -> bool:
+    return any(r.failed for r in node.stash.get(PHASES, {}).values())
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> str:
+    """The engine's version; fails every test that needs it when no engine answers."""
+    version = engine_version()
+    if version is None:
+        pytest.fail(
+            "no Docker engine answers (`docker info` failed). The deploy tests need one: "
+            "scripts/test.sh starts dockerd when run as root, or start it yourself.",
+            pytrace=False,
+        )
+    return version
+
+
+@pytest.fixture(scope="session")
+def demo_image(docker_engine: str) -> str:
+    """litedeploy-demo:v1 built from the repo's Dockerfile, once per session (layers cached)."""
+    try:
+        return build_demo_image()
+    except CommandError as exc:
+        pytest.fail(f"building the demo image failed: {exc}", pytrace=False)
+
+
+@pytest.fixture(params=compose_flavours(), ids=lambda flavour: f"compose-{flavour}")
+def compose_flavour(request: pytest.FixtureRequest, docker_engine: str) -> str:
+    """The Compose flavour, v2 (`docker compose`) or v1 (`docker-compose`): tests run with both."""
+    flavour: str = request.param
+    if compose_version(flavour) is None:
+        command = "docker compose" if flavour == "v2" else "docker-compose"
+        pytest.fail(
+            f"Compose {flavour} (`{command} version`) does not answer: scripts/test.sh installs it",
+            pytrace=False,
+        )
+    return flavour
+
+
+@pytest.fixture
+def stack(
+    request: pytest.FixtureRequest, tmp_path: Path, demo_image: str, compose_flavour: str
+) -> Iterator[Stack]:
+    """The example stack in a fresh folder: a copy of the repo's docker-compose.yml, ./data, its
+    own project name and 127.0.0.1 port. Torn down whatever happens; its containers' state and
+    logs are printed when the test fails."""
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    shutil.copy(ROOT / "docker-compose.yml", folder / "docker-compose.yml")
+    (folder / "data").mkdir()
+    project = f"ldtest-{uuid.uuid4().hex[:10]}"
+    s = Stack(dir=folder, project=project, port=free_port(), flavour=compose_flavour)
+    try:
+        yield s
+    finally:
+        if _failed(request.node):
+            print(s.diagnostics())
+        s.down()
