@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import sys
 import threading
@@ -94,4 +95,7 @@ if __name__ == "__main__":
     print(f"demo app: serving {DB_PATH} on :{PORT}", flush=True)
     if FAIL == "crash":
         crash_soon()
+    # As PID 1 the process gets no default SIGTERM handling: without this, `docker stop` waits
+    # its full timeout and kills us, which is ten seconds of downtime on every deploy.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ThreadingHTTPServer(("0.0.0.0", PORT), Handler).serve_forever()  # noqa: S104
