@@ -172,30 +172,36 @@ def _summary(report: Report, as_json: bool) -> None:
     )
 
 
-def _settings(ctx: typer.Context) -> tuple[Settings, bool]:
-    """The settings for a command; config errors become the usual one line and exit 2."""
-    load, as_json = ctx.obj
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _settings(ctx: typer.Context, as_json: bool) -> tuple[Settings, bool]:
+    """The settings for a command; config errors become the usual one line and exit 2.
+
+    `--json` works before the command (`deploy --json status`) and after it.
+    """
+    load, group_json = ctx.obj
     with _errors_to_exit():
         current: Settings = load()
-    return current, as_json
+    return current, as_json or group_json
 
 
 @app.command()
-def rollback(ctx: typer.Context) -> None:
+def rollback(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Undo the last successful deploy: previous image and its pre-migration database.
 
     Whatever was written since that deploy is kept in the quarantine folder.
     """
-    current, as_json = _settings(ctx)
+    current, as_json = _settings(ctx, as_json)
     with _errors_to_exit():
         report = Deployer(current, _say).rollback_last()
     _summary(report, as_json)
 
 
 @app.command()
-def status(ctx: typer.Context) -> None:
+def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Running image, health, migration head and latest backups."""
-    current, as_json = _settings(ctx)
+    current, as_json = _settings(ctx, as_json)
     with _errors_to_exit():
         client = engine.connect()
         stack = resolve(current, current.tag)
@@ -268,9 +274,9 @@ def _head(db: Path) -> str:
 
 
 @app.command()
-def history(ctx: typer.Context) -> None:
+def history(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Every deploy, rollback and restore, from the append-only record."""
-    current, as_json = _settings(ctx)
+    current, as_json = _settings(ctx, as_json)
     entries = records.read(current.state)
     if as_json:
         typer.echo(json.dumps(entries, indent=2))
@@ -289,9 +295,9 @@ def history(ctx: typer.Context) -> None:
 
 
 @app.command()
-def backup(ctx: typer.Context) -> None:
+def backup(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Take a verified backup of the live database now (online: the app keeps serving)."""
-    current, as_json = _settings(ctx)
+    current, as_json = _settings(ctx, as_json)
     with _errors_to_exit():
         stack = resolve(current, current.tag)
         made = take_backup(stack.db_path, stack.backup_dir, method=Method.ONLINE)
@@ -309,9 +315,10 @@ def restore(
     deploy_id: Annotated[
         str | None, typer.Option("--deploy-id", help="The backup taken for this deploy id.")
     ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Stop the app, restore a backup (live files to quarantine), start the app again."""
-    current, as_json = _settings(ctx)
+    current, as_json = _settings(ctx, as_json)
     with _errors_to_exit():
         stack = resolve(current, current.tag)
         chosen = find_backup(stack.backup_dir, path=backup_file, latest=latest, deploy_id=deploy_id)

@@ -1,0 +1,348 @@
+"""`deploy` against a real Docker engine and real Compose (v1 and v2), each scenario checked by
+the database's content: deploys that work, fail in the rehearsal, crash after migrating, never
+become healthy, and the errors that must touch nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stack import ROOT, Stack, build_variant, docker
+
+pytestmark = pytest.mark.docker
+
+VISITS = "CREATE TABLE `visits` (`id` integer PRIMARY KEY NOT NULL, `at` text);"
+STOCK = "ALTER TABLE `products` ADD `stock` integer DEFAULT 0 NOT NULL;"
+BROKEN = "ALTER TABLE `products` ADD `stock` integer NOT NULL;"  # fails: products has rows
+
+EXIT_DEPLOYED, EXIT_CONFIG, EXIT_PREFLIGHT, EXIT_ABORTED, EXIT_ROLLED_BACK = 0, 2, 3, 4, 5
+EXIT_LOCK_HELD = 7
+
+
+@pytest.fixture(scope="module")
+def variants(demo_image: str) -> dict[str, str]:
+    """The releases the scenarios deploy, built once: FROM v1 plus migrations and knobs."""
+    return {
+        "v2": build_variant("scn-v2", migrations={"0006_add_visits": VISITS}),
+        "stock": build_variant("scn-stock", migrations={"0006_add_stock": STOCK}),
+        "broken": build_variant("scn-broken", migrations={"0006_add_stock": BROKEN}),
+        "crash": build_variant(
+            "scn-crash", migrations={"0006_add_stock": STOCK}, env={"DEMO_FAIL": "crash"}
+        ),
+        "unhealthy": build_variant(
+            "scn-unhealthy", migrations={"0006_add_stock": STOCK}, env={"DEMO_FAIL": "unhealthy"}
+        ),
+    }
+
+
+def deploy(stack: Stack, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run `python -m deploy` in the stack's folder with its Compose flavour."""
+    argv = [sys.executable, "-m", "deploy", "--compose", stack.flavour, *args]
+    env = stack.env()
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        argv, cwd=stack.dir, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def tag_of(image: str) -> str:
+    return image.rpartition(":")[2]
+
+
+def dump(db: Path) -> list[str]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def columns(db: Path, table: str) -> list[str]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [r[1] for r in conn.execute("SELECT * FROM pragma_table_info(?)", (table,))]
+    finally:
+        conn.close()
+
+
+def history(stack: Stack) -> list[dict[str, Any]]:
+    path = stack.dir / ".litedeploy" / "history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def running_image(stack: Stack) -> str:
+    return str(stack.inspect()["Config"]["Image"])
+
+
+def seed(stack: Stack) -> None:
+    """v1 running and serving, with rows the app wrote (a review per product)."""
+    result = deploy(stack, "--tag", "v1")
+    assert result.returncode == EXIT_DEPLOYED, result.stderr
+    conn = sqlite3.connect(stack.db_path, timeout=10)
+    with conn:
+        conn.execute("INSERT INTO products(id, title, price, sku) VALUES (1, 'Lamp', 12, 'L-1')")
+        conn.execute("INSERT INTO products(id, title, price, sku) VALUES (2, 'Desk', 99, 'D-1')")
+    conn.close()
+    for product in (1, 2):
+        body = json.dumps({"product_id": product, "body": "fine"}).encode()
+        request = urllib.request.Request(stack.url("/reviews"), data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 201
+
+
+@contextmanager
+def probing(stack: Stack, every: float = 0.05) -> Iterator[dict[str, int]]:
+    """Poll the app every 50 ms while the block runs; count answers and failures."""
+    seen = {"ok": 0, "failed": 0}
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(stack.url("/products"), timeout=2) as r:
+                    seen["ok" if r.status == 200 else "failed"] += 1
+            except (urllib.error.URLError, OSError):
+                seen["failed"] += 1
+            stop.wait(every)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def test_first_deploy_then_a_release_with_one_migration(
+    stack: Stack, variants: dict[str, str]
+) -> None:
+    seed(stack)
+    before = dump(stack.db_path)
+
+    result = deploy(stack, "--tag", tag_of(variants["v2"]), "--json")
+
+    assert result.returncode == EXIT_DEPLOYED, result.stderr
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "deployed"
+    assert report["from_image"] == "litedeploy-demo:v1"
+    assert report["to_image"] == variants["v2"]
+    assert running_image(stack) == variants["v2"]
+    assert stack.health() == "healthy"
+    assert "visits" in {r[0] for r in stack.query("SELECT name FROM sqlite_master")}
+    assert stack.query("SELECT count(*) FROM reviews") == [(2,)]
+    # The entrypoint's backup at cutover carries this deploy's id and the pre-deploy content.
+    manifest = json.loads(Path(report["backup"] + ".json").read_text())
+    assert manifest["deploy_id"] == report["deploy_id"]
+    assert manifest["pending"] == ["0006_add_visits"]
+    assert dump(Path(report["backup"])) == before
+    outcomes = [r["outcome"] for r in history(stack)]
+    assert outcomes == ["deployed", "deployed"]
+    for step in ("preflight", "rehearsal on a snapshot", "health"):
+        assert step in report["durations"]
+
+
+def test_failing_migration_is_caught_by_the_rehearsal(
+    stack: Stack, variants: dict[str, str]
+) -> None:
+    seed(stack)
+    before = dump(stack.db_path)
+    container = stack.container()
+
+    with probing(stack) as seen:
+        result = deploy(stack, "--tag", tag_of(variants["broken"]))
+
+    assert result.returncode == EXIT_ABORTED, result.stderr
+    assert "production was not touched" in result.stderr
+    assert "Cannot add a NOT NULL column" in result.stderr
+    assert stack.container() == container  # v1 was never stopped
+    assert running_image(stack) == "litedeploy-demo:v1"
+    assert seen["failed"] == 0 and seen["ok"] > 0, seen
+    assert dump(stack.db_path) == before
+    assert history(stack)[-1]["outcome"] == "aborted"
+
+
+@pytest.mark.parametrize("variant", ["crash", "unhealthy"])
+def test_release_that_fails_after_migrating_is_rolled_back(
+    stack: Stack, variants: dict[str, str], variant: str
+) -> None:
+    seed(stack)
+    before = dump(stack.db_path)
+
+    result = deploy(stack, "--tag", tag_of(variants[variant]), "--health-timeout", "45")
+
+    assert result.returncode == EXIT_ROLLED_BACK, result.stderr
+    assert "rolled back to litedeploy-demo:v1" in result.stderr
+    assert "  | " in result.stderr  # the failing container's last log lines
+    assert running_image(stack).startswith("litedeploy-demo:")
+    assert stack.wait_healthy()["Config"]["Image"] != variants[variant]
+    assert stack.get("/products")[0] == 200
+    assert dump(stack.db_path) == before
+    assert "stock" not in columns(stack.db_path, "products")
+    # The migrated database is kept in quarantine, not deleted.
+    quarantined = sorted((stack.data_dir / "quarantine").glob("*/app.db"))
+    assert quarantined, "the v2 database was not kept"
+    assert "stock" in columns(quarantined[-1], "products")
+    assert history(stack)[-1]["outcome"] == "rolled-back"
+
+
+def test_no_rehearse_with_a_failing_migration_rolls_back(
+    stack: Stack, variants: dict[str, str]
+) -> None:
+    seed(stack)
+    before = dump(stack.db_path)
+
+    result = deploy(stack, "--tag", tag_of(variants["broken"]), "--no-rehearse")
+
+    assert result.returncode == EXIT_ROLLED_BACK, result.stderr
+    assert "rehearsal" not in json.dumps(history(stack)[-1]["durations"])
+    assert stack.wait_healthy()["Config"]["Image"] != variants["broken"]
+    assert stack.get("/products")[0] == 200
+    assert dump(stack.db_path) == before
+
+
+def test_errors_before_cutover_touch_nothing(stack: Stack, variants: dict[str, str]) -> None:
+    seed(stack)
+    before = dump(stack.db_path)
+    container = stack.container()
+
+    missing = deploy(stack, "--tag", "no-such-tag")
+    assert missing.returncode == EXIT_PREFLIGHT, missing.stderr
+    assert "litedeploy-demo:no-such-tag is not on this Docker host" in missing.stderr
+
+    no_service = deploy(stack, "--tag", "v1", "--service", "web")
+    assert no_service.returncode == EXIT_CONFIG, no_service.stderr
+    assert "has no service 'web' (services: app)" in no_service.stderr
+
+    (stack.dir / "deploy.yml").write_text("service: app\nhealth_timeout: [1, 2\n")
+    malformed = deploy(stack, "--tag", "v1")
+    assert malformed.returncode == EXIT_CONFIG, malformed.stderr
+    assert "deploy.yml is not valid YAML" in malformed.stderr
+    (stack.dir / "deploy.yml").unlink()
+
+    env_unreachable = {**stack.env(), "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    env_unreachable["PYTHONPATH"] = str(ROOT)
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "deploy", "--compose", stack.flavour, "--tag", "v1"],
+        cwd=stack.dir,
+        env=env_unreachable,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert unreachable.returncode == EXIT_PREFLIGHT, unreachable.stderr
+    assert "Docker is not reachable" in unreachable.stderr
+
+    for result in (missing, no_service, malformed, unreachable):
+        assert "Traceback" not in result.stderr
+        assert sum(line.startswith("deploy: error:") for line in result.stderr.splitlines()) == 1
+    assert stack.container() == container
+    assert dump(stack.db_path) == before
+
+
+def test_a_second_deploy_is_refused_while_one_holds_the_lock(
+    stack: Stack, variants: dict[str, str]
+) -> None:
+    seed(stack)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from deploy.lock import deploy_lock\n"
+            "with deploy_lock(Path(sys.argv[1]), 'other-deploy', 'litedeploy-demo:v9'):\n"
+            "    print('held', flush=True); time.sleep(120)",
+            str(stack.dir / ".litedeploy"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = deploy(stack, "--tag", tag_of(variants["v2"]))
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert result.returncode == EXIT_LOCK_HELD, result.stderr
+    assert "another deploy of this stack is running: deploy other-deploy" in result.stderr
+    assert running_image(stack) == "litedeploy-demo:v1"
+
+
+def test_a_deploy_killed_mid_way_is_detected_and_the_next_one_recovers(
+    stack: Stack, variants: dict[str, str]
+) -> None:
+    seed(stack)
+    argv = [
+        sys.executable,
+        "-m",
+        "deploy",
+        "--compose",
+        stack.flavour,
+        "--tag",
+        tag_of(variants["unhealthy"]),
+        "--health-timeout",
+        "120",
+    ]
+    killed = subprocess.Popen(
+        argv,
+        cwd=stack.dir,
+        env={**stack.env(), "PYTHONPATH": str(ROOT)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert killed.stderr is not None
+    for line in killed.stderr:  # kill it while it waits for the new container's health
+        if "cutover to" in line:
+            break
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+
+    # The fixed release (same migration, no failure) recovers the stack.
+    result = deploy(stack, "--tag", tag_of(variants["stock"]))
+
+    assert result.returncode == EXIT_DEPLOYED, result.stderr
+    assert "died" in result.stderr and "taking over" in result.stderr
+    assert running_image(stack) == variants["stock"]
+    assert stack.health() == "healthy"
+    assert stack.query("SELECT count(*) FROM reviews") == [(2,)]
+
+
+def test_status_history_backup_and_manual_rollback(stack: Stack, variants: dict[str, str]) -> None:
+    seed(stack)
+    before = dump(stack.db_path)
+    assert deploy(stack, "--tag", tag_of(variants["v2"])).returncode == EXIT_DEPLOYED
+
+    status = deploy(stack, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    info = json.loads(status.stdout)
+    assert info["running"]["image"] == variants["v2"]
+    assert info["running"]["health"] == "healthy"
+    assert info["migrations"].startswith("7 applied")
+
+    made = deploy(stack, "backup", "--json")
+    assert made.returncode == 0, made.stderr
+    assert Path(json.loads(made.stdout)["path"]).is_file()
+
+    rolled = deploy(stack, "rollback")
+    assert rolled.returncode == 0, rolled.stderr
+    assert stack.wait_healthy()["Config"]["Image"].startswith("litedeploy-demo:rollback-")
+    assert dump(stack.db_path) == before
+
+    listed = deploy(stack, "history", "--json")
+    outcomes = [r["outcome"] for r in json.loads(listed.stdout)]
+    assert outcomes == ["deployed", "deployed", "rolled-back-by-hand"]
+    assert docker("image", "inspect", variants["v2"], "--format", "{{.Id}}").strip()
