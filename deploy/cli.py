@@ -166,6 +166,12 @@ def _summary(report: Report, as_json: bool) -> None:
         typer.echo(json.dumps(report.as_dict(), indent=2))
         return
     took = report.durations.get("total", 0.0)
+    if report.outcome == "rolled-back":
+        _say(
+            f"rolled back: {report.to_image} failed, {report.from_image or 'nothing'} runs again "
+            f"(deploy {report.deploy_id}, {took:.1f}s)"
+        )
+        return
     _say(
         f"{report.outcome}: {report.from_image or 'nothing'} -> {report.to_image} "
         f"(deploy {report.deploy_id}, {took:.1f}s)"

@@ -164,6 +164,11 @@ class Deployer:
                 client, image_id, stack.service.repository, keep
             )
             self.progress(f"  running {was} ({image_id[7:19]}), kept as {keep}")
+            # Bring it back under its own tag while that still names the same image.
+            repository, tag = split_image(was)
+            same = engine.image(client, was)
+            if repository == stack.service.repository and same is not None and same.id == image_id:
+                return tag
             return keep
 
     def _rehearse(self, stack: Stack) -> None:

@@ -1,52 +1,71 @@
 #!/usr/bin/env bash
-# The main job, end to end on this machine: two releases of the demo shop migrate one database.
-# Release 2 rebuilds the products table, the step where drizzle's migrate() deletes every review
-# through ON DELETE CASCADE; litedeploy's entrypoint keeps them.
-# Usage: scripts/demo.sh [WORK_DIR]   (default: a new temporary folder)
+# The main job, end to end: deploy the example stack (Dockerfile + docker-compose.yml, database
+# bind-mounted at ./data) through three releases with `deploy`:
+#   v1  first deploy;  v2  one migration, deployed;  v3  migrates, then crashes on boot: rolled
+#   back to v2 with the pre-migration database restored.
+# Installs what a fresh Debian/Ubuntu machine lacks (Python venv, Docker engine and Compose) and
+# leaves the stack running on http://127.0.0.1:${APP_PORT:-8000}. Stop it with:
+#   docker compose -p litedeploy-demo down
 set -euo pipefail
 # shellcheck source=scripts/bootstrap.sh
 source "$(dirname "$0")/bootstrap.sh"
+# shellcheck source=scripts/docker.sh
+source "$(dirname "$0")/docker.sh"
 cd "$ROOT"
-ensure_venv
 
-work=${1:-$(mktemp -d -t litedeploy-demo.XXXXXX)}
-mkdir -p "$work"
-db="$work/app.db"
-rm -f "$db" "$db"-wal "$db"-shm
+ensure_venv
+ensure_docker_engine
+ensure_compose
+# The public base image when a registry answers; otherwise one built locally with debootstrap.
+if docker image inspect python:3.12-slim >/dev/null 2>&1 || docker pull -q python:3.12-slim >/dev/null 2>&1; then
+  base=python:3.12-slim
+else
+  ensure_base_image
+  base=$LITEDEPLOY_BASE_IMAGE
+fi
+ensure_wheelhouse
+
+build() {  # quiet unless it fails (the legacy builder prints a deprecation notice each time)
+  local log
+  log=$(mktemp)
+  docker build -q "$@" >/dev/null 2>"$log" || { cat "$log" >&2; rm -f "$log"; exit 1; }
+  rm -f "$log"
+}
+say "building the releases v1, v2, v3 (FROM $base)"
+build --build-arg BASE_IMAGE="$base" --build-arg PIP_ARGS="--no-index --find-links /src/wheels" \
+  -t litedeploy-demo:v1 .
+build -t litedeploy-demo:v2 demo/releases/v2
+build -t litedeploy-demo:v3 demo/releases/v3
+
+export COMPOSE_PROJECT_NAME=litedeploy-demo APP_PORT=${APP_PORT:-8000}
+say "starting from nothing: removing the demo's previous stack, ./data and ./.litedeploy"
+docker compose down -t 0 >/dev/null 2>&1 || true
+rm -rf data .litedeploy
 
 run() { printf '\n$ %s\n' "$*"; "$@"; }
-sql() { python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()' "$db" "$1"; }
-query() { python3 -c 'import sqlite3, sys; [print(*r, sep=" | ") for r in sqlite3.connect(sys.argv[1]).execute(sys.argv[2])]' "$db" "$1"; }
+show() { printf '\n$ curl -s http://127.0.0.1:%s/products\n' "$APP_PORT"
+         python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+           "http://127.0.0.1:$APP_PORT/products"; }
 
-# Release 1 ships the first three migrations of demo/migrations (a drizzle-kit 0.x journal).
-release1="$work/release1"
-rm -rf "$release1" && cp -r demo/migrations "$release1"
-python3 - "$release1/meta/_journal.json" <<'PY'
-import json, sys
-journal = json.load(open(sys.argv[1]))
-journal["entries"] = journal["entries"][:3]
-json.dump(journal, open(sys.argv[1], "w"), indent=2)
+run deploy --tag v1
+say "the shop gets products and reviews"
+python3 - data/app.db <<'PY'
+import sqlite3, sys
+with sqlite3.connect(sys.argv[1]) as db:
+    db.execute("PRAGMA foreign_keys = ON")
+    db.executemany("INSERT INTO products(id, title, price, sku) VALUES (?, ?, ?, ?)",
+                   [(1, "Lamp", 1250, "L-1"), (2, "Desk", 9900, "D-1"), (3, "Chair", 4500, "C-1")])
+    db.executemany("INSERT INTO reviews(product_id, body, stars) VALUES (?, ?, ?)",
+                   [(1, "great", 5), (2, "ok", 3), (2, "wobbly", 2), (3, "comfy", 4)])
 PY
-
-say "release 1: migrate a new database"
-run entrypoint run --db "$db" --migrations "$release1"
-
-say "the app writes data: 2 users, 3 products, 4 reviews"
-sql "INSERT INTO users(id,email,name) VALUES (1,'olena@example.com','Olena'),(2,'taras@example.com','Taras');
-     INSERT INTO products(id,name,price,sku) VALUES (1,'Lamp','12.50','L-1'),(2,'Desk','99','D-1'),(3,'Chair','45','');
-     INSERT INTO reviews(product_id,body,stars) VALUES (1,'great',5),(2,'ok',3),(2,'wobbly',2),(3,'comfy',4);"
-
-say "release 2 arrives with three more migrations; what would run?"
-run entrypoint status --db "$db" --migrations demo/migrations
-
-say "release 2: migrate (0003 rebuilds products, the parent of reviews ON DELETE CASCADE)"
-run entrypoint run --db "$db" --migrations demo/migrations
-
-say "every review is still there"
-printf '\n$ sqlite3 %s "SELECT ..."\n' "$db"
-query "SELECT p.title, count(r.id) AS reviews FROM products p LEFT JOIN reviews r ON r.product_id = p.id GROUP BY p.id ORDER BY p.id"
-query "SELECT 'reviews in total: ' || count(*) FROM reviews"
-
-say "start again: nothing pending, straight to the app"
-run entrypoint run --db "$db" --migrations demo/migrations -- python3 -c 'print("app server would start here")'
-printf '\ndemo database: %s\n' "$db"
+show
+run deploy --tag v2
+set +e
+run deploy --tag v3
+code=$?
+set -e
+printf '(deploy exited %s: failed and rolled back)\n' "$code"
+show
+run deploy status
+run deploy history
+printf '\nThe stack is running on http://127.0.0.1:%s; stop it with: docker compose -p litedeploy-demo down\n' "$APP_PORT"
