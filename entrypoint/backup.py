@@ -9,6 +9,7 @@ import os
 import shutil
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -143,38 +144,31 @@ def take_backup(
     check_free_space(db_path, folder)
     stamp = datetime.now(UTC)
     target = folder / f"{db_path.name}.{stamp.strftime('%Y%m%dT%H%M%S.%fZ')}{SUFFIX}"
+    tmp = durable.temporary_for(target)
     try:
-        used, journal_mode = _snapshot(db_path, target, method)
-    except OSError as exc:
-        raise BackupFailed(
-            f"cannot write backup {target}: {exc.strerror or exc}",
-            hint="check the backup folder's space and permissions",
-        ) from exc
-    except sqlite3.Error as exc:  # the online backup API reports write failures this way
-        raise BackupFailed(
-            f"cannot back up {db_path} to {target}: {exc}",
-            hint="check the backup folder's space and permissions",
-        ) from exc
-    problems = _verify(target, level)
-    if problems:
-        _delete(target)
-        source_problems = _source_problems(db_path, level)
-        if source_problems:
-            raise CorruptDatabase(
-                f"{db_path} is damaged ({level.value}_check: {source_problems[0]}); "
-                "refusing to migrate it",
-                hint="restore it from a backup (`entrypoint restore --latest`) or repair it "
-                "with sqlite3's .recover",
-            )
-        raise BackupFailed(
-            f"backup {target} failed its {level.value}_check ({problems[0]}) and was deleted",
-            hint="check the backup folder's disk; nothing was migrated",
-        )
+        try:
+            used, journal_mode = _snapshot(db_path, tmp, method)
+            problems, digest = _settle(tmp, level)
+        except OSError as exc:
+            raise BackupFailed(
+                f"cannot write backup {target}: {exc.strerror or exc}",
+                hint="check the backup folder's space and permissions",
+            ) from exc
+        except sqlite3.Error as exc:  # the online backup API reports write failures this way
+            raise BackupFailed(
+                f"cannot back up {db_path} to {target}: {exc}",
+                hint="check the backup folder's space and permissions",
+            ) from exc
+        if problems:
+            _refuse_damaged(db_path, target, level, problems)
+        durable.commit(tmp, target)
+    finally:
+        _remove_temporary(tmp)
     manifest = Manifest(
         file=target.name,
         source=str(db_path),
         size=target.stat().st_size,
-        sha256=durable.sha256_of(target),
+        sha256=digest,
         created_at=stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         sqlite_version=sqlite3.sqlite_version,
         journal_mode=journal_mode,
@@ -193,12 +187,48 @@ def take_backup(
     return Backup(target, manifest)
 
 
-def _snapshot(db_path: Path, target: Path, method: Method) -> tuple[Method, str]:
-    """Write the snapshot to `target`; returns the method used and the journal mode."""
-    conn = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+def _settle(tmp: Path, level: Level) -> tuple[list[str], str]:
+    """fsync, check and hash the written copy at once: each releases the GIL, and together
+    they cost little more than the slowest of them (bench/backup.py measures it)."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        synced = pool.submit(durable.fsync_file, tmp)
+        checked = pool.submit(_verify, tmp, level)
+        hashed = pool.submit(durable.sha256_of, tmp)
+        synced.result()
+        return checked.result(), hashed.result()
+
+
+def _refuse_damaged(db_path: Path, target: Path, level: Level, problems: list[str]) -> None:
+    """A copy that fails its check: blame the source if it is damaged too, else the backup."""
+    source_problems = _source_problems(db_path, level)
+    if source_problems:
+        raise CorruptDatabase(
+            f"{db_path} is damaged ({level.value}_check: {source_problems[0]}); "
+            "refusing to migrate it",
+            hint="restore it from a backup (`entrypoint restore --latest`) or repair it "
+            "with sqlite3's .recover",
+        )
+    raise BackupFailed(
+        f"backup {target} failed its {level.value}_check ({problems[0]}) and was deleted",
+        hint="check the backup folder's disk; nothing was migrated",
+    )
+
+
+def _remove_temporary(tmp: Path) -> None:
+    for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+
+
+def _snapshot(db_path: Path, tmp: Path, method: Method) -> tuple[Method, str]:
+    """Write the snapshot to the temporary file `tmp` (not yet fsynced or renamed).
+
+    Returns the method used and the database's journal mode.
+    """
+    conn = sqlite3.connect(uri(db_path, "rw"), uri=True, isolation_level=None, timeout=30)
     try:
         journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
-        if method is not Method.ONLINE and _copy_under_write_lock(conn, db_path, target):
+        if method is not Method.ONLINE and _copy_under_write_lock(conn, db_path, tmp):
             return Method.COPY, journal_mode
         if method is Method.COPY:
             raise BackupFailed(
@@ -206,32 +236,19 @@ def _snapshot(db_path: Path, target: Path, method: Method) -> tuple[Method, str]
                 "keeps writing)",
                 hint="use --backup-method online, which copes with concurrent writers",
             )
-        tmp = durable.temporary_for(target)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        os.close(fd)  # created private before SQLite writes into it
+        dst = sqlite3.connect(uri(tmp, "rw"), uri=True)
         try:
-            dst = sqlite3.connect(tmp)
-            try:
-                conn.backup(dst)  # one step: a consistent snapshot even while others write
-            finally:
-                dst.close()
-            tmp.chmod(0o600)
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, target)
-        except BaseException:
-            for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
-                with contextlib.suppress(FileNotFoundError):
-                    leftover.unlink()
-            raise
-        durable.fsync_dir(target.parent)
+            conn.backup(dst)  # one step: a consistent snapshot even while others write
+        finally:
+            dst.close()
         return Method.ONLINE, journal_mode
     finally:
         conn.close()
 
 
-def _copy_under_write_lock(conn: sqlite3.Connection, db_path: Path, target: Path) -> bool:
+def _copy_under_write_lock(conn: sqlite3.Connection, db_path: Path, tmp: Path) -> bool:
     """Copy the main file while holding SQLite's write lock with an empty WAL.
 
     With the WAL checkpointed into the main file and truncated, and the write lock held,
@@ -243,7 +260,7 @@ def _copy_under_write_lock(conn: sqlite3.Connection, db_path: Path, target: Path
         conn.execute("BEGIN IMMEDIATE")
         try:
             if busy == 0 and _size(wal) == 0:
-                durable.atomic_copy(db_path, target)
+                durable.copy_to_new(db_path, tmp)
                 return True
         finally:
             conn.execute("ROLLBACK")

@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 
-Fill = Callable[[int], object]
 TMP_SUFFIX = ".tmp"
 CHUNK = 1 << 20
 
@@ -46,36 +44,62 @@ def copy_into(src_fd: int, dst_fd: int) -> int:
     return offset
 
 
-def atomic_copy(source: Path, target: Path, *, mode: int = 0o600) -> None:
-    """Copy `source` to `target` so that `target` is either absent or complete and fsynced."""
-    tmp = temporary_for(target)
+def fsync_file(path: Path) -> None:
+    """Flush a file's data to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def copy_to_new(source: Path, tmp: Path, *, mode: int = 0o600) -> None:
+    """Create `tmp` exclusively (private) and copy `source` into it; no fsync, no rename."""
     src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        publish(tmp, target, lambda dst: copy_into(src, dst), mode=mode)
+        dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        try:
+            copy_into(src, dst)
+        finally:
+            os.close(dst)
     finally:
         os.close(src)
 
 
-def atomic_write(target: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Write bytes to `target` atomically and durably."""
-    publish(temporary_for(target), target, lambda fd: os.write(fd, data), mode=mode)
+def commit(tmp: Path, target: Path) -> None:
+    """Rename a fsynced temporary file over `target` and make the rename durable."""
+    os.rename(tmp, target)
+    fsync_dir(target.parent)
 
 
-def publish(tmp: Path, target: Path, fill: Fill, *, mode: int) -> None:
-    """Create `tmp` exclusively, let `fill` write it, fsync, rename over `target`, fsync folder."""
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+def atomic_copy(source: Path, target: Path, *, mode: int = 0o600) -> None:
+    """Copy `source` to `target` so that `target` is either absent or complete and fsynced."""
+    tmp = temporary_for(target)
     try:
-        try:
-            fill(fd)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, target)
+        copy_to_new(source, tmp, mode=mode)
+        fsync_file(tmp)
+        commit(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    fsync_dir(target.parent)
+
+
+def atomic_write(target: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Write bytes to `target` atomically and durably."""
+    tmp = temporary_for(target)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        commit(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
 
 
 def sha256_of(path: Path) -> str:
