@@ -346,3 +346,31 @@ def test_status_history_backup_and_manual_rollback(stack: Stack, variants: dict[
     outcomes = [r["outcome"] for r in json.loads(listed.stdout)]
     assert outcomes == ["deployed", "deployed", "rolled-back-by-hand"]
     assert docker("image", "inspect", variants["v2"], "--format", "{{.Id}}").strip()
+
+
+def test_restore_puts_a_backup_back_and_keeps_newer_writes_in_quarantine(
+    stack: Stack, variants: dict[str, str]
+) -> None:
+    seed(stack)
+    made = deploy(stack, "backup", "--json")
+    assert made.returncode == 0, made.stderr
+    at_backup = dump(Path(json.loads(made.stdout)["path"]))
+    body = json.dumps({"product_id": 1, "body": "written after the backup"}).encode()
+    request = urllib.request.Request(stack.url("/reviews"), data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 201
+
+    restored = deploy(stack, "restore", "--latest", "--json")
+
+    assert restored.returncode == 0, restored.stderr
+    report = json.loads(restored.stdout)
+    assert report["outcome"] == "restored"
+    assert stack.wait_healthy()["Config"]["Image"] == "litedeploy-demo:v1"
+    assert dump(stack.db_path) == at_backup
+    kept = Path(report["quarantine"]) / "app.db"
+    rows = (
+        sqlite3.connect(f"file:{kept}?mode=ro", uri=True)
+        .execute("SELECT count(*) FROM reviews WHERE body = 'written after the backup'")
+        .fetchone()
+    )
+    assert rows == (1,)
