@@ -38,6 +38,7 @@ from .runner import run
 from .stack import Stack, check_free_space, resolve
 
 Progress = Callable[[str], None]
+KEEP_ROLLBACK_TAGS = 3  # images of the last deploys stay on the host for `deploy rollback`
 
 
 @dataclass
@@ -148,6 +149,11 @@ class Deployer:
             return
         self.report.backup = self._backup_of_deploy(stack)
         self.report.outcome = "deployed"
+        removed = engine.prune_rollback_tags(client, stack.service.repository, KEEP_ROLLBACK_TAGS)
+        if removed:
+            self.progress(
+                f"  removed {len(removed)} old rollback tag(s), keeping {KEEP_ROLLBACK_TAGS}"
+            )
 
     def _keep_previous(self, client: docker.DockerClient, stack: Stack) -> str | None:
         """Tag the running container's image so it can come back; returns its tag."""

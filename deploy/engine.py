@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import docker
@@ -70,6 +71,21 @@ def keep_image(client: docker.DockerClient, image_id: str, repository: str, tag:
     """Tag an image so it can come back even if its original tag moves or is pruned."""
     client.images.get(image_id).tag(repository, tag)
     return f"{repository}:{tag}"
+
+
+def prune_rollback_tags(client: docker.DockerClient, repository: str, keep: int) -> list[str]:
+    """Remove all but the newest `keep` rollback-<deploy id> tags (ids sort by time)."""
+    tags = sorted(
+        tag
+        for img in client.images.list(name=repository)
+        for tag in img.tags
+        if tag.startswith(f"{repository}:rollback-")
+    )
+    doomed = tags[: max(len(tags) - keep, 0)]
+    for tag in doomed:
+        with contextlib.suppress(DockerException):  # in use by a container: keep it
+            client.images.remove(tag)
+    return doomed
 
 
 def last_logs(container: Container, lines: int = 30) -> list[str]:
