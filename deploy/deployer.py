@@ -134,14 +134,7 @@ class Deployer:
             with self.step(f"cutover to {stack.service.image}"):
                 self._up(stack, tag, self.report.deploy_id)
             with self.step("health"):
-                wait_until_healthy(
-                    client,
-                    stack.project,
-                    stack.service.name,
-                    timeout=self.settings.health_timeout,
-                    stable_seconds=self.settings.stable_seconds,
-                    probe_url=self.settings.probe_url,
-                )
+                self._await_health(client, stack)
         except (Unhealthy, DeployError) as exc:
             message = exc.message if isinstance(exc, DeployError) else str(exc)
             self.report.error = message
@@ -238,9 +231,7 @@ class Deployer:
         backup = self._find_backup(stack, self.report.deploy_id)
         try:
             with self.step("stop the new version"):
-                stopped = run(stack.compose.stop(stack.service.name), timeout=120)
-                if not stopped.ok:
-                    raise StepFailed(f"compose stop failed: {stopped.tail(3)}")
+                self._stop(stack)
             if backup is not None:
                 self.report.backup = str(backup.path)
                 with self.step("restore the pre-migration database"):
@@ -251,14 +242,7 @@ class Deployer:
                 with self.step(f"bring back {self.report.from_image}"):
                     self._up(stack, previous, f"{self.report.deploy_id}-rollback")
                 with self.step("health of the previous version"):
-                    wait_until_healthy(
-                        client,
-                        stack.project,
-                        stack.service.name,
-                        timeout=self.settings.health_timeout,
-                        stable_seconds=self.settings.stable_seconds,
-                        probe_url=self.settings.probe_url,
-                    )
+                    self._await_health(client, stack)
         except (Unhealthy, DeployError, EntrypointError, OSError) as exc:
             self.report.outcome = "rollback-failed"
             text = exc.message if isinstance(exc, DeployError | EntrypointError) else str(exc)
@@ -312,9 +296,7 @@ class Deployer:
                     raise PreflightFailed(f"image {stack.service.image} is gone from this host")
             with deploy_lock(self.settings.state, self.report.deploy_id, stack.service.image):
                 with self.step("stop the current version"):
-                    stopped = run(stack.compose.stop(stack.service.name), timeout=120)
-                    if not stopped.ok:
-                        raise StepFailed(f"compose stop failed: {stopped.tail(3)}")
+                    self._stop(stack)
                 backup = self._find_backup(stack, str(last["deploy_id"]))
                 if backup is not None:
                     self.report.backup = str(backup.path)
@@ -323,14 +305,7 @@ class Deployer:
                 with self.step(f"bring back {last.get('from_image')}"):
                     self._up(stack, keep, self.report.deploy_id)
                 with self.step("health"):
-                    wait_until_healthy(
-                        client,
-                        stack.project,
-                        stack.service.name,
-                        timeout=self.settings.health_timeout,
-                        stable_seconds=self.settings.stable_seconds,
-                        probe_url=self.settings.probe_url,
-                    )
+                    self._await_health(client, stack)
         except (Unhealthy, EntrypointError) as exc:
             self.report.outcome = "rollback-failed"
             self.report.error = str(exc)
@@ -358,9 +333,7 @@ class Deployer:
             self.report.to_image = running
             with deploy_lock(self.settings.state, self.report.deploy_id, f"restore {chosen.name}"):
                 with self.step("stop the app"):
-                    stopped = run(stack.compose.stop(stack.service.name), timeout=120)
-                    if not stopped.ok:
-                        raise StepFailed(f"compose stop failed: {stopped.tail(3)}")
+                    self._stop(stack)
                 with self.step(f"restore {chosen.name}"):
                     done = restore_backup(stack.db_path, chosen, lock_timeout=30)
                     self.report.backup = str(chosen)
@@ -371,14 +344,7 @@ class Deployer:
                     with self.step(f"start {running} again"):
                         self._up(stack, tag, self.report.deploy_id)
                     with self.step("health"):
-                        wait_until_healthy(
-                            client,
-                            stack.project,
-                            stack.service.name,
-                            timeout=self.settings.health_timeout,
-                            stable_seconds=self.settings.stable_seconds,
-                            probe_url=self.settings.probe_url,
-                        )
+                        self._await_health(client, stack)
         except (Unhealthy, EntrypointError) as exc:
             self.report.outcome = "restore-failed"
             self.report.error = str(exc)
@@ -387,6 +353,21 @@ class Deployer:
         self.report.outcome = "restored"
         self._record()
         return self.report
+
+    def _stop(self, stack: Stack) -> None:
+        stopped = run(stack.compose.stop(stack.service.name), timeout=120)
+        if not stopped.ok:
+            raise StepFailed(f"compose stop failed: {stopped.tail(3)}")
+
+    def _await_health(self, client: docker.DockerClient, stack: Stack) -> None:
+        wait_until_healthy(
+            client,
+            stack.project,
+            stack.service.name,
+            timeout=self.settings.health_timeout,
+            stable_seconds=self.settings.stable_seconds,
+            probe_url=self.settings.probe_url,
+        )
 
     def _show_failure(self, client: docker.DockerClient, stack: Stack) -> None:
         container = engine.service_container(client, stack.project, stack.service.name)
