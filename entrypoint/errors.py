@@ -102,3 +102,9 @@ class NoVolume(EntrypointError):
     """The database folder is not a mount point and --require-volume was given."""
 
     exit_code = 14
+
+
+class FindingsBlock(EntrypointError):
+    """A pending migration has a blocking finding nobody acknowledged (`entrypoint plan`)."""
+
+    exit_code = 15

@@ -25,7 +25,7 @@ COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-def
 
 
 def test_the_commands() -> None:
-    assert COMMANDS == ["backup", "backups", "check", "restore", "run", "status"]
+    assert COMMANDS == ["backup", "backups", "check", "plan", "restore", "run", "status"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -57,7 +57,7 @@ def test_every_exit_code_is_documented(invoke: Invoke) -> None:
         for cls in vars(errors).values()
         if isinstance(cls, type) and issubclass(cls, errors.EntrypointError)
     } - {errors.EntrypointError.exit_code}
-    assert codes == {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 126, 127}
+    assert codes == {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 126, 127}
     for code in codes:
         assert re.search(rf"^\s+{code}\s+\S", text, re.MULTILINE), f"exit code {code}"
 

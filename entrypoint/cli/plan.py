@@ -1,0 +1,125 @@
+"""`entrypoint plan`: each pending migration's statements and findings. Changes nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ..database import connect
+from ..errors import FindingsBlock
+from ..findings import Finding, blocking, find
+from ..migrate import Status, status
+from ..plan import State
+from ..sources import Migration
+from .app import app, errors_to_exit
+from .options import (
+    DbOption,
+    FormatChoice,
+    FormatOption,
+    JsonOption,
+    MigrationsOption,
+    TableOption,
+    make_options,
+)
+
+_SQL_WIDTH = 96
+
+
+@app.command(
+    "plan",
+    epilog="Example: entrypoint plan --db ./prod-copy.db --migrations ./drizzle --json",
+)
+def plan_command(
+    db: DbOption = Path("./data/app.db"),
+    migrations: MigrationsOption = Path("./drizzle/migrations"),
+    fmt: FormatOption = FormatChoice.AUTO,
+    table: TableOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show what each pending migration will do to this database, and what would block it.
+
+    Read-only: the database is only queried (a missing one counts as empty). Exits 15 when an
+    unacknowledged blocking finding exists.
+    """
+    with errors_to_exit():
+        current = status(make_options(db, migrations, fmt, table))
+        pending = [
+            item.migration
+            for item in current.plan.items
+            if item.migration is not None and item.state in (State.PENDING, State.OUT_OF_ORDER)
+        ]
+        if current.database_exists:
+            with contextlib.closing(connect(db, read_only=True)) as conn:
+                findings = find(conn, pending)
+        else:
+            findings = find(None, pending)
+        if as_json:
+            typer.echo(json.dumps(_plan_json(db, current, pending, findings), indent=2))
+        else:
+            typer.echo(_plan_text(db, current, pending, findings))
+        blocked = blocking(findings)
+        if blocked:
+            first = blocked[0]
+            raise FindingsBlock(
+                f"{len(blocked)} blocking finding(s); first: {first.migration} statement "
+                f"{first.statement}: [{first.rule}] {first.message}",
+                hint=first.hint,
+            )
+
+
+def _plan_json(
+    db: Path, current: Status, pending: list[Migration], findings: list[Finding]
+) -> dict[str, Any]:
+    states = {i.name: str(i.state) for i in current.plan.items}
+    return {
+        "database": str(db),
+        "database_exists": current.database_exists,
+        "migrations_dir": str(current.source.folder),
+        "format": str(current.source.format),
+        "history_table": current.table.name,
+        "analysis": "live" if current.database_exists else "static",
+        "blocking": len(blocking(findings)),
+        "migrations": [
+            {
+                "name": m.name,
+                "state": states[m.name],
+                "statements": [{"number": s.number, "sql": s.sql} for s in m.statements],
+                "findings": [f.to_json() for f in findings if f.migration == m.name],
+            }
+            for m in pending
+        ],
+    }
+
+
+def _plan_text(db: Path, current: Status, pending: list[Migration], findings: list[Finding]) -> str:
+    where = "" if current.database_exists else " (does not exist: static analysis only)"
+    lines = [
+        f"database:   {db}{where}",
+        f"migrations: {current.source.folder} ({current.source.format})",
+        f"pending:    {len(pending)} migration(s)",
+    ]
+    if not pending:
+        lines.append("nothing to apply")
+    for m in pending:
+        lines += ["", f"== {m.name}"]
+        for s in m.statements:
+            one_line = " ".join(s.code.split())
+            lines.append(f"  {s.number:>3}  {textwrap.shorten(one_line, _SQL_WIDTH)}")
+        own = [f for f in findings if f.migration == m.name]
+        if not own:
+            lines.append("  findings: none")
+            continue
+        lines.append("  findings:")
+        for f in own:
+            severity = f"{f.severity}{' (acknowledged)' if f.acknowledged else ''}"
+            at = f"stmt {f.statement}" if f.statement is not None else "file"
+            lines.append(f"    {severity.upper():<7} {f.rule:<30} {at:<8} {f.message}")
+            lines.append(f"    {'':<7} {'':<30} {'':<8} hint: {f.hint}")
+    total = len(blocking(findings))
+    lines += ["", f"{total} blocking finding(s)" if total else "nothing blocks"]
+    return "\n".join(lines)
