@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import durable
-from .checks import Level, integrity_problems
+from .checks import Level, file_problems
 from .database import uri
 from .errors import BackupFailed, CorruptDatabase, NoSpace
 
@@ -269,25 +269,12 @@ def _copy_under_write_lock(conn: sqlite3.Connection, db_path: Path, tmp: Path) -
 
 
 def _verify(path: Path, level: Level) -> list[str]:
-    try:
-        conn = sqlite3.connect(uri(path, immutable=True), uri=True)
-    except sqlite3.Error as exc:
-        return [str(exc)]
-    try:
-        return integrity_problems(conn, level)
-    finally:
-        conn.close()
+    """Check a copy nobody else has open: immutable, so SQLite writes nothing beside it."""
+    return file_problems(path, level, immutable=True)
 
 
 def _source_problems(db_path: Path, level: Level) -> list[str]:
-    try:
-        conn = sqlite3.connect(uri(db_path), uri=True)
-    except sqlite3.Error as exc:
-        return [str(exc)]
-    try:
-        return integrity_problems(conn, level)
-    finally:
-        conn.close()
+    return file_problems(db_path, level)
 
 
 def _delete(path: Path) -> None:

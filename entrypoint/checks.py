@@ -6,6 +6,9 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
+
+from .database import uri
 
 
 class Level(StrEnum):
@@ -23,6 +26,18 @@ def integrity_problems(conn: sqlite3.Connection, level: Level = Level.QUICK) -> 
     except sqlite3.DatabaseError as exc:
         return [str(exc)]
     return [] if rows == ["ok"] else rows
+
+
+def file_problems(path: Path, level: Level = Level.QUICK, *, immutable: bool = False) -> list[str]:
+    """Integrity problems of a database file, opened read-only (immutable: not even -shm)."""
+    try:
+        conn = sqlite3.connect(uri(path, immutable=immutable), uri=True)
+    except sqlite3.Error as exc:
+        return [str(exc)]
+    try:
+        return integrity_problems(conn, level)
+    finally:
+        conn.close()
 
 
 def foreign_key_problems(conn: sqlite3.Connection) -> list[str]:

@@ -6,15 +6,13 @@ import contextlib
 import fcntl
 import logging
 import os
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from . import durable
 from .backup import list_backups, read_manifest
-from .checks import Level, integrity_problems
-from .database import uri
+from .checks import file_problems
 from .errors import DatabaseBusy, LockTimeout, RestoreFailed
 from .lock import migration_lock
 
@@ -125,24 +123,13 @@ def _verified_hash(backup_path: Path) -> str:
             f"manifest says {manifest.sha256[:12]}); it was changed or damaged",
             hint="restore an older backup (`entrypoint backups` lists them)",
         )
-    problems = _integrity(backup_path)
+    problems = file_problems(backup_path, immutable=True)
     if problems:
         raise RestoreFailed(
             f"backup {backup_path} is damaged ({problems[0]})",
             hint="restore an older backup (`entrypoint backups` lists them)",
         )
     return actual
-
-
-def _integrity(path: Path) -> list[str]:
-    try:
-        conn = sqlite3.connect(uri(path, immutable=True), uri=True)
-    except sqlite3.Error as exc:
-        return [str(exc)]
-    try:
-        return integrity_problems(conn, Level.QUICK)
-    finally:
-        conn.close()
 
 
 def _refuse_if_in_use(db_path: Path) -> None:
@@ -247,7 +234,7 @@ def _match_owner(db_path: Path, moves: Moves) -> None:
 def _check_restored(db_path: Path, expected: str) -> str | None:
     if durable.sha256_of(db_path) != expected:
         return "its sha256 differs from the backup's"
-    problems = _integrity(db_path)
+    problems = file_problems(db_path, immutable=True)
     return problems[0] if problems else None
 
 
