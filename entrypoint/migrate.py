@@ -143,7 +143,7 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
         violations_before = set(foreign_key_problems(conn))  # apply.py tolerates these too
 
         def prepare(tx: sqlite3.Connection) -> history.Table:
-            return _prepare_table(tx, table, plan, source.format, expected_rows=len(rows))
+            return prepare_history_table(tx, table, plan, source.format, expected_rows=len(rows))
 
         try:
             applied = apply_migrations(
@@ -269,7 +269,7 @@ def _set_journal_mode(conn: sqlite3.Connection, options: Options, existed: bool)
         log.info("journal mode %s", got)
 
 
-def _prepare_table(
+def prepare_history_table(
     conn: sqlite3.Connection,
     table: history.Table,
     plan: Plan,

@@ -25,7 +25,16 @@ COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-def
 
 
 def test_the_commands() -> None:
-    assert COMMANDS == ["backup", "backups", "check", "plan", "restore", "run", "status"]
+    assert COMMANDS == [
+        "backup",
+        "backups",
+        "check",
+        "plan",
+        "rehearse",
+        "restore",
+        "run",
+        "status",
+    ]
 
 
 @pytest.mark.parametrize("name", COMMANDS)

@@ -30,7 +30,8 @@ Exit codes:
   12   restore refused: the backup is missing or damaged
   13   restore refused: the database is in use
   14   the database folder is not a mounted volume (--require-volume)
-  15   a pending migration has an unacknowledged blocking finding (plan)
+  15   a pending migration has an unacknowledged blocking finding (plan), or the rehearsal
+       on a copy failed or lost data nothing asked for (rehearse)
   126  the app command is not executable
   127  the app command was not found
   70   internal error (a bug: please report it with LITEDEPLOY_DEBUG=1 output)

@@ -1,0 +1,115 @@
+"""`entrypoint rehearse`: apply the pending migrations to a copy, say what happens to the data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ..errors import FindingsBlock
+from ..rehearsal import RehearsalReport, rehearse
+from .app import app, errors_to_exit
+from .options import (
+    DbOption,
+    FormatChoice,
+    FormatOption,
+    JsonOption,
+    MigrationsOption,
+    TableOption,
+    make_options,
+)
+
+
+@app.command(
+    "rehearse",
+    epilog="Example: entrypoint rehearse --db ./data/app.db --migrations ./drizzle --json",
+)
+def rehearse_command(
+    db: DbOption = Path("./data/app.db"),
+    migrations: MigrationsOption = Path("./drizzle/migrations"),
+    fmt: FormatOption = FormatChoice.AUTO,
+    table: TableOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Apply the pending migrations to a snapshot copy and compare it with the database.
+
+    The live database is only read (copied with SQLite's online backup API into a private
+    folder in $TMPDIR, removed afterwards). Reports rows per table, lost non-NULL values per
+    column and vanished tables, indexes, triggers and views, and what the rehearsal cost.
+    Exits 15 when a migration fails on the copy or data disappears without a DELETE, DROP
+    TABLE or DROP COLUMN that says so.
+    """
+    with errors_to_exit():
+        report = rehearse(make_options(db, migrations, fmt, table))
+        if as_json:
+            typer.echo(json.dumps(report.to_json(), indent=2))
+        else:
+            typer.echo(rehearsal_text(report))
+        problems = report.problems()
+        if problems:
+            raise FindingsBlock(
+                f"rehearsal: {len(problems)} blocking problem(s); first: {problems[0]}",
+                hint="fix the migration: it fails on this database's data (the live database "
+                "was not touched)"
+                if report.failure is not None
+                else "fix the migration (the live database was not touched); an intended loss "
+                "needs a DELETE, DROP TABLE or DROP COLUMN that says so",
+            )
+
+
+def rehearsal_text(report: RehearsalReport) -> str:
+    """The report for a human: tables, lost values, vanished objects, verdict, cost."""
+    lines = [f"database:   {report.database}"]
+    if not report.database_exists:
+        lines += [
+            f"migrations: {report.migrations_dir} ({report.format})",
+            f"pending:    {len(report.pending)} migration(s)",
+            "the database does not exist: nothing to rehearse on (the migrations would create it)",
+        ]
+        return "\n".join(lines)
+    lines += [
+        f"migrations: {report.migrations_dir} ({report.format})",
+        f"pending:    {len(report.pending)} migration(s)"
+        + (f": {', '.join(report.pending)}" if report.pending else ""),
+    ]
+    if not report.pending:
+        lines.append("nothing to apply")
+    else:
+        lines.append(f"applied on the copy: {len(report.applied)} of {len(report.pending)}")
+        if report.failure is not None:
+            name = report.failure.migration or "the migrations"
+            lines.append(f"FAILED on the copy: {name}: {report.failure.error}")
+        width = max([len(t.table) for t in report.tables] + [5])
+        lines += ["", "rows before -> after:"]
+        for t in report.tables:
+            after = "gone" if t.after is None else str(t.after)
+            renamed = f"  (now {t.now})" if t.now else ""
+            flag = "" if t.after is not None and t.after >= t.before else "  <- fewer"
+            lines.append(f"  {t.table:<{width}}  {t.before} -> {after}{renamed}{flag}")
+        for title, kinds in (
+            ("lost rows:", {"rows"}),
+            ("lost values:", {"values"}),
+            ("vanished objects:", {"table", "index", "trigger", "view"}),
+        ):
+            own = [loss for loss in report.losses if loss.kind in kinds]
+            lines += ["", title + ("" if own else " none")]
+            lines += [f"  {loss.verdict.upper():<9} {loss.message}" for loss in own]
+    problems = report.problems()
+    verdict = {
+        "pass": "nothing blocks",
+        "block": f"{len(problems)} blocking problem(s)",
+        "fail": f"a migration fails on the copy ({len(problems)} blocking problem(s))",
+    }.get(report.verdict, report.verdict)
+    cost = report.cost
+    lines += [
+        "",
+        f"verdict: {verdict}",
+        f"cost:    snapshot {cost.snapshot_ms} ms ({_size(cost.snapshot_bytes)}), apply "
+        f"{cost.apply_ms} ms, compare {cost.compare_ms} ms, total {cost.total_ms} ms",
+    ]
+    return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 1 << 20 else f"{n / (1 << 20):.1f} MiB"

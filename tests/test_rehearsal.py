@@ -1,0 +1,339 @@
+"""`entrypoint rehearse`: the pending migrations applied to a copy, compared with before."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import (
+    ROOT,
+    Cli,
+    applied,
+    assert_one_clear_error,
+    assert_unchanged,
+    db_state,
+    make_db,
+    write_journal,
+)
+from test_plan_command import fixture_db
+
+from entrypoint.errors import PlanRefused
+from entrypoint.migrate import Options, Policy
+from entrypoint.rehearsal import rehearse
+
+Invoke = Callable[..., Any]
+FIXTURES = ROOT / "tests" / "fixtures"
+BREAK = "--> statement-breakpoint\n"
+
+INIT = (
+    "CREATE TABLE t (id integer PRIMARY KEY, a text);\n"
+    "--> statement-breakpoint\n"
+    "CREATE TABLE parent (id integer PRIMARY KEY, name text);\n"
+    "--> statement-breakpoint\n"
+    "CREATE TABLE child (id integer PRIMARY KEY, parent_id integer NOT NULL "
+    "REFERENCES parent(id) ON DELETE CASCADE, note text);\n"
+    "--> statement-breakpoint\n"
+    "CREATE TABLE grandchild (id integer PRIMARY KEY, child_id integer NOT NULL "
+    "REFERENCES child(id) ON DELETE CASCADE);\n"
+    "--> statement-breakpoint\n"
+    "CREATE INDEX t_a_idx ON t (a);\n"
+    "--> statement-breakpoint\n"
+    "CREATE TRIGGER t_audit AFTER UPDATE ON t BEGIN SELECT 1; END;"
+)
+SEED = (
+    "INSERT INTO t (id, a) VALUES (1, 'x'), (2, NULL), (3, 'y'), (4, NULL), (5, 'z');"
+    "INSERT INTO parent (id, name) VALUES (1, 'p1'), (2, 'p2');"
+    "INSERT INTO child (id, parent_id, note) VALUES (1, 1, 'a'), (2, 1, 'b'), (3, 2, 'c');"
+    "INSERT INTO grandchild (id, child_id) VALUES (1, 1), (2, 3);"
+)
+
+
+def rebuild(where: str = "", *, keep_trigger: bool = True, keep_index: bool = True) -> str:
+    """A hand-written rebuild of t, optionally filtering rows or forgetting its objects."""
+    sql = [
+        "CREATE TABLE __new_t (id integer PRIMARY KEY, a text NOT NULL DEFAULT '');",
+        f"INSERT INTO __new_t (id, a) SELECT id, coalesce(a, '') FROM t {where};",
+        "DROP TABLE t;",
+        "ALTER TABLE __new_t RENAME TO t;",
+    ]
+    if keep_index:
+        sql.append("CREATE INDEX t_a_idx ON t (a);")
+    if keep_trigger:
+        sql.append("CREATE TRIGGER t_audit AFTER UPDATE ON t BEGIN SELECT 1; END;")
+    return "\n--> statement-breakpoint\n".join(sql)
+
+
+def setup(tmp_path: Path, *pending: str) -> tuple[Path, Path]:
+    """0000_init applied and seeded; `pending` become 0001_..., 0002_... (not applied)."""
+    migrations = [("0000_init", INIT)]
+    db = tmp_path / "app.db"
+    applied(db, write_journal(tmp_path / "done", migrations), backup=Policy.NEVER)
+    make_db(db, SEED)
+    migrations += [(f"{i + 1:04d}_step", sql) for i, sql in enumerate(pending)]
+    return db, write_journal(tmp_path / "m", migrations)
+
+
+def rehearse_json(invoke: Invoke, db: Path, folder: Path, code: int) -> dict[str, Any]:
+    result = invoke("rehearse", "--db", db, "--migrations", folder, "--json")
+    assert result.exit_code == code, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def losses(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Losses by object; a vanished table's entry is `table:NAME` (NAME is its rows)."""
+    return {
+        f"table:{x['object']}" if x["kind"] == "table" else x["object"]: x for x in data["losses"]
+    }
+
+
+def rows(data: dict[str, Any]) -> dict[str, tuple[int, int | None]]:
+    return {t["table"]: (t["before"], t["after"]) for t in data["tables"]}
+
+
+def test_rebuild_whose_insert_select_drops_rows_is_blocked(tmp_path: Path, cli: Cli) -> None:
+    db, folder = setup(tmp_path, rebuild("WHERE a IS NOT NULL"))
+    before = db_state(db)
+    proc = cli("rehearse", "--db", db, "--migrations", folder)
+    line = assert_one_clear_error(proc, 15, "t: 5 row(s) before, 3 after")
+    assert "without a statement that says so" in line
+    assert re.search(r"^  t +5 -> 3  <- fewer$", proc.stdout, re.MULTILINE), proc.stdout
+    assert "BLOCK" in proc.stdout and "verdict: " in proc.stdout
+    assert_unchanged(db, before)
+    assert not list(tmp_path.glob("**/rehearsal.db"))
+
+
+def test_safe_twin_of_the_rebuild_passes(tmp_path: Path, invoke: Invoke) -> None:
+    db, folder = setup(tmp_path, rebuild())
+    before = db_state(db)
+    data = rehearse_json(invoke, db, folder, 0)
+    assert data["verdict"] == "pass" and data["blocking"] == 0
+    assert rows(data)["t"] == (5, 5) and data["losses"] == []
+    text = invoke("rehearse", "--db", db, "--migrations", folder)
+    assert text.exit_code == 0 and "nothing blocks" in text.stdout
+    assert_unchanged(db, before)
+
+
+def test_explicit_delete_and_its_cascade_are_reported_not_blocking(
+    tmp_path: Path, invoke: Invoke
+) -> None:
+    db, folder = setup(tmp_path, "DELETE FROM parent WHERE id = 1;")
+    before = db_state(db)
+    data = rehearse_json(invoke, db, folder, 0)
+    assert rows(data) == {
+        "t": (5, 5),
+        "parent": (2, 1),
+        "child": (3, 1),
+        "grandchild": (2, 1),
+    }
+    found = losses(data)
+    assert {name for name, loss in found.items() if loss["kind"] == "rows"} == {
+        "parent",
+        "child",
+        "grandchild",
+    }
+    assert all(loss["verdict"] == "explained" for loss in data["losses"])
+    assert "DELETE FROM parent" in found["parent"]["explained_by"]
+    assert "ON DELETE CASCADE" in found["child"]["explained_by"]
+    assert found["child.note"]["kind"] == "values" and found["child.note"]["before"] == 3
+    assert_unchanged(db, before)
+
+
+def test_drop_column_with_data_is_explained_but_a_rebuild_losing_it_blocks(
+    tmp_path: Path, invoke: Invoke
+) -> None:
+    db, folder = setup(tmp_path, "ALTER TABLE child DROP COLUMN note;")
+    data = rehearse_json(invoke, db, folder, 0)
+    [loss] = data["losses"]
+    assert loss["object"] == "child.note" and loss["verdict"] == "explained"
+    assert loss["before"] == 3 and loss["after"] is None
+    assert "0001_step statement 1" in loss["explained_by"]
+
+    lossy = (
+        "CREATE TABLE __new_child (id integer PRIMARY KEY, parent_id integer NOT NULL "
+        "REFERENCES parent(id) ON DELETE CASCADE);\n--> statement-breakpoint\n"
+        "INSERT INTO __new_child (id, parent_id) SELECT id, parent_id FROM child;\n"
+        "--> statement-breakpoint\nDROP TABLE child;\n--> statement-breakpoint\n"
+        "ALTER TABLE __new_child RENAME TO child;"
+    )
+    db, folder = setup(tmp_path / "lossy", "PRAGMA foreign_keys=OFF;\n" + BREAK + lossy)
+    data = rehearse_json(invoke, db, folder, 15)
+    [loss] = data["losses"]
+    assert loss["object"] == "child.note" and loss["blocks"]
+    assert rows(data)["grandchild"] == (2, 2)  # foreign keys OFF, as `run` applies it
+
+    # The pragma in a migration of its own does not cover the rebuild: DROP TABLE child
+    # cascades into grandchild, and the rehearsal says so.
+    db, folder = setup(tmp_path / "cascade", "PRAGMA foreign_keys=OFF;", lossy)
+    data = rehearse_json(invoke, db, folder, 15)
+    assert rows(data)["grandchild"] == (2, 0)
+    assert losses(data)["grandchild"]["blocks"]
+
+
+def test_renamed_table_and_column_are_not_losses(tmp_path: Path, invoke: Invoke) -> None:
+    db, folder = setup(
+        tmp_path,
+        "ALTER TABLE t RENAME COLUMN a TO b;",
+        "ALTER TABLE t RENAME TO things;",
+    )
+    data = rehearse_json(invoke, db, folder, 0)
+    assert data["losses"] == []
+    [t] = [t for t in data["tables"] if t["table"] == "t"]
+    assert t == {"table": "t", "before": 5, "after": 5, "now": "things"}
+
+
+def test_vanished_trigger_blocks_vanished_index_warns_explicit_drop_explains(
+    tmp_path: Path, invoke: Invoke
+) -> None:
+    db, folder = setup(tmp_path, rebuild(keep_trigger=False, keep_index=False))
+    data = rehearse_json(invoke, db, folder, 15)
+    found = losses(data)
+    assert found["t_audit"]["kind"] == "trigger" and found["t_audit"]["blocks"]
+    assert found["t_a_idx"]["kind"] == "index" and found["t_a_idx"]["verdict"] == "warn"
+    assert data["blocking"] == 1
+
+    db, folder = setup(tmp_path / "explicit", "DROP TRIGGER t_audit;", "DROP INDEX t_a_idx;")
+    data = rehearse_json(invoke, db, folder, 0)
+    assert {loss["object"]: loss["verdict"] for loss in data["losses"]} == {
+        "t_a_idx": "explained",
+        "t_audit": "explained",
+    }
+
+
+def test_drop_table_for_good_is_explained(tmp_path: Path, invoke: Invoke) -> None:
+    db, folder = setup(tmp_path, "DROP TABLE grandchild;")
+    data = rehearse_json(invoke, db, folder, 0)
+    assert rows(data)["grandchild"] == (2, None)
+    found = losses(data)
+    assert found["grandchild"]["kind"] == "rows" and found["grandchild"]["verdict"] == "explained"
+    assert found["grandchild.child_id"]["after"] is None
+    assert {loss["verdict"] for loss in data["losses"]} == {"explained"}
+    assert "DROP TABLE grandchild" in found["table:grandchild"]["explained_by"]
+
+
+def test_not_null_trap_fails_on_the_copy_with_sqlites_error(tmp_path: Path, cli: Cli) -> None:
+    db, folder = fixture_db(tmp_path, "not-null-trap", 1, "not-null-trap.sql")
+    before = db_state(db)
+    proc = cli("rehearse", "--db", db, "--migrations", folder)
+    line = assert_one_clear_error(proc, 15, "0001_add_stock", "failed on the copy")
+    assert "Cannot add a NOT NULL column with default value NULL" in line
+    assert "FAILED on the copy" in proc.stdout and "products  2 -> 2" in proc.stdout
+    assert_unchanged(db, before)
+    proc = cli("rehearse", "--db", db, "--migrations", folder, "--json")
+    assert proc.returncode == 15
+    data = json.loads(proc.stdout)
+    assert data["verdict"] == "fail" and data["applied"] == []
+    assert data["failed"]["migration"] == "0001_add_stock"
+    assert "Cannot add a NOT NULL column" in data["failed"]["error"]
+    assert_unchanged(db, before)
+
+
+def test_shop_rehearses_cleanly_keeping_every_review(tmp_path: Path, invoke: Invoke) -> None:
+    db, folder = fixture_db(tmp_path, "shop", 3, "shop-reviews-only.sql")
+    before = db_state(db)
+    data = rehearse_json(invoke, db, folder, 0)
+    assert data["verdict"] == "pass"
+    assert (
+        data["applied"]
+        == data["pending"]
+        == [
+            "0003_price_to_integer",
+            "0004_rename_product_name_to_title",
+            "0005_drop_user_name",
+        ]
+    )
+    assert rows(data) == {"orders": (0, 0), "products": (3, 3), "reviews": (4, 4), "users": (2, 2)}
+    [loss] = data["losses"]
+    assert loss["object"] == "users.name" and loss["kind"] == "values"
+    assert loss["verdict"] == "explained" and not loss["blocks"]
+    assert (loss["before"], loss["after"]) == (2, None)
+    assert "0005_drop_user_name statement 1" in loss["explained_by"]
+    assert_unchanged(db, before)
+
+
+def test_json_shape_and_cost(tmp_path: Path, invoke: Invoke) -> None:
+    db, folder = fixture_db(tmp_path, "shop", 3, "shop-reviews-only.sql")
+    data = rehearse_json(invoke, db, folder, 0)
+    assert set(data) == {
+        "database",
+        "database_exists",
+        "migrations_dir",
+        "format",
+        "history_table",
+        "pending",
+        "applied",
+        "failed",
+        "tables",
+        "losses",
+        "blocking",
+        "verdict",
+        "cost",
+    }
+    assert data["database_exists"] is True and data["format"] == "drizzle-journal"
+    assert data["history_table"] == "__drizzle_migrations"
+    assert "__drizzle_migrations" not in rows(data)
+    assert set(data["losses"][0]) == {
+        "kind",
+        "object",
+        "before",
+        "after",
+        "verdict",
+        "blocks",
+        "explained_by",
+        "message",
+    }
+    cost = data["cost"]
+    assert set(cost) == {"snapshot_ms", "apply_ms", "compare_ms", "total_ms", "snapshot_bytes"}
+    assert all(cost[k] >= 0 for k in cost)
+    assert cost["snapshot_bytes"] == db.stat().st_size
+    text = invoke("rehearse", "--db", db, "--migrations", folder).stdout
+    assert "cost:    snapshot " in text and " ms" in text and "rows before -> after:" in text
+
+
+def test_missing_database_has_nothing_to_rehearse(tmp_path: Path, invoke: Invoke) -> None:
+    db = tmp_path / "absent.db"
+    folder = FIXTURES / "drizzle-journal" / "shop"
+    data = rehearse_json(invoke, db, folder, 0)
+    assert data["database_exists"] is False and data["verdict"] == "nothing to rehearse"
+    assert len(data["pending"]) == 6 and data["tables"] == []
+    text = invoke("rehearse", "--db", db, "--migrations", folder)
+    assert text.exit_code == 0 and "nothing to rehearse on" in text.stdout
+    assert not db.exists()
+
+
+def test_nothing_pending(tmp_path: Path, invoke: Invoke) -> None:
+    db, folder = setup(tmp_path)
+    data = rehearse_json(invoke, db, folder, 0)
+    assert data["pending"] == [] and data["verdict"] == "pass"
+    assert "nothing to apply" in invoke("rehearse", "--db", db, "--migrations", folder).stdout
+
+
+def test_the_copy_is_removed_on_success_failure_and_refusal(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    db, folder = setup(tmp_path, "ALTER TABLE t ADD stock integer NOT NULL;")
+    before = db_state(db)
+    report = rehearse(Options(db_path=db, migrations_dir=folder), workdir=work)
+    assert report.failure is not None and report.problems()
+    assert list(work.iterdir()) == []
+    (folder / "0000_init.sql").write_text(INIT + "\n-- edited after it was applied")
+    with pytest.raises(PlanRefused):
+        rehearse(Options(db_path=db, migrations_dir=folder), workdir=work)
+    assert list(work.iterdir()) == []
+    assert_unchanged(db, before)
+
+
+def test_one_transaction_failure_names_no_single_migration(tmp_path: Path) -> None:
+    db, folder = setup(
+        tmp_path, "CREATE TABLE u (id integer);", "ALTER TABLE t ADD s int NOT NULL;"
+    )
+    report = rehearse(Options(db_path=db, migrations_dir=folder, one_transaction=True))
+    assert report.applied == [] and report.failure is not None
+    assert report.failure.migration is None and "0002_step" in report.failure.error
+    report = rehearse(Options(db_path=db, migrations_dir=folder))
+    assert report.applied == ["0001_step"] and report.failure is not None
+    assert report.failure.migration == "0002_step"
