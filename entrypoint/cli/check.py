@@ -1,51 +1,114 @@
-"""`entrypoint check`: integrity, foreign keys and row counts, on demand."""
+"""`entrypoint check`: integrity, foreign keys, row counts and (when asked) drift, on demand."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from ..checks import Level, check_database
 from ..database import check_file, connect
-from ..errors import CheckFailed, DatabaseError
-from .app import app, errors_to_exit
+from ..drift import declared_schema, differences, latest_snapshot, live_schema
+from ..errors import CheckFailed, DatabaseError, UsageError
+from ..sources import Format, Source, load_source
+from .app import app, errors_to_exit, log
 from .options import CheckOption, DbOption, JsonOption
+
+# No environment variable on purpose: `check` compares with a snapshot only when asked.
+DriftMigrationsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--migrations",
+        readable=False,
+        help="drizzle-kit migrations folder: also compare the schema with its latest snapshot "
+        "(drift).",
+    ),
+]
+StrictOption = Annotated[
+    bool,
+    typer.Option("--strict", help="Drift fails the check (exit 11) instead of warning."),
+]
 
 
 @app.command()
 def check(
     db: DbOption = Path("./data/app.db"),
     level: CheckOption = Level.QUICK,
+    migrations: DriftMigrationsOption = None,
+    strict: StrictOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Check the database: quick_check or integrity_check, foreign keys, rows per table."""
+    """Check the database: quick_check or integrity_check, foreign keys, rows per table.
+
+    With --migrations, also compare its schema with drizzle-kit's latest snapshot.
+    """
     with errors_to_exit():
+        if strict and migrations is None:
+            raise UsageError("--strict needs --migrations (the folder to compare with)")
         if not check_file(db):
             raise DatabaseError(f"{db} does not exist")
+        drift: list[str] | None = None
+        note: str | None = None
+        source = load_source(migrations) if migrations is not None else None
         with contextlib.closing(connect(db, read_only=True)) as conn:
             report = check_database(conn, level)
+            if source is not None:
+                drift, note = _drift(conn, source, damaged=bool(report.integrity))
         if as_json:
-            typer.echo(
-                json.dumps(
-                    {
-                        "ok": report.ok,
-                        "integrity": report.integrity,
-                        "foreign_keys": report.foreign_keys,
-                        "row_counts": report.counts,
-                    },
-                    indent=2,
-                )
-            )
+            data: dict[str, Any] = {
+                "ok": report.ok and not (strict and drift),
+                "integrity": report.integrity,
+                "foreign_keys": report.foreign_keys,
+                "row_counts": report.counts,
+            }
+            if source is not None:
+                data["drift"] = drift
+                if note:
+                    data["drift_note"] = note
+            typer.echo(json.dumps(data, indent=2))
         else:
             typer.echo(f"{level.value}_check: {'ok' if not report.integrity else 'FAILED'}")
             typer.echo(f"foreign keys: {'ok' if not report.foreign_keys else 'FAILED'}")
             for table, count in report.counts.items():
                 typer.echo(f"  {table}: {count} rows")
-        if not report.ok:
-            raise CheckFailed(
-                f"{db} failed its checks: {'; '.join(report.problems()[:5])}",
-                hint="restore a backup (`entrypoint restore --latest`) or repair the data",
+            if note:
+                typer.echo(f"drift: {note}")
+            elif drift is not None:
+                typer.echo("drift: none" if not drift else f"drift: {len(drift)} difference(s)")
+                for line in drift:
+                    typer.echo(f"drift: {line}")
+        if drift and not strict:
+            log.warning(
+                "warning: the schema differs from the latest drizzle-kit snapshot "
+                "(%d difference(s)); --strict makes this fail",
+                len(drift),
             )
+        problems = report.problems()
+        if strict and drift:
+            problems += [f"drift: {line}" for line in drift]
+        if problems:
+            raise CheckFailed(
+                f"{db} failed its checks: {'; '.join(problems[:5])}",
+                hint="restore a backup (`entrypoint restore --latest`) or repair the data"
+                if not report.ok
+                else "migrate the database with this folder, or regenerate the migrations "
+                "with drizzle-kit so the snapshot matches what was changed by hand",
+            )
+
+
+def _drift(
+    conn: sqlite3.Connection, source: Source, *, damaged: bool
+) -> tuple[list[str] | None, str | None]:
+    """Differences from the latest snapshot, or a note saying why there are none to give."""
+    if damaged:
+        return None, "not compared: the database failed its integrity check"
+    if source.format is Format.SQL:
+        return None, "not available for plain SQL folders (no drizzle-kit snapshot to compare)"
+    snapshot = latest_snapshot(source)
+    if snapshot is None:
+        return None, f"not available: no drizzle-kit snapshot found in {source.folder}"
+    return differences(declared_schema(snapshot), live_schema(conn)), None

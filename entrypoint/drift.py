@@ -1,0 +1,399 @@
+"""Drift: the live schema compared with the latest snapshot drizzle-kit wrote.
+
+drizzle-kit 0.x keeps `meta/NNNN_snapshot.json` (versions "5" and "6": nested `tables`);
+1.0 keeps `<folder>/snapshot.json` next to each migration (version "7": a flat `ddl` list).
+Both are read into the same `Schema` as the live database, then compared. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SourceError
+from .history import DRIZZLE_TABLE, PLAIN_TABLE
+from .sources import Format, Source
+
+SNAPSHOT_VERSIONS = {"5", "6", "7"}
+_SNAPSHOT_NAME = re.compile(r"^(\d+)_snapshot\.json$")
+
+
+@dataclass(frozen=True)
+class Column:
+    type: str
+    not_null: bool
+    default: str | None
+    primary_key: bool
+
+
+@dataclass(frozen=True)
+class Index:
+    columns: tuple[str, ...]
+    unique: bool
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    columns: tuple[str, ...]
+    table_to: str
+    columns_to: tuple[str, ...]
+    on_delete: str
+    on_update: str
+
+    def __str__(self) -> str:
+        text = f"({', '.join(self.columns)}) -> {self.table_to}({', '.join(self.columns_to)})"
+        if self.on_delete != "NO ACTION":
+            text += f" ON DELETE {self.on_delete}"
+        if self.on_update != "NO ACTION":
+            text += f" ON UPDATE {self.on_update}"
+        return text
+
+
+@dataclass
+class Table:
+    columns: dict[str, Column] = field(default_factory=dict)
+    indexes: dict[str, Index] = field(default_factory=dict)
+    # UNIQUE constraints (SQLite backs them with sqlite_autoindex_*, whose names mean nothing)
+    uniques: set[tuple[str, ...]] = field(default_factory=set)
+    foreign_keys: set[ForeignKey] = field(default_factory=set)
+
+
+Schema = dict[str, Table]
+
+
+def latest_snapshot(source: Source) -> Path | None:
+    """The newest snapshot drizzle-kit wrote for the folder; None for plain SQL or none found."""
+    if source.format is Format.DRIZZLE_JOURNAL:
+        meta = source.folder / "meta"
+        numbered = [
+            (int(m.group(1)), p)
+            for p in (meta.iterdir() if meta.is_dir() else [])
+            if (m := _SNAPSHOT_NAME.match(p.name)) and p.is_file()
+        ]
+        return max(numbered)[1] if numbered else None
+    if source.format is Format.DRIZZLE_FOLDERS and source.migrations:
+        path = source.migrations[-1].path.parent / "snapshot.json"
+        return path if path.is_file() else None
+    return None
+
+
+def declared_schema(path: Path) -> Schema:
+    """The schema a drizzle-kit snapshot declares (0.x versions 5 and 6, 1.0 version 7)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"cannot read snapshot {path}: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise SourceError(
+            f"snapshot {path} is not valid JSON: {exc.msg} at line {exc.lineno}",
+            hint="restore it from version control or regenerate it with drizzle-kit",
+        ) from exc
+    if not isinstance(data, dict) or str(data.get("version")) not in SNAPSHOT_VERSIONS:
+        version = data.get("version") if isinstance(data, dict) else None
+        raise SourceError(
+            f"snapshot {path} has version {version!r}; supported versions are "
+            f"{', '.join(sorted(SNAPSHOT_VERSIONS))}"
+        )
+    try:
+        schema = _from_ddl(data["ddl"]) if data["version"] == "7" else _from_tables(data["tables"])
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise SourceError(
+            f"snapshot {path} is not shaped like a drizzle-kit snapshot: {exc!r}"
+        ) from exc
+    return _normalised(schema)
+
+
+def _from_tables(tables: dict[str, Any]) -> Schema:
+    schema: Schema = {}
+    for name, spec in tables.items():
+        table = schema[name] = Table()
+        composite = {
+            c for pk in (spec.get("compositePrimaryKeys") or {}).values() for c in pk["columns"]
+        }
+        for col_name, col in spec["columns"].items():
+            table.columns[col_name] = Column(
+                type=col["type"],
+                not_null=bool(col.get("notNull")),
+                default=_default(col.get("default")),
+                primary_key=bool(col.get("primaryKey")) or col_name in composite,
+            )
+        for index_name, index in (spec.get("indexes") or {}).items():
+            table.indexes[index_name] = Index(tuple(index["columns"]), bool(index.get("isUnique")))
+        for unique in (spec.get("uniqueConstraints") or {}).values():
+            table.uniques.add(tuple(unique["columns"]))
+        for fk in (spec.get("foreignKeys") or {}).values():
+            table.foreign_keys.add(
+                _foreign_key(
+                    fk["columnsFrom"],
+                    fk["tableTo"],
+                    fk["columnsTo"],
+                    fk.get("onDelete"),
+                    fk.get("onUpdate"),
+                )
+            )
+    return schema
+
+
+def _from_ddl(ddl: list[dict[str, Any]]) -> Schema:
+    schema: Schema = {e["name"]: Table() for e in ddl if e["entityType"] == "tables"}
+    pk_columns = {(e["table"], c) for e in ddl if e["entityType"] == "pks" for c in e["columns"]}
+    for e in ddl:
+        kind = e["entityType"]
+        if kind in ("tables", "pks") or "table" not in e or e["table"] not in schema:
+            continue
+        table = schema[e["table"]]
+        if kind == "columns":
+            table.columns[e["name"]] = Column(
+                type=e["type"],
+                not_null=bool(e.get("notNull")),
+                default=_default(e.get("default")),
+                primary_key=(e["table"], e["name"]) in pk_columns,
+            )
+        elif kind == "indexes":
+            columns = tuple(
+                "<expression>"
+                if isinstance(c, dict) and c.get("isExpression")
+                else (c["value"] if isinstance(c, dict) else c)
+                for c in e["columns"]
+            )
+            table.indexes[e["name"]] = Index(columns, bool(e.get("isUnique")))
+        elif kind == "uniques":
+            table.uniques.add(tuple(e["columns"]))
+        elif kind == "fks":
+            table.foreign_keys.add(
+                _foreign_key(
+                    e["columns"], e["tableTo"], e["columnsTo"], e.get("onDelete"), e.get("onUpdate")
+                )
+            )
+    return schema
+
+
+def live_schema(conn: sqlite3.Connection, ignore: Iterable[str] = ()) -> Schema:
+    """The schema of the open database's main schema, without internal and history tables."""
+    skipped = {DRIZZLE_TABLE.lower(), PLAIN_TABLE.lower(), *(n.lower() for n in ignore)}
+    names = [
+        r[0]
+        for r in conn.execute("SELECT name, type FROM pragma_table_list WHERE schema = 'main'")
+        if r[1] == "table"
+        and not r[0].lower().startswith("sqlite_")
+        and r[0].lower() not in skipped
+    ]
+    schema: Schema = {}
+    for name in sorted(names):
+        table = schema[name] = Table()
+        pk_of: list[str] = []
+        for _cid, col, typ, notnull, dflt, pk, hidden in conn.execute(
+            "SELECT * FROM pragma_table_xinfo(?)", (name,)
+        ):
+            if hidden == 1:  # a virtual table's hidden column
+                continue
+            table.columns[col] = Column(str(typ), bool(notnull), _default(dflt), bool(pk))
+            if pk:
+                pk_of.append(col)
+        for _seq, index_name, unique, origin, _partial in conn.execute(
+            "SELECT * FROM pragma_index_list(?)", (name,)
+        ):
+            if origin == "pk":
+                continue
+            columns = tuple(
+                r[2] if r[2] is not None else "<expression>"
+                for r in conn.execute(
+                    "SELECT * FROM pragma_index_info(?) ORDER BY seqno", (index_name,)
+                )
+            )
+            if origin == "u":
+                table.uniques.add(columns)
+            elif not index_name.startswith("sqlite_autoindex_"):
+                table.indexes[index_name] = Index(columns, bool(unique))
+        grouped: dict[int, list[tuple[Any, ...]]] = {}
+        for row in conn.execute("SELECT * FROM pragma_foreign_key_list(?)", (name,)):
+            grouped.setdefault(row[0], []).append(row)
+        for rows in grouped.values():
+            rows.sort(key=lambda r: r[1])
+            parent = rows[0][2]
+            to = [r[4] for r in rows]
+            if any(t is None for t in to):  # REFERENCES parent, meaning its primary key
+                to = [
+                    r[1]
+                    for r in sorted(
+                        conn.execute("SELECT * FROM pragma_table_info(?)", (parent,)),
+                        key=lambda r: r[5],
+                    )
+                    if r[5]
+                ]
+            table.foreign_keys.add(
+                _foreign_key([r[3] for r in rows], parent, to, rows[0][6], rows[0][5])
+            )
+    return _normalised(schema)
+
+
+def differences(declared: Schema, live: Schema) -> list[str]:
+    """One line per difference, `table[.column]: what`, in table order; empty: no drift."""
+    lines: list[str] = []
+    for name in sorted(declared.keys() | live.keys()):
+        if name not in live:
+            lines.append(f"{name}: table missing from the database")
+            continue
+        if name not in declared:
+            lines.append(f"{name}: table in the database, not in the snapshot")
+            continue
+        lines += _table_differences(name, declared[name], live[name])
+    return lines
+
+
+def _table_differences(name: str, want: Table, have: Table) -> list[str]:
+    lines: list[str] = []
+    for col in [*want.columns, *(c for c in have.columns if c not in want.columns)]:
+        where = f"{name}.{col}"
+        if col not in have.columns:
+            lines.append(f"{where}: column missing from the database")
+            continue
+        if col not in want.columns:
+            lines.append(f"{where}: column in the database, not in the snapshot")
+            continue
+        w, h = want.columns[col], have.columns[col]
+        if _type(w.type) != _type(h.type):
+            lines.append(
+                f"{where}: type {h.type or '(none)'} in the database, "
+                f"{w.type or '(none)'} in the snapshot"
+            )
+        if w.not_null != h.not_null:
+            lines.append(
+                f"{where}: {_null(h.not_null)} in the database, {_null(w.not_null)} in the snapshot"
+            )
+        if w.default != h.default:
+            lines.append(
+                f"{where}: default {_shown(h.default)} in the database, "
+                f"{_shown(w.default)} in the snapshot"
+            )
+        if w.primary_key != h.primary_key:
+            lines.append(
+                f"{where}: {_pk(h.primary_key)} in the database, "
+                f"{_pk(w.primary_key)} in the snapshot"
+            )
+    want, have = _pair_unique_forms(want, have)
+    for index in sorted(want.indexes.keys() | have.indexes.keys()):
+        if index not in have.indexes:
+            lines.append(f"{name}: index {index} missing from the database")
+        elif index not in want.indexes:
+            lines.append(f"{name}: index {index} in the database, not in the snapshot")
+        elif want.indexes[index] != have.indexes[index]:
+            lines.append(
+                f"{name}: index {index} is {_index(have.indexes[index])} in the "
+                f"database, {_index(want.indexes[index])} in the snapshot"
+            )
+    for unique in sorted(want.uniques - have.uniques):
+        lines.append(f"{name}: UNIQUE ({', '.join(unique)}) missing from the database")
+    for unique in sorted(have.uniques - want.uniques):
+        lines.append(f"{name}: UNIQUE ({', '.join(unique)}) in the database, not in the snapshot")
+    for fk in sorted(want.foreign_keys - have.foreign_keys, key=str):
+        lines.append(f"{name}: foreign key {fk} missing from the database")
+    for fk in sorted(have.foreign_keys - want.foreign_keys, key=str):
+        lines.append(f"{name}: foreign key {fk} in the database, not in the snapshot")
+    return lines
+
+
+def _pair_unique_forms(want: Table, have: Table) -> tuple[Table, Table]:
+    """A UNIQUE constraint on one side and a unique index on the same columns on the other
+    give the same guarantee (drizzle-kit 0.x writes `.unique()` as an index, 1.0 as a
+    constraint): drop both from the comparison."""
+
+    def spare(table: Table, other: Table) -> dict[tuple[str, ...], str]:
+        return {
+            i.columns: n for n, i in table.indexes.items() if i.unique and n not in other.indexes
+        }
+
+    want_spare, have_spare = spare(want, have), spare(have, want)
+    for cols in want.uniques - have.uniques:
+        if cols in have_spare:
+            have = _without(have, have_spare.pop(cols), cols)
+            want = _without(want, None, cols)
+    for cols in have.uniques - want.uniques:
+        if cols in want_spare:
+            want = _without(want, want_spare.pop(cols), cols)
+            have = _without(have, None, cols)
+    return want, have
+
+
+def _without(table: Table, index: str | None, unique: tuple[str, ...]) -> Table:
+    return Table(
+        columns=table.columns,
+        indexes={n: i for n, i in table.indexes.items() if n != index},
+        uniques=table.uniques - {unique},
+        foreign_keys=table.foreign_keys,
+    )
+
+
+def _normalised(schema: Schema) -> Schema:
+    """Even out what SQLite and the snapshot formats say differently about the same schema."""
+    for table in schema.values():
+        pk = [c for c, col in table.columns.items() if col.primary_key]
+        if len(pk) == 1 and _type(table.columns[pk[0]].type) == "INTEGER":
+            # a rowid alias can never be NULL; 1.0 writes no NOT NULL for it, 0.x does
+            col = table.columns[pk[0]]
+            table.columns[pk[0]] = Column(col.type, True, col.default, True)
+    return schema
+
+
+def _foreign_key(
+    columns: Iterable[str],
+    table_to: str,
+    columns_to: Iterable[str],
+    on_delete: str | None,
+    on_update: str | None,
+) -> ForeignKey:
+    return ForeignKey(
+        tuple(columns),
+        table_to,
+        tuple(columns_to),
+        (on_delete or "no action").upper(),
+        (on_update or "no action").upper(),
+    )
+
+
+def _default(value: Any) -> str | None:
+    """A default as comparable SQL text: `''`, `1`, `current_timestamp`, `'a b'`."""
+    if value is None:
+        return None
+    text = str(value).lower() if isinstance(value, bool) else str(value).strip()
+    while text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
+        text = text[1:-1].strip()
+    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
+        text = "'" + text[1:-1].replace("'", "''") + "'"
+    if not text.startswith("'"):
+        text = " ".join(text.split()).lower()
+    return text
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _type(text: str) -> str:
+    return " ".join(text.split()).upper()
+
+
+def _null(not_null: bool) -> str:
+    return "NOT NULL" if not_null else "nullable"
+
+
+def _pk(primary_key: bool) -> str:
+    return "primary key" if primary_key else "not primary key"
+
+
+def _shown(default: str | None) -> str:
+    return "none" if default is None else default
+
+
+def _index(index: Index) -> str:
+    return f"{'unique ' if index.unique else ''}on ({', '.join(index.columns)})"
