@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from entrypoint.database import uri
+from entrypoint.database import online_copy, uri
 
 from .runner import Result, run
 from .stack import Stack
@@ -21,11 +21,9 @@ def snapshot(db_path: Path, into: Path) -> Path:
         return target  # first deploy: the rehearsal starts from an empty database
     # quoted: a `#` or `?` in the path would cut the URI and open an empty database instead
     src = sqlite3.connect(uri(db_path), uri=True, timeout=30)
-    dst = sqlite3.connect(target)
     try:
-        src.backup(dst)
+        online_copy(src, target)
     finally:
-        dst.close()
         src.close()
     return target
 

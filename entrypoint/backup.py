@@ -18,7 +18,7 @@ from typing import Any
 
 from . import durable
 from .checks import Level, file_problems
-from .database import uri
+from .database import online_copy, uri
 from .errors import BackupFailed, CorruptDatabase, NoSpace
 
 log = logging.getLogger("litedeploy.entrypoint")
@@ -236,13 +236,7 @@ def _snapshot(db_path: Path, tmp: Path, method: Method) -> tuple[Method, str]:
                 "keeps writing)",
                 hint="use --backup-method online, which copes with concurrent writers",
             )
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        os.close(fd)  # created private before SQLite writes into it
-        dst = sqlite3.connect(uri(tmp, "rw"), uri=True)
-        try:
-            conn.backup(dst)  # one step: a consistent snapshot even while others write
-        finally:
-            dst.close()
+        online_copy(conn, tmp)
         return Method.ONLINE, journal_mode
     finally:
         conn.close()

@@ -45,6 +45,21 @@ def uri(path: Path, mode: str = "ro", *, immutable: bool = False) -> str:
     return f"file:{quote(str(path.resolve()))}?mode={mode}{extra}"
 
 
+def online_copy(source: sqlite3.Connection, target: Path) -> None:
+    """Copy a database with SQLite's online backup API, in one step, into a new private file.
+
+    One step gives a consistent snapshot even while other processes write. The target is
+    created 0600 (and must not exist) before SQLite writes into it.
+    """
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    os.close(fd)
+    dst = sqlite3.connect(uri(target, "rw"), uri=True)
+    try:
+        source.backup(dst)
+    finally:
+        dst.close()
+
+
 def connect(
     path: Path, *, busy_timeout: float = 30.0, read_only: bool = False
 ) -> sqlite3.Connection:

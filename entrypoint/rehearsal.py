@@ -25,7 +25,6 @@ error; it is what would have happened to the live database.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import sqlite3
@@ -38,7 +37,7 @@ from typing import Any, Literal
 from . import history
 from .apply import apply_migrations
 from .checks import RowLoss, explained_losses
-from .database import check_file, connect, uri
+from .database import check_file, connect, online_copy, uri
 from .errors import BackupFailed, MigrationFailed
 from .migrate import Options, prepare_history_table
 from .plan import check_policy, make_plan
@@ -297,15 +296,9 @@ def _rehearse_on(
 def _snapshot(db_path: Path, copy: Path) -> int:
     """Copy the live database with the online backup API (a consistent, read-only snapshot)."""
     try:
-        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        os.close(fd)
         src = sqlite3.connect(uri(db_path, "ro"), uri=True, timeout=30)
         try:
-            dst = sqlite3.connect(uri(copy, "rw"), uri=True)
-            try:
-                src.backup(dst)
-            finally:
-                dst.close()
+            online_copy(src, copy)
         finally:
             src.close()
         return copy.stat().st_size
