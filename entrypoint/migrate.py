@@ -6,14 +6,12 @@ import contextlib
 import logging
 import sqlite3
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from . import durable, history
 from .apply import Applied, apply_migrations
-from .backup import Backup, Method, default_dir, prune, take_backup
+from .backup import Backup, prune, take_backup
 from .checks import (
-    Level,
     Report,
     check_database,
     explained_losses,
@@ -22,49 +20,14 @@ from .checks import (
     row_counts,
 )
 from .database import check_file, check_volume, connect
-from .errors import CheckFailed, CorruptDatabase, MigrationFailed, PlanRefused
+from .errors import CheckFailed, CorruptDatabase, MigrationFailed
 from .lock import migration_lock
-from .plan import Plan, State, check_policy, make_plan
+from .plan import Plan, State, check_policy, make_plan, prepare_history_table
 from .restore import replace_database
-from .sources import Format, Migration, Source, load_source
+from .settings import Options, Policy
+from .sources import Migration, Source, load_source
 
 log = logging.getLogger("litedeploy.entrypoint")
-
-
-class Policy(StrEnum):
-    """When `run` takes a backup."""
-
-    ALWAYS = "always"
-    PENDING = "pending"  # only when there is something to apply
-    NEVER = "never"
-
-
-@dataclass(frozen=True)
-class Options:
-    """What to migrate and how far to trust the history."""
-
-    db_path: Path
-    migrations_dir: Path
-    format: Format | None = None
-    history_table: str | None = None
-    allow_out_of_order: bool = False
-    allow_changed: bool = False
-    allow_newer_database: bool = False
-    one_transaction: bool = False
-    lock_timeout: float = 60.0
-    backup: Policy = Policy.PENDING
-    backup_dir: Path | None = None
-    backup_keep: int = 10
-    backup_method: Method = Method.AUTO
-    check_level: Level = Level.QUICK
-    journal_mode: str | None = None
-    require_volume: bool = False
-    allow_row_loss: bool = False
-    deploy_id: str | None = None
-
-    @property
-    def backups(self) -> Path:
-        return self.backup_dir or default_dir(self.db_path)
 
 
 @dataclass(frozen=True)
@@ -267,36 +230,6 @@ def _set_journal_mode(conn: sqlite3.Connection, options: Options, existed: bool)
         log.warning("journal mode %s requested, SQLite kept %s", wanted, got)
     elif not existed or options.journal_mode:
         log.info("journal mode %s", got)
-
-
-def prepare_history_table(
-    conn: sqlite3.Connection,
-    table: history.Table,
-    plan: Plan,
-    fmt: Format,
-    *,
-    expected_rows: int,
-) -> history.Table:
-    """Inside the first transaction: re-read the history, then create or upgrade the table."""
-    rows = history.read(conn, table)
-    if len(rows) != expected_rows:
-        raise PlanRefused(
-            f"the history in {table.name} changed while planning "
-            f"({expected_rows} rows, now {len(rows)})",
-            hint="another migrator that does not use litedeploy's lock ran at the same time; "
-            "start again",
-        )
-    if not table.exists:
-        return history.create(conn, table)
-    if (
-        table.kind is history.Kind.DRIZZLE_V0
-        and fmt is Format.DRIZZLE_FOLDERS
-        and not plan.having(State.UNKNOWN)
-    ):
-        matched = {i.name: i.row for i in plan.having(State.APPLIED, State.CHANGED) if i.row}
-        log.info("upgrading %s to drizzle 1.0's shape (name, applied_at)", table.name)
-        return history.upgrade_to_v1(conn, table, matched)
-    return table
 
 
 def _log_plan(current: Status, options: Options) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from dataclasses import dataclass
 from enum import StrEnum
 
+from . import history
 from .errors import PlanRefused
 from .history import Kind, Row
 from .sources import Format, Migration, Source
+
+log = logging.getLogger("litedeploy.entrypoint")
 
 
 class State(StrEnum):
@@ -187,3 +192,33 @@ def check_policy(
                 f"{len(names)} migration(s) {what}: {listed}",
                 hint=f"{action} with {flag}",
             )
+
+
+def prepare_history_table(
+    conn: sqlite3.Connection,
+    table: history.Table,
+    plan: Plan,
+    fmt: Format,
+    *,
+    expected_rows: int,
+) -> history.Table:
+    """Inside the first transaction: re-read the history, then create or upgrade the table."""
+    rows = history.read(conn, table)
+    if len(rows) != expected_rows:
+        raise PlanRefused(
+            f"the history in {table.name} changed while planning "
+            f"({expected_rows} rows, now {len(rows)})",
+            hint="another migrator that does not use litedeploy's lock ran at the same time; "
+            "start again",
+        )
+    if not table.exists:
+        return history.create(conn, table)
+    if (
+        table.kind is history.Kind.DRIZZLE_V0
+        and fmt is Format.DRIZZLE_FOLDERS
+        and not plan.having(State.UNKNOWN)
+    ):
+        matched = {i.name: i.row for i in plan.having(State.APPLIED, State.CHANGED) if i.row}
+        log.info("upgrading %s to drizzle 1.0's shape (name, applied_at)", table.name)
+        return history.upgrade_to_v1(conn, table, matched)
+    return table

@@ -39,9 +39,9 @@ from .apply import apply_migrations
 from .checks import RowLoss, explained_losses
 from .database import check_file, connect, online_copy, uri
 from .errors import BackupFailed, MigrationFailed
-from .migrate import Options, prepare_history_table
-from .plan import check_policy, make_plan
+from .plan import check_policy, make_plan, prepare_history_table
 from .replay import NAME, QNAME, q, unquote
+from .settings import Options
 from .sources import Migration, Source, load_source
 
 Verdict = Literal["explained", "warn", "block"]

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from entrypoint.migrate import Options, Outcome, migrate
+from entrypoint.migrate import Outcome, migrate
+from entrypoint.settings import Options
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,7 +19,7 @@ from harness import (
     write_journal,
 )
 
-from entrypoint.migrate import Policy
+from entrypoint.settings import Policy
 
 Invoke = Callable[..., Any]
 FIXTURES = ROOT / "tests" / "fixtures"

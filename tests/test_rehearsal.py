@@ -22,8 +22,8 @@ from harness import (
 from test_plan_command import fixture_db
 
 from entrypoint.errors import PlanRefused
-from entrypoint.migrate import Options, Policy
 from entrypoint.rehearsal import rehearse
+from entrypoint.settings import Options, Policy
 
 Invoke = Callable[..., Any]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -10,7 +10,7 @@ import typer
 
 from ..backup import Method
 from ..checks import Level
-from ..migrate import Options
+from ..settings import Options
 from ..sources import Format
 
 

@@ -11,7 +11,8 @@ import typer
 from .. import handoff
 from ..backup import Method
 from ..checks import Level
-from ..migrate import Policy, migrate
+from ..migrate import migrate
+from ..settings import Policy
 from .app import app, errors_to_exit
 from .options import (
     BackupDirOption,

@@ -1,0 +1,47 @@
+"""What `entrypoint run` is told: the database, the migrations and how far to trust them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from .backup import Method, default_dir
+from .checks import Level
+from .sources import Format
+
+
+class Policy(StrEnum):
+    """When `run` takes a backup."""
+
+    ALWAYS = "always"
+    PENDING = "pending"  # only when there is something to apply
+    NEVER = "never"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to migrate and how far to trust the history."""
+
+    db_path: Path
+    migrations_dir: Path
+    format: Format | None = None
+    history_table: str | None = None
+    allow_out_of_order: bool = False
+    allow_changed: bool = False
+    allow_newer_database: bool = False
+    one_transaction: bool = False
+    lock_timeout: float = 60.0
+    backup: Policy = Policy.PENDING
+    backup_dir: Path | None = None
+    backup_keep: int = 10
+    backup_method: Method = Method.AUTO
+    check_level: Level = Level.QUICK
+    journal_mode: str | None = None
+    require_volume: bool = False
+    allow_row_loss: bool = False
+    deploy_id: str | None = None
+
+    @property
+    def backups(self) -> Path:
+        return self.backup_dir or default_dir(self.db_path)
