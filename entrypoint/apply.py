@@ -33,23 +33,30 @@ def apply_migrations(
     *,
     one_transaction: bool = False,
     prepare: Prepare | None = None,
+    quiet: bool = False,
 ) -> list[Applied]:
     """Apply each migration with its history row in one transaction (or all in one).
 
     `prepare` runs inside the first transaction (to create or upgrade the history table),
-    so a migration that fails leaves no trace at all.
+    so a migration that fails leaves no trace at all. `quiet` logs the progress at debug
+    level (the rehearsal on a copy, whose summary says what happened).
     """
+    level = logging.DEBUG if quiet else logging.INFO
     groups = [list(migrations)] if one_transaction else [[m] for m in migrations]
     applied: list[Applied] = []
     for group in groups:
-        done, table = _apply_group(conn, table, group, prepare)
+        done, table = _apply_group(conn, table, group, prepare, level)
         applied.extend(done)
         prepare = None
     return applied
 
 
 def _apply_group(
-    conn: sqlite3.Connection, table: history.Table, group: list[Migration], prepare: Prepare | None
+    conn: sqlite3.Connection,
+    table: history.Table,
+    group: list[Migration],
+    prepare: Prepare | None,
+    level: int,
 ) -> tuple[list[Applied], history.Table]:
     enforce_before = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
     fk_off = any(m.wants_foreign_keys_off for m in group)
@@ -62,9 +69,9 @@ def _apply_group(
             if prepare is not None:
                 table = prepare(conn)
             existing = _violations(conn) if fk_off else set()
-            done = [_apply_one(conn, table, m, fk_off=fk_off) for m in group]
+            done = [_apply_one(conn, table, m, fk_off=fk_off, level=level) for m in group]
             if fk_off:
-                _check_foreign_keys(conn, group, existing)
+                _check_foreign_keys(conn, group, existing, level)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -76,17 +83,23 @@ def _apply_group(
 
 
 def _apply_one(
-    conn: sqlite3.Connection, table: history.Table, migration: Migration, *, fk_off: bool
+    conn: sqlite3.Connection,
+    table: history.Table,
+    migration: Migration,
+    *,
+    fk_off: bool,
+    level: int,
 ) -> Applied:
     started = time.monotonic()
     skipped = sum(1 for c in migration.chunks if c.skipped)
     count = len(migration.statements)
-    log.info("Applying %s (%d statement%s)", migration.name, count, "" if count == 1 else "s")
+    log.log(level, "Applying %s (%d statement%s)", migration.name, count, "" if count == 1 else "s")
     if skipped:
-        log.info("  %s: skipped %d empty or comment-only chunk(s)", migration.name, skipped)
+        log.log(level, "  %s: skipped %d empty or comment-only chunk(s)", migration.name, skipped)
     for statement in migration.statements:
         if statement.is_foreign_keys_pragma:
-            log.info(
+            log.log(
+                level,
                 "  %s: statement %d: %s skipped; foreign keys are %s for the whole migration "
                 "and checked before commit",
                 migration.name,
@@ -105,7 +118,7 @@ def _apply_one(
             ) from exc
     duration_ms = round((time.monotonic() - started) * 1000)
     history.record(conn, table, migration, duration_ms)
-    log.info("Applied %s in %d ms", migration.name, duration_ms)
+    log.log(level, "Applied %s in %d ms", migration.name, duration_ms)
     return Applied(migration.name, len(migration.statements), duration_ms)
 
 
@@ -117,12 +130,15 @@ def _check_foreign_keys(
     conn: sqlite3.Connection,
     group: list[Migration],
     existing: set[tuple[str, int | None, str, int]],
+    level: int,
 ) -> None:
     """Roll back if the migrations left rows pointing at parents that no longer exist."""
     new = sorted(_violations(conn) - existing, key=lambda v: (v[0], v[1] or 0))
     if existing:
-        log.warning(
-            "the database already had %d foreign key violation(s) before migrating", len(existing)
+        log.log(
+            logging.WARNING if level >= logging.INFO else level,
+            "the database already had %d foreign key violation(s) before migrating",
+            len(existing),
         )
     if not new:
         return

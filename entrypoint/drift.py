@@ -397,3 +397,18 @@ def _shown(default: str | None) -> str:
 
 def _index(index: Index) -> str:
     return f"{'unique ' if index.unique else ''}on ({', '.join(index.columns)})"
+
+
+def against_snapshot(
+    conn: sqlite3.Connection, source: Source, *, ignore: Iterable[str] = ()
+) -> tuple[list[str] | None, str | None]:
+    """Differences from the folder's latest snapshot, or a note saying why none can be given.
+
+    `ignore` names tables beyond the default history tables (a custom history table).
+    """
+    if source.format is Format.SQL:
+        return None, "not available for plain SQL folders (no drizzle-kit snapshot to compare)"
+    snapshot = latest_snapshot(source)
+    if snapshot is None:
+        return None, f"not available: no drizzle-kit snapshot found in {source.folder}"
+    return differences(declared_schema(snapshot), live_schema(conn, ignore)), None

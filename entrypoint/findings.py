@@ -34,6 +34,16 @@ RULES: dict[str, str] = {
     "rename": "RENAME of a table or column (breaks the old version during a rolling deploy)",
 }
 
+# What the rehearsal on a copy finds; a directive names one to acknowledge an intended loss.
+LOSS_RULES: dict[str, str] = {
+    "lost-rows": "rows that disappeared on the copy without a DELETE or DROP TABLE saying so",
+    "lost-values": "non-NULL values that disappeared on the copy without a DROP COLUMN saying so",
+    "lost-object": "a table, trigger, view or index that vanished on the copy without a DROP",
+}
+
+# Findings about whole rows: the operator's --allow-row-loss acknowledges these too.
+ROW_LOSS_RULES = frozenset({"drop-table-with-rows", "rebuild-loses-rows"})
+
 # Short names a directive may use instead of the full rule id.
 ALIASES: dict[str, str] = {
     "add-not-null": "add-not-null-without-default",
@@ -78,11 +88,11 @@ class Directive:
     object: str
 
     def covers(self, finding: Finding) -> bool:
-        return (
-            finding.rule == ALIASES.get(self.rule, self.rule)
-            and finding.object is not None
-            and normal_object(finding.object) == self.object
-        )
+        return finding.object is not None and self.allows(finding.rule, finding.object)
+
+    def allows(self, rule: str, obj: str) -> bool:
+        """True when this directive names `rule` (or its alias) and exactly `obj`."""
+        return rule == ALIASES.get(self.rule, self.rule) and normal_object(obj) == self.object
 
 
 def normal_object(name: str) -> str:
@@ -99,6 +109,15 @@ def directives(migration: Migration) -> list[Directive]:
     ]
 
 
+def allowing(migrations: list[Migration], rule: str, obj: str) -> str | None:
+    """The directive among the migrations' that allows `rule` on `obj`, written out; or None."""
+    for m in migrations:
+        for d in directives(m):
+            if d.allows(rule, obj):
+                return f"-- litedeploy: allow {d.rule} {d.object} (in {m.name})"
+    return None
+
+
 def acknowledge(findings: list[Finding], migrations: list[Migration]) -> list[Finding]:
     """Mark the findings a directive in their own migration acknowledges."""
     by_name = {m.name: directives(m) for m in migrations}
@@ -108,6 +127,11 @@ def acknowledge(findings: list[Finding], migrations: list[Migration]) -> list[Fi
         else f
         for f in findings
     ]
+
+
+def allow_row_loss(findings: list[Finding]) -> list[Finding]:
+    """Acknowledge the findings about lost rows (the operator passed --allow-row-loss)."""
+    return [replace(f, acknowledged=True) if f.rule in ROW_LOSS_RULES else f for f in findings]
 
 
 def blocking(findings: list[Finding]) -> list[Finding]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import durable, history
@@ -13,6 +13,7 @@ from .apply import Applied, apply_migrations
 from .backup import Backup, prune, take_backup
 from .checks import (
     Report,
+    RowLoss,
     check_database,
     explained_losses,
     foreign_key_problems,
@@ -20,12 +21,15 @@ from .checks import (
     row_counts,
 )
 from .database import check_file, check_volume, connect
-from .errors import CheckFailed, CorruptDatabase, MigrationFailed
+from .drift import against_snapshot
+from .errors import BackupFailed, CheckFailed, CorruptDatabase, MigrationFailed, SourceError
+from .findings import allowing
+from .gate import gate
 from .lock import migration_lock
 from .plan import Plan, State, check_policy, make_plan, prepare_history_table
 from .restore import replace_database
 from .settings import Options, Policy
-from .sources import Migration, Source, load_source
+from .sources import Format, Migration, Source, load_source
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -93,12 +97,20 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
             allow_newer_database=options.allow_newer_database,
         )
         pending = plan.to_apply(allow_out_of_order=options.allow_out_of_order)
+        if pending:  # before the backup: a refused run leaves nothing behind
+            try:
+                gate(conn, replace(options, rehearse=options.rehearse and existed), pending)
+            except (sqlite3.DatabaseError, BackupFailed):
+                _refuse_if_corrupt(conn, options)  # say "damaged" when that is the cause
+                raise
         wanted = options.backup is Policy.ALWAYS or (options.backup is Policy.PENDING and pending)
         saved = _backup(options, plan, pending) if existed and wanted else None
         if saved is None:
             _remove_leftovers(options.backups)  # take_backup does it when it runs
         if not pending:
             log.info("nothing to apply; database is at %s", plan.head or "no migrations")
+            if drifted := _drift(conn, source, table.name):
+                _refuse_drift(options, None, drifted)
             return Outcome(current, [], saved)
         if existed and saved is None:
             _refuse_if_corrupt(conn, options)
@@ -136,16 +148,68 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
         expected, report.losses = explained_losses(conn, statements, report.losses)
         for loss in expected:
             log.info("rows removed as the migrations say: %s", loss)
+        report.losses = _acknowledged(report.losses, pending)
         for line in report.problems():
             log.warning("check after migrating: %s", line)
+        drifted = _drift(conn, source, table.name) if not _failed(report, options) else []
     if _failed(report, options):
         _restore_after_failed_check(options, saved, report)
+    if drifted:
+        _refuse_drift(options, saved, drifted)
     log.info(
         "checks passed: %s_check ok, foreign keys ok, %d tables",
         options.check_level.value,
         len(report.counts),
     )
     return Outcome(current, applied, saved, report)
+
+
+def _acknowledged(losses: list[RowLoss], pending: list[Migration]) -> list[RowLoss]:
+    """Drop the row losses a migration acknowledges (-- litedeploy: allow lost-rows TABLE)."""
+    kept = []
+    for loss in losses:
+        if why := allowing(pending, "lost-rows", loss.table):
+            log.info("rows removed, acknowledged by %s: %s", why, loss)
+        else:
+            kept.append(loss)
+    return kept
+
+
+def _drift(conn: sqlite3.Connection, source: Source, history_table: str) -> list[str]:
+    """Warn about each difference from drizzle-kit's latest snapshot; return them."""
+    try:
+        drifted, note = against_snapshot(conn, source, ignore=[history_table])
+    except SourceError as exc:  # a damaged snapshot is no reason to stop the app
+        log.warning("drift not compared: %s", exc.message)
+        return []
+    if note and source.format is not Format.SQL:
+        log.info("drift: %s", note)
+    for line in drifted or []:
+        log.warning("warning: drift from the latest drizzle-kit snapshot: %s", line)
+    return drifted or []
+
+
+def _refuse_drift(options: Options, saved: Backup | None, drifted: list[str]) -> None:
+    """Only with --strict: drift refuses the start, restoring what this run migrated."""
+    if not options.strict_drift:
+        log.warning(
+            "warning: the schema differs from drizzle-kit's latest snapshot in %d place(s); "
+            "--strict makes this refuse the start",
+            len(drifted),
+        )
+        return
+    restored = ""
+    if saved is not None and options.db_path.exists():
+        result = replace_database(options.db_path, saved.path, saved.manifest.sha256)
+        for line in result.summary():
+            log.info("%s", line)
+        restored = f"; restored the backup taken before migrating ({saved.path.name})"
+    raise CheckFailed(
+        f"the schema differs from drizzle-kit's latest snapshot ({len(drifted)} difference(s), "
+        f"first: {drifted[0]}){restored}",
+        hint="regenerate the migrations with drizzle-kit so the snapshot matches the database, "
+        "or undo the change made by hand; `entrypoint check --migrations DIR` lists them all",
+    )
 
 
 def _failed(report: Report, options: Options) -> bool:

@@ -18,8 +18,11 @@ A loss is *explained* when a statement of the applied migrations says so:
 - objects: `DROP INDEX/TRIGGER/VIEW name`, or the table it belonged to dropped for good.
 
 Unexplained lost rows, values, tables, triggers and views block; an unexplained vanished index
-is a warning (no data goes with it). A migration that fails on the copy is reported with its
-error; it is what would have happened to the live database.
+is a warning (no data goes with it). An intended loss is acknowledged by a directive in one of
+the pending migrations (`-- litedeploy: allow lost-rows orders`, `lost-values users.name`,
+`lost-object name`) or, for rows (and the values that went with them), by `--allow-row-loss`;
+it is still reported. A migration that fails on the copy is reported with its error; it is what
+would have happened to the live database.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +42,7 @@ from .apply import apply_migrations
 from .checks import RowLoss, explained_losses
 from .database import check_file, connect, online_copy, uri
 from .errors import BackupFailed, MigrationFailed
+from .findings import allowing
 from .plan import check_policy, make_plan, prepare_history_table
 from .replay import NAME, QNAME, q, unquote
 from .settings import Options
@@ -88,10 +92,16 @@ class Loss:
     before: int | None = None
     after: int | None = None
     explained_by: str | None = None
+    acknowledged_by: str | None = None
+
+    @property
+    def rule(self) -> str:
+        """The directive rule that acknowledges this kind of loss."""
+        return {"rows": "lost-rows", "values": "lost-values"}.get(self.kind, "lost-object")
 
     @property
     def blocks(self) -> bool:
-        return self.verdict == "block"
+        return self.verdict == "block" and self.acknowledged_by is None
 
     @property
     def message(self) -> str:
@@ -107,6 +117,8 @@ class Loss:
             what = f"{self.kind} {self.object} vanished"
         if self.explained_by:
             return f"{what}; as {self.explained_by} says"
+        if self.acknowledged_by:
+            return f"{what}; acknowledged by {self.acknowledged_by}"
         return f"{what} without a statement that says so"
 
     def to_json(self) -> dict[str, Any]:
@@ -118,6 +130,7 @@ class Loss:
             "verdict": self.verdict,
             "blocks": self.blocks,
             "explained_by": self.explained_by,
+            "acknowledged_by": self.acknowledged_by,
             "message": self.message,
         }
 
@@ -276,7 +289,12 @@ def _rehearse_on(
     started = time.perf_counter()
     try:
         apply_migrations(
-            conn, table, pending, one_transaction=options.one_transaction, prepare=prepare
+            conn,
+            table,
+            pending,
+            one_transaction=options.one_transaction,
+            prepare=prepare,
+            quiet=True,
         )
     except MigrationFailed as exc:
         report.failure = Failure(None, exc.message)
@@ -288,7 +306,8 @@ def _rehearse_on(
         report.failure = Failure(pending[done].name, report.failure.error)
     started = time.perf_counter()
     after = _measure(conn, table.name)
-    report.tables, report.losses = _compare(conn, before, after, applied)
+    report.tables, losses = _compare(conn, before, after, applied)
+    report.losses = acknowledged(losses, pending, allow_row_loss=options.allow_row_loss)
     compare_ms += _ms_since(started)
     report.cost = Cost(0.0, apply_ms, round(compare_ms, 1), 0)
 
@@ -490,6 +509,34 @@ def _compare(
         verdict = "explained" if why else ("warn" if kind == "index" else "block")
         losses.append(Loss(_KINDS[kind], name, verdict, explained_by=why))
     return tables, losses
+
+
+def acknowledged(
+    losses: list[Loss], migrations: list[Migration], *, allow_row_loss: bool
+) -> list[Loss]:
+    """Mark the blocking losses a directive (or --allow-row-loss, for rows) acknowledges.
+
+    Values lost with acknowledged rows are acknowledged with them.
+    """
+    by_table: dict[str, str] = {}
+    why: dict[int, str] = {}
+    order = sorted(range(len(losses)), key=lambda i: losses[i].kind != "rows")
+    for i in order:  # rows first: the values that went with them follow their verdict
+        loss = losses[i]
+        if not loss.blocks:
+            continue
+        reason = allowing(migrations, loss.rule, loss.object)
+        if reason is None and loss.kind == "rows" and allow_row_loss:
+            reason = "--allow-row-loss"
+        if reason is None and loss.kind == "values":
+            reason = by_table.get(loss.object.rsplit(".", 1)[0].lower())
+        if reason is not None:
+            why[i] = reason
+            if loss.kind == "rows":
+                by_table[loss.object.lower()] = reason
+    return [
+        replace(loss, acknowledged_by=why[i]) if i in why else loss for i, loss in enumerate(losses)
+    ]
 
 
 def _preview(sql: str, limit: int = 60) -> str:

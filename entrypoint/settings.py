@@ -19,6 +19,13 @@ class Policy(StrEnum):
     NEVER = "never"
 
 
+class Findings(StrEnum):
+    """What blocking findings and rehearsal losses do to `run`."""
+
+    BLOCK = "block"  # refuse to touch the live database (the default, in every environment)
+    WARN = "warn"  # print them and go on: staging only, refused when the environment is production
+
+
 @dataclass(frozen=True)
 class Options:
     """What to migrate and how far to trust the history."""
@@ -41,6 +48,15 @@ class Options:
     require_volume: bool = False
     allow_row_loss: bool = False
     deploy_id: str | None = None
+    findings: Findings = Findings.BLOCK
+    rehearse: bool = True
+    rehearsal_dir: Path | None = None  # where the rehearsal's copy goes (default $TMPDIR)
+    environment: str | None = None  # APP_ENV / --env, e.g. production or staging
+    strict_drift: bool = False
+
+    @property
+    def production(self) -> bool:
+        return (self.environment or "").strip().lower() in {"production", "prod"}
 
     @property
     def backups(self) -> Path:

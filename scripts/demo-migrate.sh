@@ -39,8 +39,20 @@ sql "INSERT INTO users(id,email,name) VALUES (1,'olena@example.com','Olena'),(2,
 say "release 2 arrives with three more migrations; what would run?"
 run entrypoint status --db "$db" --migrations demo/migrations
 
-say "release 2: migrate (0003 rebuilds products, the parent of reviews ON DELETE CASCADE)"
-run entrypoint run --db "$db" --migrations demo/migrations
+say "release 2 as drizzle-kit generated it: refused before the database is touched"
+# 0003 turns the price '12.50' into an integer column; 0005 drops users.name, which holds names.
+# drizzle's migrate() would do both without a word. Exit 15: nothing was written.
+run entrypoint run --db "$db" --migrations demo/migrations || echo "(exit $?: refused, database unchanged)"
+
+say "the team decides both are intended and says so in the migrations themselves"
+release2="$work/release2"
+rm -rf "$release2" && cp -r demo/migrations "$release2"
+sed -i '1i -- litedeploy: allow type-change products.price' "$release2/0003_price_to_integer.sql"
+sed -i '1i -- litedeploy: allow drop-column users.name' "$release2/0005_drop_user_name.sql"
+head -n 1 "$release2/0003_price_to_integer.sql" "$release2/0005_drop_user_name.sql"
+
+say "release 2: rehearsed on a copy, then migrated (0003 rebuilds products, the parent of reviews ON DELETE CASCADE)"
+run entrypoint run --db "$db" --migrations "$release2"
 
 say "every review is still there"
 printf '\n$ sqlite3 %s "SELECT ..."\n' "$db"
@@ -48,5 +60,5 @@ query "SELECT p.title, count(r.id) AS reviews FROM products p LEFT JOIN reviews 
 query "SELECT 'reviews in total: ' || count(*) FROM reviews"
 
 say "start again: nothing pending, straight to the app"
-run entrypoint run --db "$db" --migrations demo/migrations -- python3 -c 'print("app server would start here")'
+run entrypoint run --db "$db" --migrations "$release2" -- python3 -c 'print("app server would start here")'
 printf '\ndemo database: %s\n' "$db"

@@ -48,6 +48,12 @@ CLI_ENV_VARS = (
     "REQUIRE_VOLUME",
     "ALLOW_ROW_LOSS",
     "DEPLOY_ID",
+    "FINDINGS",
+    "REHEARSE",
+    "REHEARSAL_DIR",
+    "APP_ENV",
+    "STRICT_DRIFT",
+    "LITEDEPLOY_REHEARSAL",
 )
 
 Pairs = Sequence[tuple[str, str | bytes]]

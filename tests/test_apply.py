@@ -173,7 +173,7 @@ def user_tables(db: Path) -> set[str]:
 def test_each_migration_commits_on_its_own(tmp_path: Path, cli: Cli) -> None:
     db = make_db(tmp_path / "app.db", "CREATE TABLE kept (id integer);")
     folder = write_plain(tmp_path / "m", FAILING_THIRD)
-    proc = cli("run", "--db", db, "--migrations", folder, "--backup", "never")
+    proc = cli("run", "--db", db, "--migrations", folder, "--backup", "never", "--no-rehearse")
     line = assert_one_clear_error(proc, 6)
     assert str(folder / "0003_c.sql") in line
     assert "statement 2 failed" in line

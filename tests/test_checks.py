@@ -66,6 +66,11 @@ def shop(tmp_path: Path, *later: tuple[str, str]) -> tuple[Path, Path]:
     return db, folder
 
 
+# The safety net after applying, reached past the gate (as with --no-rehearse on a staging
+# stack that relaxes findings): what the rehearsal would have refused, the check catches.
+PAST_THE_GATE = ("--no-rehearse", "--findings", "warn")
+
+
 def counts(db: Path) -> dict[str, int]:
     tables = ("users", "posts", "likes", "tags")
     return {t: query(db, f"SELECT count(*) FROM {t}")[0][0] for t in tables}
@@ -90,7 +95,7 @@ def quarantined(db: Path) -> Path:
 def test_silent_row_loss_restores_the_backup(tmp_path: Path, cli: Cli) -> None:
     db, folder = shop(tmp_path, ("0002_tag_color", LOSSY_REBUILD))
     before = db_state(db)
-    proc = cli("run", "--db", db, "--migrations", folder)
+    proc = cli("run", "--db", db, "--migrations", folder, *PAST_THE_GATE)
     line = assert_one_clear_error(proc, 11, "tags: 5 rows before, 2 after", "restored the backup")
     assert "--allow-row-loss" in proc.stderr  # the hint says how to accept it
     after = db_state(db)
@@ -122,7 +127,7 @@ def test_row_loss_allowed(tmp_path: Path, invoke: Invoke, how: str) -> None:
 
 def test_silent_row_loss_without_a_backup_is_left_as_migrated(tmp_path: Path, cli: Cli) -> None:
     db, folder = shop(tmp_path, ("0002_tag_color", LOSSY_REBUILD))
-    proc = cli("run", "--db", db, "--migrations", folder, "--backup", "never")
+    proc = cli("run", "--db", db, "--migrations", folder, "--backup", "never", *PAST_THE_GATE)
     assert_one_clear_error(proc, 11, "tags: 5 rows before, 2 after", "no backup to restore")
     assert counts(db)["tags"] == 2
     assert not (db.parent / "quarantine").exists()
@@ -149,7 +154,8 @@ def test_explicit_delete_and_its_cascade_are_reported_not_failed(
 
 
 def test_dropping_a_table_for_good_is_not_a_failure(tmp_path: Path, invoke: Invoke) -> None:
-    db, folder = shop(tmp_path, ("0002_drop_tags", "DROP TABLE `tags`;"))
+    sql = "-- litedeploy: allow drop-table tags\nDROP TABLE `tags`;"
+    db, folder = shop(tmp_path, ("0002_drop_tags", sql))
     result = invoke("run", "--db", db, "--migrations", folder)
     assert result.exit_code == 0, result.stderr
     assert "tags: 5 rows before, table dropped" in result.stderr
@@ -160,7 +166,7 @@ def test_a_table_emptied_without_being_asked_is_a_failure(tmp_path: Path, cli: C
     """The rebuild copies nothing; a DROP of the same name does not explain it."""
     db, folder = shop(tmp_path, ("0002_tag_color", LOSSY_REBUILD.replace("<= 2", "> 100")))
     before = dump(db)
-    proc = cli("run", "--db", db, "--migrations", folder)
+    proc = cli("run", "--db", db, "--migrations", folder, *PAST_THE_GATE)
     assert_one_clear_error(proc, 11, "tags: 5 rows before, 0 after")
     assert dump(db) == before
 
@@ -186,6 +192,22 @@ THREE = [
 ]
 
 
+def test_the_rehearsal_catches_a_failing_migration_before_anything_is_touched(
+    tmp_path: Path, cli: Cli
+) -> None:
+    db, folder = shop(tmp_path, *THREE)
+    before = db_state(db)
+    proc = cli("run", "--db", db, "--migrations", folder)
+    line = assert_one_clear_error(proc, 6, "rehearsal: 0004_bad", "no such table: nope")
+    assert "fails on a copy of the database" in line
+    assert "live database was not touched" in line
+    assert db_state(db) == before
+    assert history(db) == ["0001_init"]
+    assert not (db.parent / "backups").exists()  # refused before the backup was even taken
+    assert not (db.parent / "quarantine").exists()
+    assert "Applying" not in proc.stderr  # the copy's progress is not the live one's
+
+
 def user_tables(db: Path) -> set[str]:
     rows = query(db, "SELECT name FROM sqlite_master WHERE type = 'table'")
     return {r[0] for r in rows if not r[0].startswith("__")}
@@ -196,7 +218,7 @@ def test_failure_after_earlier_migrations_committed_restores_the_backup(
 ) -> None:
     db, folder = shop(tmp_path, *THREE)
     before = db_state(db)
-    proc = cli("run", "--db", db, "--migrations", folder)
+    proc = cli("run", "--db", db, "--migrations", folder, "--no-rehearse")
     assert_one_clear_error(
         proc, 6, "0004_bad.sql", "no such table: nope", "the backup taken before this run"
     )
@@ -211,7 +233,7 @@ def test_failure_after_earlier_migrations_committed_restores_the_backup(
 
 def test_failure_after_earlier_migrations_without_a_backup(tmp_path: Path, cli: Cli) -> None:
     db, folder = shop(tmp_path, *THREE)
-    proc = cli("run", "--db", db, "--migrations", folder, "--backup", "never")
+    proc = cli("run", "--db", db, "--migrations", folder, "--backup", "never", "--no-rehearse")
     assert_one_clear_error(proc, 6, "0004_bad.sql", "no such table: nope")
     assert "restored" not in proc.stderr
     assert history(db) == ["0001_init", "0002_a", "0003_b"]
@@ -222,7 +244,7 @@ def test_failure_after_earlier_migrations_without_a_backup(tmp_path: Path, cli: 
 def test_failure_of_the_first_pending_migration_needs_no_restore(tmp_path: Path, cli: Cli) -> None:
     db, folder = shop(tmp_path, THREE[2])
     before = db_state(db)
-    proc = cli("run", "--db", db, "--migrations", folder)
+    proc = cli("run", "--db", db, "--migrations", folder, "--no-rehearse")
     assert_one_clear_error(proc, 6, "no such table: nope")
     assert "restored" not in proc.stderr
     assert db_state(db) == before  # rolled back by SQLite

@@ -284,6 +284,7 @@ def test_json_shape_and_cost(tmp_path: Path, invoke: Invoke) -> None:
         "verdict",
         "blocks",
         "explained_by",
+        "acknowledged_by",
         "message",
     }
     cost = data["cost"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,11 +11,11 @@ import typer
 
 from ..checks import Level, check_database
 from ..database import check_file, connect
-from ..drift import declared_schema, differences, latest_snapshot, live_schema
+from ..drift import against_snapshot
 from ..errors import CheckFailed, DatabaseError, UsageError
-from ..sources import Format, Source, load_source
+from ..sources import load_source
 from .app import app, errors_to_exit, log
-from .options import CheckOption, DbOption, JsonOption
+from .options import CheckOption, DbOption, JsonOption, TableOption
 
 # No environment variable on purpose: `check` compares with a snapshot only when asked.
 DriftMigrationsOption = Annotated[
@@ -40,6 +39,7 @@ def check(
     level: CheckOption = Level.QUICK,
     migrations: DriftMigrationsOption = None,
     strict: StrictOption = False,
+    table: TableOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check the database: quick_check or integrity_check, foreign keys, rows per table.
@@ -57,7 +57,10 @@ def check(
         with contextlib.closing(connect(db, read_only=True)) as conn:
             report = check_database(conn, level)
             if source is not None:
-                drift, note = _drift(conn, source, damaged=bool(report.integrity))
+                if report.integrity:
+                    note = "not compared: the database failed its integrity check"
+                else:
+                    drift, note = against_snapshot(conn, source, ignore=[table] if table else [])
         if as_json:
             data: dict[str, Any] = {
                 "ok": report.ok and not (strict and drift),
@@ -98,17 +101,3 @@ def check(
                 else "migrate the database with this folder, or regenerate the migrations "
                 "with drizzle-kit so the snapshot matches what was changed by hand",
             )
-
-
-def _drift(
-    conn: sqlite3.Connection, source: Source, *, damaged: bool
-) -> tuple[list[str] | None, str | None]:
-    """Differences from the latest snapshot, or a note saying why there are none to give."""
-    if damaged:
-        return None, "not compared: the database failed its integrity check"
-    if source.format is Format.SQL:
-        return None, "not available for plain SQL folders (no drizzle-kit snapshot to compare)"
-    snapshot = latest_snapshot(source)
-    if snapshot is None:
-        return None, f"not available: no drizzle-kit snapshot found in {source.folder}"
-    return differences(declared_schema(snapshot), live_schema(conn)), None

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..errors import FindingsBlock
-from ..rehearsal import RehearsalReport, rehearse
+from ..rehearsal import Loss, RehearsalReport, rehearse
 from .app import app, errors_to_exit
 from .options import (
     DbOption,
@@ -94,7 +94,7 @@ def rehearsal_text(report: RehearsalReport) -> str:
         ):
             own = [loss for loss in report.losses if loss.kind in kinds]
             lines += ["", title + ("" if own else " none")]
-            lines += [f"  {loss.verdict.upper():<9} {loss.message}" for loss in own]
+            lines += [f"  {_label(loss):<9} {loss.message}" for loss in own]
     problems = report.problems()
     verdict = {
         "pass": "nothing blocks",
@@ -113,3 +113,7 @@ def rehearsal_text(report: RehearsalReport) -> str:
 
 def _size(n: int) -> str:
     return f"{n} bytes" if n < 1 << 20 else f"{n / (1 << 20):.1f} MiB"
+
+
+def _label(loss: Loss) -> str:
+    return "ALLOWED" if loss.acknowledged_by else loss.verdict.upper()

@@ -11,8 +11,9 @@ import typer
 from .. import handoff
 from ..backup import Method
 from ..checks import Level
+from ..gate import check_relaxing
 from ..migrate import migrate
-from ..settings import Policy
+from ..settings import Findings, Policy
 from .app import app, errors_to_exit
 from .options import (
     BackupDirOption,
@@ -118,6 +119,44 @@ def run(
         ),
     ] = False,
     deploy_id: DeployIdOption = None,
+    findings: Annotated[
+        Findings,
+        typer.Option(
+            envvar="FINDINGS",
+            help="block: blocking findings and rehearsal losses refuse the run (the default, in "
+            "every environment). warn: print them and go on (staging only; refused when --env "
+            "is production). A migration that fails on the rehearsal's copy always refuses.",
+        ),
+    ] = Findings.BLOCK,
+    rehearse: Annotated[
+        bool,
+        typer.Option(
+            "--rehearse/--no-rehearse",
+            envvar="REHEARSE",
+            help="Apply the pending migrations to a copy first and compare rows, values and "
+            "schema objects (costs a copy of the database).",
+        ),
+    ] = True,
+    rehearsal_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="REHEARSAL_DIR",
+            help="Folder for the rehearsal's temporary copy. Default: $TMPDIR.",
+        ),
+    ] = None,
+    env: Annotated[
+        str | None,
+        typer.Option("--env", envvar="APP_ENV", help="The environment (production, staging, ...)."),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            envvar="STRICT_DRIFT",
+            help="Drift from drizzle-kit's latest snapshot refuses the start (exit 11, the "
+            "pre-migration backup restored) instead of a warning.",
+        ),
+    ] = False,
     rehearsal: Annotated[
         bool,
         typer.Option(
@@ -148,7 +187,14 @@ def run(
             require_volume=require_volume,
             allow_row_loss=allow_row_loss,
             deploy_id=deploy_id or None,
+            findings=findings,
+            # A host-side rehearsal already runs this on a snapshot: no copy of the copy.
+            rehearse=rehearse and not rehearsal,
+            rehearsal_dir=rehearsal_dir,
+            environment=env or None,
+            strict_drift=strict,
         )
+        check_relaxing(options)
         account = handoff.lookup_user(user) if user else None
         if command:
             handoff.resolve_command(command)  # fail before migrating, not after

@@ -55,6 +55,12 @@ HISTORY_TABLE = "__drizzle_migrations"
 APPLIED_AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 # Environment variables our CLI reads: a developer's shell must not leak them in.
 OUR_ENV_VARS = (
+    "FINDINGS",
+    "REHEARSE",
+    "REHEARSAL_DIR",
+    "APP_ENV",
+    "STRICT_DRIFT",
+    "LITEDEPLOY_REHEARSAL",
     "DB_PATH",
     "MIGRATIONS_DIR",
     "MIGRATIONS_FORMAT",
@@ -220,8 +226,15 @@ def run_ours(
     )
 
 
+# The shop's data makes two drizzle-kit migrations block ours: 0003 turns '12.50' into an
+# integer column and 0005 drops users.name while it holds names. test_ours_refuses_the_shops_
+# silent_losses_by_default shows the refusal; the comparisons pass the staging relax flag
+# (findings printed, not blocking) so that both migrators apply the same SQL.
+RELAXED = ("--findings", "warn", "--env", "staging")
+
+
 def ours_ok(flavor: Flavor, db: Path, folder: Path) -> None:
-    proc = run_ours(flavor, "run", db, folder)
+    proc = run_ours(flavor, "run", db, folder, *RELAXED)
     assert proc.returncode == 0, f"entrypoint run exited {proc.returncode}:\n{proc.stderr}"
 
 
@@ -490,6 +503,30 @@ def test_ours_keeps_every_review_with_drizzles_history(flavor: Flavor, tmp_path:
     assert history(db, flavor) == history(theirs, flavor)  # hash, created_at (and id, name)
     assert schema(db) == schema(theirs)
     assert_applied_at_format(db, flavor)
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_ours_refuses_the_shops_silent_losses_by_default(flavor: Flavor, tmp_path: Path) -> None:
+    """Drizzle turns '12.50' into 12.5 and drops every user's name without a word; ours asks."""
+    theirs = seeded(flavor, tmp_path / "drizzle", "shop-reviews-only.sql")
+    drizzle_ok(flavor, theirs, flavor.history)
+    with connect_ro(theirs) as conn:
+        assert conn.execute(
+            "SELECT price, typeof(price) FROM products WHERE id = 1"
+        ).fetchone() == (
+            12.5,
+            "real",
+        )
+    db = seeded(flavor, tmp_path / "ours", "shop-reviews-only.sql")
+    before = file_state(db)
+
+    proc = run_ours(flavor, "run", db, flavor.history)
+
+    assert proc.returncode == 15, proc.stderr
+    assert "[type-change-lossy]" in proc.stderr and "products.price" in proc.stderr
+    assert "[drop-column-with-data]" in proc.stderr and "users.name" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert file_state(db) == before  # byte for byte: refused before anything was written
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
