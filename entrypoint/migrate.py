@@ -78,13 +78,13 @@ def migrate(options: Options) -> Outcome:
             return _migrate(source, options, existed)
         except BaseException:
             if not existed:
-                _remove_created(options.db_path)
+                remove_created(options.db_path)
             raise
 
 
 def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
     with contextlib.closing(connect(options.db_path)) as conn:
-        _set_journal_mode(conn, options, existed)
+        set_journal_mode(conn, options, existed)
         table = history.locate(conn, source.format, options.history_table)
         rows = history.read(conn, table)
         plan = make_plan(source, table.kind, rows)
@@ -101,19 +101,23 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
             try:
                 gate(conn, replace(options, rehearse=options.rehearse and existed), pending)
             except (sqlite3.DatabaseError, BackupFailed):
-                _refuse_if_corrupt(conn, options)  # say "damaged" when that is the cause
+                refuse_if_corrupt(conn, options)  # say "damaged" when that is the cause
                 raise
         wanted = options.backup is Policy.ALWAYS or (options.backup is Policy.PENDING and pending)
-        saved = _backup(options, plan, pending) if existed and wanted else None
+        saved = (
+            take_run_backup(options, plan.head, [m.name for m in pending])
+            if existed and wanted
+            else None
+        )
         if saved is None:
-            _remove_leftovers(options.backups)  # take_backup does it when it runs
+            remove_leftovers(options.backups)  # take_backup does it when it runs
         if not pending:
             log.info("nothing to apply; database is at %s", plan.head or "no migrations")
             if drifted := _drift(conn, source, table.name):
                 _refuse_drift(options, None, drifted)
             return Outcome(current, [], saved)
         if existed and saved is None:
-            _refuse_if_corrupt(conn, options)
+            refuse_if_corrupt(conn, options)
         counts_before = row_counts(conn)
         violations_before = set(foreign_key_problems(conn))  # apply.py tolerates these too
 
@@ -153,7 +157,7 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
             log.warning("check after migrating: %s", line)
         drifted = _drift(conn, source, table.name) if not _failed(report, options) else []
     if _failed(report, options):
-        _restore_after_failed_check(options, saved, report)
+        restore_after_failed_check(options, saved, report)
     if drifted:
         _refuse_drift(options, saved, drifted)
     log.info(
@@ -218,7 +222,7 @@ def _failed(report: Report, options: Options) -> bool:
     return bool(report.losses) and not options.allow_row_loss
 
 
-def _restore_after_failed_check(options: Options, saved: Backup | None, report: Report) -> None:
+def restore_after_failed_check(options: Options, saved: Backup | None, report: Report) -> None:
     problems = "; ".join(report.problems()[:5])
     if saved is None:
         raise CheckFailed(
@@ -242,14 +246,15 @@ def _restore_after_failed_check(options: Options, saved: Backup | None, report: 
     )
 
 
-def _backup(options: Options, plan: Plan, pending: list[Migration]) -> Backup:
+def take_run_backup(options: Options, head_before: str | None, pending: list[str]) -> Backup:
+    """The backup before changing the database, pruned to the newest BACKUP_KEEP."""
     saved = take_backup(
         options.db_path,
         options.backups,
         method=options.backup_method,
         level=options.check_level,
-        head_before=plan.head,
-        pending=[m.name for m in pending],
+        head_before=head_before,
+        pending=pending,
         deploy_id=options.deploy_id,
     )
     log.info(
@@ -264,7 +269,7 @@ def _backup(options: Options, plan: Plan, pending: list[Migration]) -> Backup:
     return saved
 
 
-def _remove_leftovers(folder: Path) -> None:
+def remove_leftovers(folder: Path) -> None:
     """Remove what a backup killed mid-way left, even on a start-up that takes no backup."""
     if not folder.is_dir():
         return
@@ -273,7 +278,7 @@ def _remove_leftovers(folder: Path) -> None:
             log.info("removed %s, left by an interrupted backup", leftover)
 
 
-def _refuse_if_corrupt(conn: sqlite3.Connection, options: Options) -> None:
+def refuse_if_corrupt(conn: sqlite3.Connection, options: Options) -> None:
     """Without a backup (whose check covers it), check the source before migrating it."""
     problems = integrity_problems(conn, options.check_level)
     if problems:
@@ -284,7 +289,7 @@ def _refuse_if_corrupt(conn: sqlite3.Connection, options: Options) -> None:
         )
 
 
-def _set_journal_mode(conn: sqlite3.Connection, options: Options, existed: bool) -> None:
+def set_journal_mode(conn: sqlite3.Connection, options: Options, existed: bool) -> None:
     """A new database starts in WAL mode (or as told); an existing one keeps its mode."""
     wanted = options.journal_mode or (None if existed else "wal")
     if wanted is None:
@@ -319,7 +324,7 @@ def _log_plan(current: Status, options: Options) -> None:
     )
 
 
-def _remove_created(db_path: Path) -> None:
+def remove_created(db_path: Path) -> None:
     """Remove a database this run created: before the run there was none."""
     log.info("removing %s, which this run created, so nothing is left behind", db_path)
     for suffix in ("", "-wal", "-shm", "-journal"):

@@ -85,6 +85,27 @@ _CLEAN_TYPES = {
 }
 
 
+def unconvertible(conn: sqlite3.Connection, table: str, column: str, target: str) -> int | None:
+    """Non-NULL values of table.column that would not take `target` affinity's type cleanly.
+
+    Stored into a scratch column of that affinity, as SQLite would store them; None when
+    the values cannot be read or the affinity takes anything (BLOB).
+    """
+    if target not in _CLEAN_TYPES:
+        return None
+    col = q(column)
+    with contextlib.closing(sqlite3.connect(":memory:")) as mem:
+        mem.execute(f"CREATE TABLE t (v {target})")
+        try:
+            values = conn.execute(f"SELECT {col} FROM {q(table)} WHERE {col} IS NOT NULL")  # noqa: S608
+            mem.executemany("INSERT INTO t VALUES (?)", values)
+        except sqlite3.Error:
+            return None
+        clean = ", ".join(f"'{t}'" for t in _CLEAN_TYPES[target])
+        sql = f"SELECT count(*) FROM t WHERE typeof(v) NOT IN ({clean})"  # noqa: S608
+        return int(mem.execute(sql).fetchone()[0])
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -303,17 +324,7 @@ class Replay:
         if not isinstance(live, str) or target not in _CLEAN_TYPES:
             return 0 if live is True else None
         assert self.live is not None
-        col = q(self._live_column(table, column))
-        with contextlib.closing(sqlite3.connect(":memory:")) as mem:
-            mem.execute(f"CREATE TABLE t (v {target})")
-            try:
-                values = self.live.execute(f"SELECT {col} FROM {q(live)} WHERE {col} IS NOT NULL")  # noqa: S608
-                mem.executemany("INSERT INTO t VALUES (?)", values)
-            except sqlite3.Error:
-                return None
-            clean = ", ".join(f"'{t}'" for t in _CLEAN_TYPES[target])
-            sql = f"SELECT count(*) FROM t WHERE typeof(v) NOT IN ({clean})"  # noqa: S608
-            return int(mem.execute(sql).fetchone()[0])
+        return unconvertible(self.live, live, self._live_column(table, column), target)
 
     def sequence(self, table: str) -> tuple[int, int] | None:
         """(sqlite_sequence value, max rowid) of a live AUTOINCREMENT table."""

@@ -54,6 +54,11 @@ CLI_ENV_VARS = (
     "APP_ENV",
     "STRICT_DRIFT",
     "LITEDEPLOY_REHEARSAL",
+    "MIGRATE_MODE",
+    "PUSH_SCHEMA",
+    "PUSH_RENAMES",
+    "ACCEPT_DATA_LOSS",
+    "ALLOW_PUSH_IN_PRODUCTION",
 )
 
 Pairs = Sequence[tuple[str, str | bytes]]

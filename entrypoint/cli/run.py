@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,8 +12,10 @@ import typer
 from .. import handoff
 from ..backup import Method
 from ..checks import Level
+from ..errors import UsageError
 from ..gate import check_relaxing
 from ..migrate import migrate
+from ..push import Pushed, PushOptions, push
 from ..settings import Findings, Policy
 from .app import app, errors_to_exit
 from .options import (
@@ -31,6 +34,11 @@ from .options import (
 )
 
 log = logging.getLogger("litedeploy.entrypoint")
+
+
+class Mode(StrEnum):
+    MIGRATE = "migrate"
+    PUSH = "push"
 
 
 @app.command(
@@ -157,6 +165,54 @@ def run(
             "pre-migration backup restored) instead of a warning.",
         ),
     ] = False,
+    mode: Annotated[
+        Mode,
+        typer.Option(
+            envvar="MIGRATE_MODE",
+            help="migrate: apply the migration files (the default). push: make the schema the "
+            "declared one directly (staging only; refused in production).",
+        ),
+    ] = Mode.MIGRATE,
+    schema: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="PUSH_SCHEMA",
+            readable=False,
+            help="Push mode: the declared schema, a drizzle-kit snapshot (*.json) or a "
+            "schema.sql. Default: the newest snapshot in --migrations.",
+        ),
+    ] = None,
+    rename: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="PUSH_RENAMES",
+            help="Push mode: a rename, never guessed: TABLE.OLD=NEW (a column) or OLD=NEW (a "
+            "table). Repeat for more (the env var takes them space-separated).",
+        ),
+    ] = None,
+    accept_data_loss: Annotated[
+        bool,
+        typer.Option(
+            envvar="ACCEPT_DATA_LOSS",
+            help="Push mode: apply changes that lose data (drops, values that do not convert); "
+            "the counts are still printed.",
+        ),
+    ] = False,
+    allow_push_in_production: Annotated[
+        bool,
+        typer.Option(
+            envvar="ALLOW_PUSH_IN_PRODUCTION",
+            help="Push mode: run even when --env / APP_ENV is production.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Push mode: print the plan (changes, SQL, data at risk) and stop; nothing is "
+            "written and the app is not started.",
+        ),
+    ] = False,
     rehearsal: Annotated[
         bool,
         typer.Option(
@@ -198,7 +254,27 @@ def run(
         account = handoff.lookup_user(user) if user else None
         if command:
             handoff.resolve_command(command)  # fail before migrating, not after
-        migrate(options)
+        if mode is Mode.PUSH:
+            pushed = push(
+                options,
+                PushOptions(
+                    schema=schema,
+                    renames=tuple(rename or ()),
+                    accept_data_loss=accept_data_loss,
+                    allow_in_production=allow_push_in_production,
+                    dry_run=dry_run,
+                ),
+            )
+            if dry_run:
+                typer.echo(push_text(pushed))
+                return
+        elif dry_run:
+            raise UsageError(
+                "--dry-run is for --mode push",
+                hint="`entrypoint plan` shows what migrate mode would do",
+            )
+        else:
+            migrate(options)
         if rehearsal:
             log.info("rehearsal: migrations and checks passed; stopping before exec")
             return
@@ -208,3 +284,32 @@ def run(
             handoff.drop_privileges(account)
         if command:
             handoff.exec_command(command)
+
+
+def push_text(pushed: Pushed) -> str:
+    """The push plan for a human: every change with its SQL, then the data at risk."""
+    plan = pushed.plan
+    lines = [
+        f"declared schema: {pushed.declared.path} ({pushed.declared.kind})",
+        f"changes: {len(plan.changes)}" + ("" if plan.changes else " (the schema already matches)"),
+    ]
+    for change in plan.changes:
+        lines += ["", f"-- {change.summary}"]
+        lines += [" ".join(s.split()) if "\n" not in s else s for s in change.statements]
+    risks = plan.risks
+    lines += ["", "data at risk:" + ("" if risks else " none")]
+    for risk in risks:
+        label = "CANNOT (rows would have to be deleted)" if not risk.fits else "LOSS"
+        lines.append(f"  {label}: {risk.message}")
+    if plan.ignored:
+        lines += ["", f"left alone (push never drops them): {', '.join(plan.ignored)}"]
+    blocked = [r for r in risks if not r.fits]
+    verdict = (
+        "refused: cannot be done without deleting rows"
+        if blocked
+        else "needs --accept-data-loss"
+        if risks
+        else "would apply cleanly"
+    )
+    lines += ["", f"dry run: nothing was written; {verdict}"]
+    return "\n".join(lines)
