@@ -126,6 +126,15 @@ def main_command(
             help="Run the new image's migrations on a snapshot first [default: on].",
         ),
     ] = None,
+    push: Annotated[
+        bool | None,
+        typer.Option(
+            "--push/--migrate",
+            help="Staging only: the new container syncs the declared schema (the entrypoint's "
+            "--mode push) instead of applying migrations; the entrypoint refuses it where "
+            "APP_ENV is production [default: --migrate].",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Deploy a tag (no command), or manage the stack with a command."""
@@ -142,6 +151,7 @@ def main_command(
         "db_path": db_path,
         "backup_dir": backup_dir,
         "rehearse": rehearse,
+        "push": push,
     }
     with _errors_to_exit():
         path = config or (Path("deploy.yml") if Path("deploy.yml").is_file() else None)

@@ -27,6 +27,7 @@ class Settings:
     db_path: Path | None = None
     backup_dir: Path | None = None
     rehearse: bool = True
+    push: bool = False  # staging: the entrypoint syncs the declared schema (MIGRATE_MODE=push)
     compose: str = "auto"
     state_dir: Path | None = None
 
@@ -48,6 +49,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "db_path": (str,),
     "backup_dir": (str,),
     "rehearse": (bool,),
+    "push": (bool,),
     "compose": (str,),
     "state_dir": (str,),
 }

@@ -33,7 +33,7 @@ from .errors import (
 )
 from .health import Unhealthy, wait_until_healthy
 from .lock import deploy_lock
-from .rehearsal import rehearse
+from .rehearsal import MODE_ENV, rehearse
 from .runner import run
 from .stack import Stack, check_free_space, resolve
 
@@ -179,6 +179,7 @@ class Deployer:
                 workdir,
                 name=f"litedeploy-rehearsal-{self.report.deploy_id}",
                 timeout=max(self.settings.health_timeout, 600),
+                push=self.settings.push,
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -205,9 +206,13 @@ class Deployer:
             raise StepFailed(f"compose up failed: {result.tail(5)}")
 
     def _override(self, stack: Stack, deploy_id: str) -> Path:
-        """A compose override that passes DEPLOY_ID, whatever the compose file says."""
+        """A compose override that passes DEPLOY_ID (and push mode), whatever the compose file
+        says."""
         path = self.settings.state / "deploy-override.yml"
-        model = {"services": {stack.service.name: {"environment": {"DEPLOY_ID": deploy_id}}}}
+        environment = {"DEPLOY_ID": deploy_id}
+        if self.settings.push:
+            environment[MODE_ENV] = "push"
+        model = {"services": {stack.service.name: {"environment": environment}}}
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.write_text(yaml.safe_dump(model), encoding="utf-8")
         return path

@@ -11,6 +11,7 @@ from .runner import Result, run
 from .stack import Stack
 
 REHEARSAL_ENV = "LITEDEPLOY_REHEARSAL"
+MODE_ENV = "MIGRATE_MODE"  # the entrypoint's --mode: migrate (default) or push
 
 
 def snapshot(db_path: Path, into: Path) -> Path:
@@ -28,7 +29,9 @@ def snapshot(db_path: Path, into: Path) -> Path:
     return target
 
 
-def rehearse_argv(stack: Stack, image: str, snapshot_dir: Path, name: str) -> list[str]:
+def rehearse_argv(
+    stack: Stack, image: str, snapshot_dir: Path, name: str, *, push: bool = False
+) -> list[str]:
     """`docker run --rm` of the new image on the snapshot: no network, no app start.
 
     Environment values are passed by name only (`-e KEY`), taken from our environment, so
@@ -45,22 +48,29 @@ def rehearse_argv(stack: Stack, image: str, snapshot_dir: Path, name: str) -> li
         "-v",
         f"{snapshot_dir}:{stack.db_container_path.parent}",
     ]
-    for key in sorted(rehearsal_env(stack)):
+    for key in sorted(rehearsal_env(stack, push=push)):
         argv += ["-e", key]
     return [*argv, image]
 
 
-def rehearsal_env(stack: Stack) -> dict[str, str]:
-    """The service's environment, with backups off and the stop-before-exec switch on."""
+def rehearsal_env(stack: Stack, *, push: bool = False) -> dict[str, str]:
+    """The service's environment, with backups off and the stop-before-exec switch on
+    (and push mode, when the deploy pushes)."""
     env = dict(stack.service.environment)
     env.pop("DEPLOY_ID", None)
     env.update({REHEARSAL_ENV: "1", "BACKUP": "never", "DB_PATH": str(stack.db_container_path)})
+    if push:
+        env[MODE_ENV] = "push"
     return env
 
 
-def rehearse(stack: Stack, image: str, workdir: Path, name: str, timeout: float) -> Result:
+def rehearse(
+    stack: Stack, image: str, workdir: Path, name: str, timeout: float, *, push: bool = False
+) -> Result:
     """Snapshot, run the new image's entrypoint on it, and return what it said."""
     snapshot(stack.db_path, workdir)
     return run(
-        rehearse_argv(stack, image, workdir, name), env=rehearsal_env(stack), timeout=timeout
+        rehearse_argv(stack, image, workdir, name, push=push),
+        env=rehearsal_env(stack, push=push),
+        timeout=timeout,
     )

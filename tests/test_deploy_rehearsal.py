@@ -92,6 +92,14 @@ def test_the_rehearsal_environment(tmp_path: Path) -> None:
     assert "DEPLOY_ID" not in env  # a rehearsal must not pass for the deploy's cutover backup
 
 
+def test_a_push_deploy_rehearses_in_push_mode(tmp_path: Path) -> None:
+    assert "MIGRATE_MODE" not in rehearsal_env(stack(tmp_path))
+    env = rehearsal_env(stack(tmp_path), push=True)
+    assert env["MIGRATE_MODE"] == "push"
+    argv = rehearse_argv(stack(tmp_path), "shop:v2", tmp_path / "snap", "r", push=True)
+    assert argv[argv.index("MIGRATE_MODE") - 1] == "-e"  # by name, like every other variable
+
+
 def test_the_snapshot_is_mounted_at_the_databases_folder(tmp_path: Path) -> None:
     current = stack(tmp_path, db_in_container="/var/lib/shop/db/app.sqlite")
     argv = rehearse_argv(current, "shop:v2", tmp_path / "snap", "r")

@@ -165,13 +165,15 @@ def build_variant(
     migrations: Mapping[str, str] | None = None,
     extra_migrations_from: Path | None = None,
     env: Mapping[str, str] | None = None,
+    files: Mapping[str, str] | None = None,
 ) -> str:
     """Build `litedeploy-demo:TAG` FROM litedeploy-demo:v1 (which must exist) plus migrations and
     ENV lines; returns the image reference.
 
     migrations: {name: SQL}, appended in order to the drizzle journal (names like
     "0006_add_stock", with or without ".sql"). extra_migrations_from: a folder whose *.sql files
-    are appended (sorted by name) before those. env: e.g. {"DEMO_FAIL": "crash"}.
+    are appended (sorted by name) before those. env: e.g. {"DEMO_FAIL": "crash"}. files:
+    {path under the migrations folder: text}, e.g. a newer drizzle-kit snapshot for push mode.
     """
     ref = image_ref(tag)
     added: dict[str, str] = {}
@@ -183,14 +185,17 @@ def build_variant(
     lines = [f"FROM {V1}", f"LABEL org.litedeploy.test-variant={json.dumps(ref)}"]
     with tempfile.TemporaryDirectory(prefix="litedeploy-variant-") as tmp:
         context = Path(tmp)
+        folder = context / "migrations"
+        (folder / "meta").mkdir(parents=True)
+        for rel, text in (files or {}).items():
+            (folder / rel).write_text(text)
         if added:
-            folder = context / "migrations"
-            (folder / "meta").mkdir(parents=True)
             journal = json.loads((DEMO_MIGRATIONS / "meta" / "_journal.json").read_text())
             journal["entries"].extend(journal_entries(journal["entries"], list(added)))
             (folder / "meta" / "_journal.json").write_text(json.dumps(journal, indent=2) + "\n")
             for name, sql in added.items():
                 (folder / f"{name}.sql").write_text(sql)
+        if added or files:
             lines.append("COPY migrations/ /app/migrations/")
         for key, value in (env or {}).items():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):

@@ -31,6 +31,20 @@ EXIT_DEPLOYED, EXIT_CONFIG, EXIT_PREFLIGHT, EXIT_ABORTED, EXIT_ROLLED_BACK = 0, 
 EXIT_LOCK_HELD = 7
 
 
+def snapshot_with_stock() -> str:
+    """The demo's newest drizzle-kit snapshot plus products.stock: what push mode declares."""
+    data = json.loads((ROOT / "demo" / "migrations" / "meta" / "0005_snapshot.json").read_text())
+    data["tables"]["products"]["columns"]["stock"] = {
+        "name": "stock",
+        "type": "integer",
+        "primaryKey": False,
+        "notNull": True,
+        "autoincrement": False,
+        "default": 0,
+    }
+    return json.dumps(data, indent=2)
+
+
 @pytest.fixture(scope="module")
 def variants(demo_image: str) -> dict[str, str]:
     """The releases the scenarios deploy, built once: FROM v1 plus migrations and knobs."""
@@ -43,6 +57,12 @@ def variants(demo_image: str) -> dict[str, str]:
         ),
         "unhealthy": build_variant(
             "scn-unhealthy", migrations={"0006_add_stock": STOCK}, env={"DEMO_FAIL": "unhealthy"}
+        ),
+        "push": build_variant("scn-push", files={"meta/0006_snapshot.json": snapshot_with_stock()}),
+        "push-prod": build_variant(
+            "scn-push-prod",
+            files={"meta/0006_snapshot.json": snapshot_with_stock()},
+            env={"APP_ENV": "production"},
         ),
     }
 
@@ -172,6 +192,38 @@ def test_failing_migration_is_caught_by_the_rehearsal(
     assert seen["failed"] == 0 and seen["ok"] > 0, seen
     assert dump(stack.db_path) == before
     assert history(stack)[-1]["outcome"] == "aborted"
+
+
+def test_push_deploy_syncs_the_declared_schema_on_staging(
+    stack: Stack, variants: dict[str, str]
+) -> None:
+    seed(stack)
+    reviews = stack.query("SELECT * FROM reviews ORDER BY id")
+
+    result = deploy(stack, "--tag", tag_of(variants["push"]), "--push", "--json")
+
+    assert result.returncode == EXIT_DEPLOYED, result.stderr
+    assert running_image(stack) == variants["push"]
+    assert "MIGRATE_MODE=push" in stack.inspect()["Config"]["Env"]
+    assert "stock" in columns(stack.db_path, "products")  # pushed, not migrated:
+    assert len(stack.query("SELECT * FROM __drizzle_migrations")) == 6  # no history row added
+    assert stack.query("SELECT * FROM reviews ORDER BY id") == reviews
+    assert stack.query("SELECT id, stock FROM products ORDER BY id") == [(1, 0), (2, 0)]
+
+
+def test_push_deploy_to_production_is_refused_before_cutover(
+    stack: Stack, variants: dict[str, str]
+) -> None:
+    seed(stack)
+    before = dump(stack.db_path)
+    container = stack.container()
+
+    result = deploy(stack, "--tag", tag_of(variants["push-prod"]), "--push")
+
+    assert result.returncode == EXIT_ABORTED, result.stderr
+    assert "push mode is refused in production" in result.stderr
+    assert stack.container() == container  # v1 was never stopped
+    assert dump(stack.db_path) == before
 
 
 @pytest.mark.parametrize("variant", ["crash", "unhealthy"])

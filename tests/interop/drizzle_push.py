@@ -18,9 +18,11 @@ Nothing ever waits for a human:
 - with `renames` (a mapping or a `.hints.json` file, see `Renames`), drizzle-kit 0.31
   (which has no non-interactive option) runs in a pseudo-terminal and each "created or
   renamed?" prompt is answered from `renames`, as `answer-rename-prompts.py` does for
-  `generate`. A prompt `renames` does not answer is never guessed: drizzle-kit is killed
-  (returncode -9, `ok` False, the question in `unanswered`). drizzle-kit 1.0 gets the
-  answers as `--hints` and needs no terminal.
+  `generate`. `renames={}` gives the terminal with no answers. A prompt `renames` does not
+  answer, and the data-loss / --strict confirmation, are never guessed: drizzle-kit is
+  killed (returncode -9, `ok` False, the question in `unanswered`). drizzle-kit 1.0 gets
+  the answers as `--hints` and needs no terminal; note that without one it wants a
+  `confirm_data_loss` hint even with --force (exit 2, nothing changed).
 - after `timeout` seconds the whole process group is killed and
   `subprocess.TimeoutExpired` is raised.
 
