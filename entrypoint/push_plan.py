@@ -181,13 +181,17 @@ class _Planner:
     ) -> None:
         self.live, self.declared, self.history = live, declared, history
         self.sync_triggers = sync_triggers
+        special = _virtual_and_shadow(live)
+        tables = _objects(live, "table")
         self.live_tables = {
-            k: v for k, v in _objects(live, "table").items() if not ignored(v.name, history)
+            k: v for k, v in tables.items() if not ignored(v.name, history) and k not in special
         }
-        self.kept = sorted(
-            v.name for v in _objects(live, "table").values() if ignored(v.name, history)
-        )
-        self.want_tables = _objects(declared, "table")
+        self.kept = sorted(v.name for k, v in tables.items() if k not in self.live_tables)
+        shadows = _virtual_and_shadow(declared) - set(_virtual_tables(declared))
+        self.want_tables = {
+            k: v for k, v in _objects(declared, "table").items() if k not in shadows
+        }
+        self.special = special
         self.live_schema: Schema = live_schema(live, history)
         self.want_schema: Schema = live_schema(declared)
         self.table_renames, self.column_renames = self._check_renames(renames)
@@ -241,6 +245,12 @@ class _Planner:
         creates, alters, fresh, drops = [], [], set(), []
         matched: set[str] = set()
         for key, want in self.want_tables.items():
+            if want.sql.upper().lstrip().startswith("CREATE VIRTUAL"):
+                if key not in self.special:  # created when missing, otherwise left alone
+                    creates.append(
+                        Change("create table", want.name, "virtual", [_statement(want.sql)])
+                    )
+                continue
             live_name = self.table_renames.get(key) or (
                 self.live_tables[key].name if key in self.live_tables else None
             )
@@ -572,6 +582,26 @@ class _Planner:
 
     def _surviving_tables(self) -> set[str]:
         return {k.lower() for k in self.want_tables}
+
+
+def _virtual_and_shadow(conn: sqlite3.Connection) -> set[str]:
+    """Virtual tables (FTS, R*Tree) and their shadow tables: push leaves them alone."""
+    return {
+        str(name).lower()
+        for name, kind in conn.execute(
+            "SELECT name, type FROM pragma_table_list WHERE schema = 'main'"
+        )
+        if kind in ("virtual", "shadow")
+    }
+
+
+def _virtual_tables(conn: sqlite3.Connection) -> list[str]:
+    return [
+        str(name).lower()
+        for (name,) in conn.execute(
+            "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'virtual'"
+        )
+    ]
 
 
 def _statement(sql: str) -> str:

@@ -372,3 +372,30 @@ def test_a_table_rename_when_declared(tmp_path: Path, cli: Cli) -> None:
     proc = push(cli, db, schema, "--rename", "item=product")
     assert proc.returncode == 0, proc.stderr
     assert query(db, "SELECT id, name, sku FROM product") == [(1, "a", None)]
+
+
+FTS = """\
+CREATE TABLE notes (id integer PRIMARY KEY, body text);
+CREATE VIRTUAL TABLE notes_fts USING fts5(body, content='notes', content_rowid='id');
+"""
+
+
+def test_virtual_tables_and_their_shadow_tables_are_left_alone(tmp_path: Path, cli: Cli) -> None:
+    db = make_db(
+        tmp_path / "app.db",
+        FTS + "INSERT INTO notes VALUES (1, 'hello world');"
+        "INSERT INTO notes_fts (rowid, body) VALUES (1, 'hello world');",
+    )
+    schema = tmp_path / "schema.sql"
+    schema.write_text("CREATE TABLE notes (id integer PRIMARY KEY, body text, pinned integer);")
+    proc = push(cli, db, schema)  # notes_fts is not declared: still never dropped
+    assert proc.returncode == 0, proc.stderr
+    assert query(db, "SELECT rowid FROM notes_fts WHERE notes_fts MATCH 'hello'") == [(1,)]
+    assert "notes_fts" in proc.stderr and "never drops them" in proc.stderr
+
+    fresh = tmp_path / "fresh.db"
+    schema.write_text(FTS)
+    created = push(cli, fresh, schema)  # a declared virtual table is created when missing
+    assert created.returncode == 0, created.stderr
+    assert master(fresh) == master(make_db(tmp_path / "ref.db", FTS))
+    assert push(cli, fresh, schema).returncode == 0

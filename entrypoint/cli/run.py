@@ -274,6 +274,13 @@ def run(
                 hint="`entrypoint plan` shows what migrate mode would do",
             )
         else:
+            for name, given in (
+                ("--schema", schema is not None),
+                ("--rename", bool(rename)),
+                ("--accept-data-loss", accept_data_loss),
+            ):
+                if given:
+                    log.warning("warning: %s is for --mode push; ignored in migrate mode", name)
             migrate(options)
         if rehearsal:
             log.info("rehearsal: migrations and checks passed; stopping before exec")
