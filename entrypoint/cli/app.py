@@ -20,18 +20,20 @@ Exit codes:
   2    bad option or environment value
   3    migrations folder missing or malformed
   4    database unusable (not SQLite, folder missing)
-  5    history needs a decision (out of order, changed, newer database)
-  6    a migration failed; rolled back (or the pre-run backup restored)
+  5    history needs a decision (out of order, changed, newer database); push in production
+  6    a migration failed (on the rehearsal's copy: nothing touched; for real: rolled
+       back, or the pre-run backup restored); a failed push is rolled back whole
   7    timed out waiting for another migrator's lock
   8    backup failed (folder not writable, copy failed its check)
   9    not enough free space for the backup
   10   the database is damaged; not migrated
-  11   a check failed (after migrating: the pre-migration backup was restored)
+  11   a check failed, or drift with --strict (after migrating: the backup was restored)
   12   restore refused: the backup is missing or damaged
   13   restore refused: the database is in use
   14   the database folder is not a mounted volume (--require-volume)
-  15   a pending migration has an unacknowledged blocking finding (plan), or the rehearsal
-       on a copy failed or lost data nothing asked for (rehearse)
+  15   blocked before anything was written: an unacknowledged finding, data the
+       rehearsal lost without a statement saying so, or a push losing data without
+       --accept-data-loss (or that only deleting rows could fit)
   126  the app command is not executable
   127  the app command was not found
   70   internal error (a bug: please report it with LITEDEPLOY_DEBUG=1 output)
