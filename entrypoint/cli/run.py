@@ -222,7 +222,13 @@ def run(
         ),
     ] = False,
 ) -> None:
-    """Apply pending migrations, then exec the app (or exit 0 when no command is given)."""
+    """Apply pending migrations, then exec the app (or exit 0 when no command is given).
+
+    Before the live database is touched: the findings of `plan` and a rehearsal on a copy
+    (exit 15 when something would be lost without the migration saying so). Then a backup,
+    the migrations, the checks and drift from drizzle-kit's snapshot. With --mode push
+    (staging), the declared schema is synced directly instead.
+    """
     with errors_to_exit():
         options = make_options(
             db,
