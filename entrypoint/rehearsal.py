@@ -246,7 +246,15 @@ def rehearse(options: Options, *, workdir: Path | None = None) -> RehearsalRepor
         plan = make_plan(source, history.new_table(source.format, options.history_table).kind, [])
         report.pending = [m.name for m in plan.to_apply(allow_out_of_order=False)]
         return report
-    folder = Path(tempfile.mkdtemp(prefix="litedeploy-rehearsal-", dir=workdir))
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="litedeploy-rehearsal-", dir=workdir))
+    except OSError as exc:
+        raise BackupFailed(
+            f"cannot make the rehearsal's folder in {workdir or tempfile.gettempdir()}: "
+            f"{exc.strerror or exc}",
+            hint="set --rehearsal-dir / REHEARSAL_DIR to a writable folder with room for a copy "
+            "of the database (or skip the copy with --no-rehearse)",
+        ) from exc
     try:
         copy = folder / "rehearsal.db"
         started = time.perf_counter()

@@ -322,3 +322,16 @@ def test_a_custom_history_table_is_not_drift(tmp_path: Path, cli: Cli) -> None:
     )
     assert checked.returncode == 0, checked.stderr
     assert "drift: none" in checked.stdout
+
+
+def test_a_rehearsal_folder_that_cannot_be_used_is_one_clear_error(
+    tmp_path: Path, cli: Cli
+) -> None:
+    db, folder = seeded(tmp_path, ("0001_add", "ALTER TABLE t ADD c text;"))
+    before = db.read_bytes()
+    missing = tmp_path / "no-such-folder"
+    for command in ("run", "rehearse"):
+        proc = cli(command, "--db", db, "--migrations", folder, "--rehearsal-dir", missing)
+        assert_one_clear_error(proc, 8, "cannot make the rehearsal's folder", str(missing))
+        assert "REHEARSAL_DIR" in proc.stderr
+    assert_untouched(db, before, "")

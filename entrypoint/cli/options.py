@@ -66,6 +66,16 @@ def make_options(
     )
 
 
+RehearsalDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--rehearsal-dir",
+        envvar="REHEARSAL_DIR",
+        readable=False,
+        help="Folder for the rehearsal's temporary copy (needs the database's size free). "
+        "Default: $TMPDIR.",
+    ),
+]
 BackupDirOption = Annotated[
     Path | None,
     typer.Option(

@@ -16,6 +16,7 @@ from .options import (
     FormatOption,
     JsonOption,
     MigrationsOption,
+    RehearsalDirOption,
     TableOption,
     make_options,
 )
@@ -30,6 +31,7 @@ def rehearse_command(
     migrations: MigrationsOption = Path("./drizzle/migrations"),
     fmt: FormatOption = FormatChoice.AUTO,
     table: TableOption = None,
+    rehearsal_dir: RehearsalDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Apply the pending migrations to a snapshot copy and compare it with the database.
@@ -41,7 +43,7 @@ def rehearse_command(
     TABLE or DROP COLUMN that says so.
     """
     with errors_to_exit():
-        report = rehearse(make_options(db, migrations, fmt, table))
+        report = rehearse(make_options(db, migrations, fmt, table), workdir=rehearsal_dir)
         if as_json:
             typer.echo(json.dumps(report.to_json(), indent=2))
         else:

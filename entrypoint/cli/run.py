@@ -28,6 +28,7 @@ from .options import (
     FormatChoice,
     FormatOption,
     MigrationsOption,
+    RehearsalDirOption,
     TableOption,
     TransactionChoice,
     make_options,
@@ -145,13 +146,7 @@ def run(
             "schema objects (costs a copy of the database).",
         ),
     ] = True,
-    rehearsal_dir: Annotated[
-        Path | None,
-        typer.Option(
-            envvar="REHEARSAL_DIR",
-            help="Folder for the rehearsal's temporary copy. Default: $TMPDIR.",
-        ),
-    ] = None,
+    rehearsal_dir: RehearsalDirOption = None,
     env: Annotated[
         str | None,
         typer.Option("--env", envvar="APP_ENV", help="The environment (production, staging, ...)."),
