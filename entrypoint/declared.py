@@ -123,6 +123,25 @@ def _default(value: Any) -> str:
     return str(value)
 
 
+def _column(col: dict[str, Any], *, primary_key: bool, unique: bool = False) -> str:
+    """One column's line, in drizzle-kit's order: PRIMARY KEY, AUTOINCREMENT, DEFAULT,
+    GENERATED, NOT NULL (and 1.0's inline UNIQUE)."""
+    line = f"\t{q(col['name'])} {col['type']}"
+    if primary_key:
+        line += " PRIMARY KEY"
+        if col.get("autoincrement"):
+            line += " AUTOINCREMENT"
+    if col.get("default") is not None:
+        line += f" DEFAULT {_default(col['default'])}"
+    if (gen := col.get("generated")) and gen.get("as"):
+        line += f" GENERATED ALWAYS AS {gen['as']} {str(gen.get('type', 'virtual')).upper()}"
+    if col.get("notNull"):
+        line += " NOT NULL"
+    if unique:
+        line += " UNIQUE"
+    return line
+
+
 # --- drizzle-kit 0.x (snapshot versions 5 and 6) -------------------------------------------------
 
 
@@ -131,20 +150,7 @@ def _from_tables(data: dict[str, Any]) -> list[str]:
     for name, spec in data["tables"].items():
         lines = []
         for col in spec["columns"].values():
-            line = f"\t{q(col['name'])} {col['type']}"
-            if col.get("primaryKey"):
-                line += " PRIMARY KEY"
-            if col.get("autoincrement"):
-                line += " AUTOINCREMENT"
-            if col.get("default") is not None:
-                line += f" DEFAULT {_default(col['default'])}"
-            if (gen := col.get("generated")) and gen.get("as"):
-                line += (
-                    f" GENERATED ALWAYS AS {gen['as']} {str(gen.get('type', 'virtual')).upper()}"
-                )
-            if col.get("notNull"):
-                line += " NOT NULL"
-            lines.append(line)
+            lines.append(_column(col, primary_key=bool(col.get("primaryKey"))))
         for pk in (spec.get("compositePrimaryKeys") or {}).values():
             lines.append(f"\tPRIMARY KEY({_names(pk['columns'], ', ')})")
         for fk in (spec.get("foreignKeys") or {}).values():
@@ -192,22 +198,13 @@ def _from_ddl(ddl: list[dict[str, Any]]) -> list[str]:
         }
         lines = []
         for col in parts.get("columns", []):
-            line = f"\t{q(col['name'])} {col['type']}"
-            if col["name"] == inline_pk:
-                line += " PRIMARY KEY"
-                if col.get("autoincrement"):
-                    line += " AUTOINCREMENT"
-            if col.get("default") is not None:
-                line += f" DEFAULT {_default(col['default'])}"
-            if (gen := col.get("generated")) and gen.get("as"):
-                line += (
-                    f" GENERATED ALWAYS AS {gen['as']} {str(gen.get('type', 'virtual')).upper()}"
+            lines.append(
+                _column(
+                    col,
+                    primary_key=col["name"] == inline_pk,
+                    unique=col["name"] in inline_unique,
                 )
-            if col.get("notNull"):
-                line += " NOT NULL"
-            if col["name"] in inline_unique:
-                line += " UNIQUE"
-            lines.append(line)
+            )
         if pks and inline_pk is None:
             pk = pks[0]
             lines.append(f"\tCONSTRAINT {q(pk['name'])} PRIMARY KEY({_names(pk['columns'], ', ')})")

@@ -26,6 +26,7 @@ from harness import (
     query,
     write_journal,
 )
+from test_drift import PRICE_AS_TEXT
 from test_plan_command import fixture_db
 
 Invoke = Callable[..., Any]
@@ -248,16 +249,6 @@ def test_the_shop_with_data_is_refused_until_its_two_losses_are_acknowledged(
 
 # --- drift after run ---------------------------------------------------------------------------
 
-PRICE_AS_TEXT = """\
-PRAGMA foreign_keys=OFF;
-CREATE TABLE __new_products (
-    id integer PRIMARY KEY NOT NULL, title text NOT NULL, price text NOT NULL,
-    sku text DEFAULT '' NOT NULL
-);
-INSERT INTO __new_products SELECT id, title, price, sku FROM products;
-DROP TABLE products;
-ALTER TABLE __new_products RENAME TO products;
-"""
 DRIFT = "products.price: type TEXT in the database, integer in the snapshot"
 
 

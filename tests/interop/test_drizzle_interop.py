@@ -44,6 +44,7 @@ from time import strptime
 from typing import Any
 
 import pytest
+from harness import CLI_ENV_VARS  # the variables our CLI reads: a shell must not leak them in
 
 pytestmark = pytest.mark.interop
 
@@ -53,31 +54,6 @@ FIXTURES = ROOT / "tests" / "fixtures"
 SEEDS = FIXTURES / "seeds"
 HISTORY_TABLE = "__drizzle_migrations"
 APPLIED_AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
-# Environment variables our CLI reads: a developer's shell must not leak them in.
-OUR_ENV_VARS = (
-    "FINDINGS",
-    "REHEARSE",
-    "REHEARSAL_DIR",
-    "APP_ENV",
-    "STRICT_DRIFT",
-    "LITEDEPLOY_REHEARSAL",
-    "MIGRATE_MODE",
-    "PUSH_SCHEMA",
-    "PUSH_RENAMES",
-    "ACCEPT_DATA_LOSS",
-    "ALLOW_PUSH_IN_PRODUCTION",
-    "DB_PATH",
-    "MIGRATIONS_DIR",
-    "MIGRATIONS_FORMAT",
-    "MIGRATIONS_TABLE",
-    "ALLOW_OUT_OF_ORDER",
-    "ALLOW_CHANGED",
-    "ALLOW_NEWER_DATABASE",
-    "MIGRATE_TRANSACTION",
-    "LOCK_TIMEOUT",
-    "APP_USER",
-    "LITEDEPLOY_DEBUG",
-)
 TIMEOUT_S = 120
 
 
@@ -217,7 +193,7 @@ def drizzle_ok(flavor: Flavor, db: Path, folder: Path) -> None:
 def run_ours(
     flavor: Flavor, command: str, db: Path, folder: Path, *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in OUR_ENV_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in CLI_ENV_VARS}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     argv = [sys.executable, "-m", "entrypoint", command, "--db", str(db)]
     return subprocess.run(
