@@ -475,6 +475,15 @@ class _Planner:
             f"DROP TABLE {q(want.name)};",
             f"ALTER TABLE {q(temp)} RENAME TO {q(want.name)};",
         ]
+        counter = _sequence(self.live, live_name)
+        if counter is not None and _autoincrement(want.sql):
+            # DROP TABLE forgets the counter; ids of deleted rows must not come back
+            name = want.name.replace("'", "''")
+            statements.append(
+                f"UPDATE sqlite_sequence SET seq = {counter} "  # noqa: S608
+                f"WHERE name = '{name}' AND seq < {counter};"
+            )
+            notes.append(f"AUTOINCREMENT counter kept at {counter}")
         detail = ", ".join(dict.fromkeys(notes)) or "table definition"
         return Change("rebuild table", want.name, detail, statements, risks)
 
@@ -711,6 +720,15 @@ def _renamed_index_sql(sql: str, mapping: dict[str, str]) -> str:
     for new, old in mapping.items():
         sql = re.sub(rf"(?<![\w$]){re.escape(old)}(?![\w$])", new, sql)
     return sql
+
+
+def _sequence(conn: sqlite3.Connection, table: str) -> int | None:
+    """The table's AUTOINCREMENT counter, when it has one."""
+    try:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+    except sqlite3.OperationalError:  # no AUTOINCREMENT table in this database at all
+        return None
+    return int(row[0]) if row and row[0] is not None else None
 
 
 def _count(conn: sqlite3.Connection, sql: str) -> int:

@@ -399,3 +399,20 @@ def test_virtual_tables_and_their_shadow_tables_are_left_alone(tmp_path: Path, c
     assert created.returncode == 0, created.stderr
     assert master(fresh) == master(make_db(tmp_path / "ref.db", FTS))
     assert push(cli, fresh, schema).returncode == 0
+
+
+def test_a_rebuild_keeps_the_autoincrement_counter(tmp_path: Path, cli: Cli) -> None:
+    """Ids of deleted rows are never handed out again, rebuild or not."""
+    table = "CREATE TABLE t (id integer PRIMARY KEY AUTOINCREMENT, v {type});"
+    db = make_db(
+        tmp_path / "app.db",
+        table.format(type="text") + "INSERT INTO t (v) VALUES ('1'), ('2'), ('3');"
+        "DELETE FROM t WHERE id = 3;",
+    )
+    schema = tmp_path / "schema.sql"
+    schema.write_text(table.format(type="integer"))
+    proc = push(cli, db, schema)
+    assert proc.returncode == 0, proc.stderr
+    assert "AUTOINCREMENT counter kept at 3" in proc.stderr
+    make_db(db, "INSERT INTO t (v) VALUES (4);")
+    assert query(db, "SELECT id, v FROM t ORDER BY id") == [(1, 1), (2, 2), (4, 4)]
