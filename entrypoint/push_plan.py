@@ -420,8 +420,7 @@ class _Planner:
             copy_from.append(expr)
         for old_name in renamed.columns:
             if old_name not in target.columns:
-                source = next((o for n, o in mapping.items() if n == old_name), old_name)
-                source = live_cols.get(source.lower(), source)
+                source = live_cols.get(old_name.lower(), old_name)  # renamed ones are declared
                 values = _count(
                     self.live,
                     f"SELECT count({q(source)}) FROM {q(live_name)}",  # noqa: S608
@@ -461,8 +460,7 @@ class _Planner:
             notes.append("foreign keys")
         if checks_of(want.sql) != checks_of(self.live_tables[live_name.lower()].sql):
             notes.append("CHECK")
-        if _diff_columns(target, renamed):
-            notes.extend(_diff_columns(target, renamed))
+        notes.extend(_diff_columns(target, renamed))
         temp = f"{REBUILD_PREFIX}{want.name}"
         create = _CREATE_TABLE_NAME.sub(lambda m: m.group(1) + q(temp), want.sql, count=1)
         copy = (
