@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import history
@@ -58,20 +59,31 @@ def _apply_group(
     prepare: Prepare | None,
     level: int,
 ) -> tuple[list[Applied], history.Table]:
-    enforce_before = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
     fk_off = any(m.wants_foreign_keys_off for m in group)
-    if fk_off:
-        # The pragma is a no-op inside a transaction, so it must be set before BEGIN.
+    with write_transaction(conn, foreign_keys_off=fk_off):
+        if prepare is not None:
+            table = prepare(conn)
+        existing = violations(conn) if fk_off else set()
+        done = [_apply_one(conn, table, m, fk_off=fk_off, level=level) for m in group]
+        if fk_off:
+            _check_foreign_keys(conn, group, existing, level)
+    return done, table
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection, *, foreign_keys_off: bool) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error.
+
+    With `foreign_keys_off`, foreign keys are turned off before BEGIN (the pragma is a no-op
+    inside a transaction); the session's setting is restored afterwards either way.
+    """
+    enforce_before = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
+    if foreign_keys_off:
         conn.execute("PRAGMA foreign_keys = OFF")
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if prepare is not None:
-                table = prepare(conn)
-            existing = _violations(conn) if fk_off else set()
-            done = [_apply_one(conn, table, m, fk_off=fk_off, level=level) for m in group]
-            if fk_off:
-                _check_foreign_keys(conn, group, existing, level)
+            yield
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -79,7 +91,6 @@ def _apply_group(
             raise
     finally:
         conn.execute(f"PRAGMA foreign_keys = {'ON' if enforce_before else 'OFF'}")
-    return done, table
 
 
 def _apply_one(
@@ -122,7 +133,7 @@ def _apply_one(
     return Applied(migration.name, len(migration.statements), duration_ms)
 
 
-def _violations(conn: sqlite3.Connection) -> set[tuple[str, int | None, str, int]]:
+def violations(conn: sqlite3.Connection) -> set[tuple[str, int | None, str, int]]:
     return {(r[0], r[1], r[2], r[3]) for r in conn.execute("PRAGMA foreign_key_check")}
 
 
@@ -133,7 +144,7 @@ def _check_foreign_keys(
     level: int,
 ) -> None:
     """Roll back if the migrations left rows pointing at parents that no longer exist."""
-    new = sorted(_violations(conn) - existing, key=lambda v: (v[0], v[1] or 0))
+    new = sorted(violations(conn) - existing, key=lambda v: (v[0], v[1] or 0))
     if existing:
         log.log(
             logging.WARNING if level >= logging.INFO else level,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import history
+from .apply import violations, write_transaction
 from .backup import Backup
 from .checks import Report, check_database, row_counts
 from .database import check_file, check_volume, connect
@@ -179,30 +180,19 @@ def _apply(
     history_tables: list[str],
 ) -> None:
     """Every statement in one transaction, foreign keys off around it and checked before commit."""
-    enforce = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
-    conn.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: set it before
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            existing = set(conn.execute("PRAGMA foreign_key_check"))
-            for change in plan.changes:
-                for sql in change.statements:
-                    try:
-                        conn.execute(sql)
-                    except sqlite3.Error as exc:
-                        raise MigrationFailed(
-                            f"push: {change.summary}: {exc} [{' '.join(sql.split())[:100]}]; "
-                            "rolled back, nothing was changed",
-                            hint="fix the declared schema or the data; `--dry-run` shows the plan",
-                        ) from exc
-            _verify(conn, plan, want, counts_before, existing, history_tables)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-    finally:
-        conn.execute(f"PRAGMA foreign_keys = {'ON' if enforce else 'OFF'}")
+    with write_transaction(conn, foreign_keys_off=True):
+        existing = violations(conn)
+        for change in plan.changes:
+            for sql in change.statements:
+                try:
+                    conn.execute(sql)
+                except sqlite3.Error as exc:
+                    raise MigrationFailed(
+                        f"push: {change.summary}: {exc} [{' '.join(sql.split())[:100]}]; "
+                        "rolled back, nothing was changed",
+                        hint="fix the declared schema or the data; `--dry-run` shows the plan",
+                    ) from exc
+        _verify(conn, plan, want, counts_before, existing, history_tables)
 
 
 def _verify(
@@ -210,11 +200,11 @@ def _verify(
     plan: PushPlan,
     want: sqlite3.Connection,
     counts_before: dict[str, int],
-    existing: set[tuple[object, ...]],
+    existing: set[tuple[str, int | None, str, int]],
     history_tables: list[str],
 ) -> None:
     """Before COMMIT: no new foreign key violations, the declared schema, every row kept."""
-    new = sorted(set(conn.execute("PRAGMA foreign_key_check")) - existing, key=str)
+    new = sorted(violations(conn) - existing, key=str)
     if new:
         shown = "; ".join(f"{t} rowid {rowid} -> {parent}" for t, rowid, parent, _ in new[:5])
         raise MigrationFailed(
