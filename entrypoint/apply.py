@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from . import history
 from .errors import MigrationFailed
 from .sources import Migration
+from .sqltext import TxControl
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -107,7 +108,23 @@ def _apply_one(
     log.log(level, "Applying %s (%d statement%s)", migration.name, count, "" if count == 1 else "s")
     if skipped:
         log.log(level, "  %s: skipped %d empty or comment-only chunk(s)", migration.name, skipped)
-    for statement in migration.statements:
+    idiom = migration.foreign_keys_idiom
+    for statement, op in zip(migration.statements, migration.ops, strict=True):
+        if isinstance(op, TxControl):
+            why = (
+                "it ends and restarts the transaction to set PRAGMA foreign_keys"
+                if statement.number in idiom
+                else "transaction control is acknowledged: the file runs in one transaction"
+            )
+            log.log(
+                level,
+                "  %s: statement %d: %s skipped; %s",
+                migration.name,
+                statement.number,
+                statement.code.rstrip(";"),
+                why,
+            )
+            continue
         if statement.is_foreign_keys_pragma:
             log.log(
                 level,

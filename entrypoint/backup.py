@@ -54,6 +54,8 @@ class Manifest:
     pending: list[str] = field(default_factory=list)
     deploy_id: str | None = None
     duration_ms: int = 0
+    # losses the operator acknowledged for this run (--allow RULE OBJECT), for the audit
+    acknowledged: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -131,6 +133,7 @@ def take_backup(
     head_before: str | None = None,
     pending: list[str] | None = None,
     deploy_id: str | None = None,
+    acknowledged: list[str] | None = None,
 ) -> Backup:
     """Snapshot the database into `folder`, fsynced and verified, with its manifest.
 
@@ -178,6 +181,7 @@ def take_backup(
         pending=list(pending or []),
         deploy_id=deploy_id,
         duration_ms=round((time.monotonic() - started) * 1000),
+        acknowledged=list(acknowledged or []),
     )
     try:
         durable.atomic_write(manifest_path(target), manifest.to_json().encode())

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
+from . import schema
 from .database import uri
+from .loss import Loss
+from .sources import Migration
+from .sqltext import Delete, DropTable, quote
 
 
 class Level(StrEnum):
@@ -49,37 +53,24 @@ def foreign_key_problems(conn: sqlite3.Connection) -> list[str]:
 
 
 def row_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """Rows per table, for every ordinary table (not sqlite_* internals, not virtual tables)."""
-    tables = [
-        r[0]
-        for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name"
-        )
-    ]
+    """Rows per table, for every table that holds rows (not sqlite_*, virtual or shadow)."""
     return {
-        t: conn.execute(f'SELECT count(*) FROM "{t.replace(chr(34), chr(34) * 2)}"').fetchone()[0]  # noqa: S608
-        for t in tables
+        t: int(conn.execute(f"SELECT count(*) FROM {quote(t)}").fetchone()[0])  # noqa: S608
+        for t in schema.data_tables(conn)
     }
 
 
-@dataclass(frozen=True)
-class RowLoss:
-    """A table that has fewer rows after migrating than before (after is None: table gone)."""
-
-    table: str
-    before: int
-    after: int | None
-
-    def __str__(self) -> str:
-        after = "table dropped" if self.after is None else f"{self.after} after"
-        return f"{self.table}: {self.before} rows before, {after}"
-
-
-def row_losses(before: dict[str, int], after: dict[str, int]) -> list[RowLoss]:
-    """Tables that lost rows (or vanished while holding rows)."""
+def row_losses(before: dict[str, int], after: dict[str, int]) -> list[Loss]:
+    """Tables that lost rows (or vanished while holding rows), by count."""
     return [
-        RowLoss(table, count, after.get(table))
+        Loss(
+            "rows",
+            table,
+            "block",
+            count,
+            count - after.get(table, 0),
+            "" if table in after else "the table is gone",
+        )
         for table, count in before.items()
         if count > after.get(table, 0)
     ]
@@ -91,7 +82,7 @@ class Report:
 
     integrity: list[str] = field(default_factory=list)
     foreign_keys: list[str] = field(default_factory=list)
-    losses: list[RowLoss] = field(default_factory=list)
+    losses: list[Loss] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -102,7 +93,7 @@ class Report:
         """One line per problem found, most serious first."""
         lines = [f"integrity: {p}" for p in self.integrity[:10]]
         lines += [f"foreign key: {p}" for p in self.foreign_keys[:10]]
-        lines += [f"rows lost: {loss}" for loss in self.losses]
+        lines += [f"rows lost: {loss.message}" for loss in self.losses]
         return lines
 
 
@@ -123,57 +114,52 @@ def check_database(
     return report
 
 
-_NAME = r"""(?:"(?P<dq>(?:[^"]|"")+)"|`(?P<bt>[^`]+)`|\[(?P<br>[^\]]+)\]|(?P<bare>[\w$]+))"""
-_SCHEMA = r"""(?:(?:"main"|`main`|\[main\]|main)\s*\.\s*)?"""
-_DELETE = re.compile(rf"^DELETE\s+FROM\s+{_SCHEMA}{_NAME}", re.IGNORECASE)
-_DROP = re.compile(rf"^DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?{_SCHEMA}{_NAME}", re.IGNORECASE)
-
-
-def _table_name(match: re.Match[str]) -> str:
-    if match.group("dq") is not None:
-        return match.group("dq").replace('""', '"')
-    return match.group("bt") or match.group("br") or match.group("bare")
-
-
 def explained_losses(
-    conn: sqlite3.Connection, statements: list[str], losses: list[RowLoss]
-) -> tuple[list[RowLoss], list[RowLoss]]:
+    conn: sqlite3.Connection, migrations: Sequence[Migration], losses: list[Loss]
+) -> tuple[list[Loss], list[Loss]]:
     """Split row losses into those the migrations ask for and those nobody asked for.
 
     A loss is asked for when a statement deletes from the table, drops it for good (a
     rebuild that drops and recreates it does not count), or the table is an ON DELETE
     CASCADE descendant of a table deleted from.
     """
-    deleted: set[str] = set()
-    dropped: set[str] = set()
-    for sql in statements:
-        if match := _DELETE.match(sql):
-            deleted.add(_table_name(match).lower())
-        elif match := _DROP.match(sql):
-            dropped.add(_table_name(match).lower())
-    explained = deleted | _cascade_descendants(conn, deleted)
+    deleted: dict[str, str] = {}
+    dropped: dict[str, str] = {}
+    for m in migrations:
+        for s, op in zip(m.statements, m.ops, strict=True):
+            ref = f"{m.name} statement {s.number}"
+            if isinstance(op, Delete):
+                deleted.setdefault(op.table.lower(), ref)
+            elif isinstance(op, DropTable):
+                dropped.setdefault(op.table.lower(), ref)
+    cascade = _cascade_descendants(conn, set(deleted))
     expected, unexpected = [], []
     for loss in losses:
-        name = loss.table.lower()
-        if name in explained or (loss.after is None and name in dropped):
-            expected.append(loss)
+        name = loss.object.lower()
+        why = deleted.get(name) or (
+            f"{deleted[cascade[name]]} (ON DELETE CASCADE)" if name in cascade else None
+        )
+        if why is None and loss.what == "the table is gone":
+            why = dropped.get(name)
+        if why:
+            expected.append(replace(loss, verdict="explained", explained_by=why))
         else:
             unexpected.append(loss)
     return expected, unexpected
 
 
-def _cascade_descendants(conn: sqlite3.Connection, parents: set[str]) -> set[str]:
+def _cascade_descendants(conn: sqlite3.Connection, parents: set[str]) -> dict[str, str]:
+    """Tables emptied through ON DELETE CASCADE from `parents`, each with its root parent."""
     children: dict[str, set[str]] = {}
-    for (table,) in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    ):
-        for fk in conn.execute("SELECT * FROM pragma_foreign_key_list(?)", (table,)):
-            if str(fk[6]).upper() == "CASCADE":  # on_delete
-                children.setdefault(str(fk[2]).lower(), set()).add(table.lower())
-    found: set[str] = set()
-    todo = list(parents)
+    for table in schema.data_tables(conn):
+        for fk in schema.foreign_keys(conn, table):
+            if fk.on_delete == "CASCADE":
+                children.setdefault(fk.table_to.lower(), set()).add(table.lower())
+    found: dict[str, str] = {}
+    todo = [(p, p) for p in parents]
     while todo:
-        for child in children.get(todo.pop(), set()) - found:
-            found.add(child)
-            todo.append(child)
+        parent, root = todo.pop()
+        for child in children.get(parent, set()) - set(found):
+            found[child] = root
+            todo.append((child, root))
     return found

@@ -11,59 +11,25 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import SourceError
-from .history import DRIZZLE_TABLE, PLAIN_TABLE
+from .schema import (
+    Column,
+    Index,
+    Schema,
+    Table,
+    foreign_key,
+    normal_default,
+    normal_type,
+    normalised,
+    read_schema,
+)
 from .sources import Format, Source
 
 SNAPSHOT_VERSIONS = {"5", "6", "7"}
 _SNAPSHOT_NAME = re.compile(r"^(\d+)_snapshot\.json$")
-
-
-@dataclass(frozen=True)
-class Column:
-    type: str
-    not_null: bool
-    default: str | None
-    primary_key: bool
-
-
-@dataclass(frozen=True)
-class Index:
-    columns: tuple[str, ...]
-    unique: bool
-
-
-@dataclass(frozen=True)
-class ForeignKey:
-    columns: tuple[str, ...]
-    table_to: str
-    columns_to: tuple[str, ...]
-    on_delete: str
-    on_update: str
-
-    def __str__(self) -> str:
-        text = f"({', '.join(self.columns)}) -> {self.table_to}({', '.join(self.columns_to)})"
-        if self.on_delete != "NO ACTION":
-            text += f" ON DELETE {self.on_delete}"
-        if self.on_update != "NO ACTION":
-            text += f" ON UPDATE {self.on_update}"
-        return text
-
-
-@dataclass
-class Table:
-    columns: dict[str, Column] = field(default_factory=dict)
-    indexes: dict[str, Index] = field(default_factory=dict)
-    # UNIQUE constraints (SQLite backs them with sqlite_autoindex_*, whose names mean nothing)
-    uniques: set[tuple[str, ...]] = field(default_factory=set)
-    foreign_keys: set[ForeignKey] = field(default_factory=set)
-
-
-Schema = dict[str, Table]
 
 
 def latest_snapshot(source: Source) -> Path | None:
@@ -105,7 +71,7 @@ def declared_schema(path: Path) -> Schema:
         raise SourceError(
             f"snapshot {path} is not shaped like a drizzle-kit snapshot: {exc!r}"
         ) from exc
-    return _normalised(schema)
+    return normalised(schema)
 
 
 def _from_tables(tables: dict[str, Any]) -> Schema:
@@ -119,7 +85,7 @@ def _from_tables(tables: dict[str, Any]) -> Schema:
             table.columns[col_name] = Column(
                 type=col["type"],
                 not_null=bool(col.get("notNull")),
-                default=_default(col.get("default")),
+                default=normal_default(col.get("default")),
                 primary_key=bool(col.get("primaryKey")) or col_name in composite,
             )
         for index_name, index in (spec.get("indexes") or {}).items():
@@ -128,7 +94,7 @@ def _from_tables(tables: dict[str, Any]) -> Schema:
             table.uniques.add(tuple(unique["columns"]))
         for fk in (spec.get("foreignKeys") or {}).values():
             table.foreign_keys.add(
-                _foreign_key(
+                foreign_key(
                     fk["columnsFrom"],
                     fk["tableTo"],
                     fk["columnsTo"],
@@ -151,7 +117,7 @@ def _from_ddl(ddl: list[dict[str, Any]]) -> Schema:
             table.columns[e["name"]] = Column(
                 type=e["type"],
                 not_null=bool(e.get("notNull")),
-                default=_default(e.get("default")),
+                default=normal_default(e.get("default")),
                 primary_key=(e["table"], e["name"]) in pk_columns,
             )
         elif kind == "indexes":
@@ -166,70 +132,11 @@ def _from_ddl(ddl: list[dict[str, Any]]) -> Schema:
             table.uniques.add(tuple(e["columns"]))
         elif kind == "fks":
             table.foreign_keys.add(
-                _foreign_key(
+                foreign_key(
                     e["columns"], e["tableTo"], e["columnsTo"], e.get("onDelete"), e.get("onUpdate")
                 )
             )
     return schema
-
-
-def live_schema(conn: sqlite3.Connection, ignore: Iterable[str] = ()) -> Schema:
-    """The schema of the open database's main schema, without internal and history tables."""
-    skipped = {DRIZZLE_TABLE.lower(), PLAIN_TABLE.lower(), *(n.lower() for n in ignore)}
-    names = [
-        r[0]
-        for r in conn.execute("SELECT name, type FROM pragma_table_list WHERE schema = 'main'")
-        if r[1] == "table"
-        and not r[0].lower().startswith("sqlite_")
-        and r[0].lower() not in skipped
-    ]
-    schema: Schema = {}
-    for name in sorted(names):
-        table = schema[name] = Table()
-        pk_of: list[str] = []
-        for _cid, col, typ, notnull, dflt, pk, hidden in conn.execute(
-            "SELECT * FROM pragma_table_xinfo(?)", (name,)
-        ):
-            if hidden == 1:  # a virtual table's hidden column
-                continue
-            table.columns[col] = Column(str(typ), bool(notnull), _default(dflt), bool(pk))
-            if pk:
-                pk_of.append(col)
-        for _seq, index_name, unique, origin, _partial in conn.execute(
-            "SELECT * FROM pragma_index_list(?)", (name,)
-        ):
-            if origin == "pk":
-                continue
-            columns = tuple(
-                r[2] if r[2] is not None else "<expression>"
-                for r in conn.execute(
-                    "SELECT * FROM pragma_index_info(?) ORDER BY seqno", (index_name,)
-                )
-            )
-            if origin == "u":
-                table.uniques.add(columns)
-            elif not index_name.startswith("sqlite_autoindex_"):
-                table.indexes[index_name] = Index(columns, bool(unique))
-        grouped: dict[int, list[tuple[Any, ...]]] = {}
-        for row in conn.execute("SELECT * FROM pragma_foreign_key_list(?)", (name,)):
-            grouped.setdefault(row[0], []).append(row)
-        for rows in grouped.values():
-            rows.sort(key=lambda r: r[1])
-            parent = rows[0][2]
-            to = [r[4] for r in rows]
-            if any(t is None for t in to):  # REFERENCES parent, meaning its primary key
-                to = [
-                    r[1]
-                    for r in sorted(
-                        conn.execute("SELECT * FROM pragma_table_info(?)", (parent,)),
-                        key=lambda r: r[5],
-                    )
-                    if r[5]
-                ]
-            table.foreign_keys.add(
-                _foreign_key([r[3] for r in rows], parent, to, rows[0][6], rows[0][5])
-            )
-    return _normalised(schema)
 
 
 def differences(declared: Schema, live: Schema) -> list[str]:
@@ -257,7 +164,7 @@ def _table_differences(name: str, want: Table, have: Table) -> list[str]:
             lines.append(f"{where}: column in the database, not in the snapshot")
             continue
         w, h = want.columns[col], have.columns[col]
-        if _type(w.type) != _type(h.type):
+        if normal_type(w.type) != normal_type(h.type):
             lines.append(
                 f"{where}: type {h.type or '(none)'} in the database, "
                 f"{w.type or '(none)'} in the snapshot"
@@ -329,60 +236,6 @@ def _without(table: Table, index: str | None, unique: tuple[str, ...]) -> Table:
     )
 
 
-def _normalised(schema: Schema) -> Schema:
-    """Even out what SQLite and the snapshot formats say differently about the same schema."""
-    for table in schema.values():
-        pk = [c for c, col in table.columns.items() if col.primary_key]
-        if len(pk) == 1 and _type(table.columns[pk[0]].type) == "INTEGER":
-            # a rowid alias can never be NULL; 1.0 writes no NOT NULL for it, 0.x does
-            col = table.columns[pk[0]]
-            table.columns[pk[0]] = Column(col.type, True, col.default, True)
-    return schema
-
-
-def _foreign_key(
-    columns: Iterable[str],
-    table_to: str,
-    columns_to: Iterable[str],
-    on_delete: str | None,
-    on_update: str | None,
-) -> ForeignKey:
-    return ForeignKey(
-        tuple(columns),
-        table_to,
-        tuple(columns_to),
-        (on_delete or "no action").upper(),
-        (on_update or "no action").upper(),
-    )
-
-
-def _default(value: Any) -> str | None:
-    """A default as comparable SQL text: `''`, `1`, `current_timestamp`, `'a b'`."""
-    if value is None:
-        return None
-    text = str(value).lower() if isinstance(value, bool) else str(value).strip()
-    while text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
-        text = text[1:-1].strip()
-    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
-        text = "'" + text[1:-1].replace("'", "''") + "'"
-    if not text.startswith("'"):
-        text = " ".join(text.split()).lower()
-    return text
-
-
-def _balanced(text: str) -> bool:
-    depth = 0
-    for ch in text:
-        depth += {"(": 1, ")": -1}.get(ch, 0)
-        if depth < 0:
-            return False
-    return depth == 0
-
-
-def _type(text: str) -> str:
-    return " ".join(text.split()).upper()
-
-
 def _null(not_null: bool) -> str:
     return "NOT NULL" if not_null else "nullable"
 
@@ -411,4 +264,4 @@ def against_snapshot(
     snapshot = latest_snapshot(source)
     if snapshot is None:
         return None, f"not available: no drizzle-kit snapshot found in {source.folder}"
-    return differences(declared_schema(snapshot), live_schema(conn, ignore)), None
+    return differences(declared_schema(snapshot), read_schema(conn, ignore)), None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import durable, history
@@ -13,20 +13,21 @@ from .apply import Applied, apply_migrations
 from .backup import Backup, prune, take_backup
 from .checks import (
     Report,
-    RowLoss,
     check_database,
     explained_losses,
     foreign_key_problems,
     integrity_problems,
     row_counts,
 )
-from .database import check_file, check_volume, connect
+from .database import check_file, check_volume, connect, uri
 from .drift import against_snapshot
 from .errors import BackupFailed, CheckFailed, CorruptDatabase, MigrationFailed, SourceError
-from .findings import allowing
 from .gate import gate
+from .judge import BEFORE, judge
 from .lock import migration_lock
+from .loss import Acknowledgements, Loss
 from .plan import Plan, State, check_policy, make_plan, prepare_history_table
+from .rehearsal import acknowledgements
 from .restore import replace_database
 from .settings import Options, Policy
 from .sources import Format, Migration, Source, load_source
@@ -97,15 +98,16 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
             allow_newer_database=options.allow_newer_database,
         )
         pending = plan.to_apply(allow_out_of_order=options.allow_out_of_order)
+        acks = acknowledgements(pending, options)
         if pending:  # before the backup: a refused run leaves nothing behind
             try:
-                gate(conn, replace(options, rehearse=options.rehearse and existed), pending)
+                gate(conn, options, pending, exists=existed)
             except (sqlite3.DatabaseError, BackupFailed):
                 refuse_if_corrupt(conn, options)  # say "damaged" when that is the cause
                 raise
         wanted = options.backup is Policy.ALWAYS or (options.backup is Policy.PENDING and pending)
         saved = (
-            take_run_backup(options, plan.head, [m.name for m in pending])
+            take_run_backup(options, plan.head, [m.name for m in pending], acks)
             if existed and wanted
             else None
         )
@@ -148,11 +150,13 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
                 old[0],
             )
             report.foreign_keys = [p for p in report.foreign_keys if p not in violations_before]
-        statements = [s.code for m in pending for s in m.statements]
-        expected, report.losses = explained_losses(conn, statements, report.losses)
+        applied_now = [m for m in pending if m.name in {a.name for a in applied}]
+        expected, report.losses = explained_losses(conn, applied_now, report.losses)
         for loss in expected:
-            log.info("rows removed as the migrations say: %s", loss)
-        report.losses = _acknowledged(report.losses, pending)
+            log.info("rows removed: %s", loss.message)
+        report.losses = _unacknowledged(report.losses, acks)
+        if report.losses and saved is not None:
+            report.losses = _judged(conn, saved, applied_now, table.name, acks, report.losses)
         for line in report.problems():
             log.warning("check after migrating: %s", line)
         drifted = _drift(conn, source, table.name) if not _failed(report, options) else []
@@ -168,15 +172,41 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
     return Outcome(current, applied, saved, report)
 
 
-def _acknowledged(losses: list[RowLoss], pending: list[Migration]) -> list[RowLoss]:
-    """Drop the row losses a migration acknowledges (-- litedeploy: allow lost-rows TABLE)."""
+def _unacknowledged(losses: list[Loss], acks: Acknowledgements) -> list[Loss]:
+    """The losses nobody acknowledged; the acknowledged ones are logged."""
     kept = []
-    for loss in losses:
-        if why := allowing(pending, "lost-rows", loss.table):
-            log.info("rows removed, acknowledged by %s: %s", why, loss)
+    for loss in acks.apply(losses):
+        if loss.acknowledged_by:
+            log.info("rows removed: %s", loss.message)
         else:
             kept.append(loss)
     return kept
+
+
+def _judged(
+    conn: sqlite3.Connection,
+    saved: Backup,
+    applied: list[Migration],
+    history_table: str,
+    acks: Acknowledgements,
+    losses: list[Loss],
+) -> list[Loss]:
+    """Row counts fell where no statement says so: ask the judge, with the backup as before.
+
+    Rows whose values all moved elsewhere (the rehearsal's own rule) are not lost; what
+    the judge still finds lost, and nobody acknowledged, stays.
+    """
+    counted = {loss.object.lower() for loss in losses}
+    conn.execute(f"ATTACH DATABASE ? AS {BEFORE}", (uri(saved.path, "ro"),))
+    try:
+        found = judge(conn, applied, [history_table])
+    finally:
+        conn.execute(f"DETACH DATABASE {BEFORE}")
+    return [
+        loss
+        for loss in acks.apply(found.losses)
+        if loss.kind == "rows" and loss.blocks and loss.object.lower() in counted
+    ]
 
 
 def _drift(conn: sqlite3.Connection, source: Source, history_table: str) -> list[str]:
@@ -246,7 +276,12 @@ def restore_after_failed_check(options: Options, saved: Backup | None, report: R
     )
 
 
-def take_run_backup(options: Options, head_before: str | None, pending: list[str]) -> Backup:
+def take_run_backup(
+    options: Options,
+    head_before: str | None,
+    pending: list[str],
+    acks: Acknowledgements | None = None,
+) -> Backup:
     """The backup before changing the database, pruned to the newest BACKUP_KEEP."""
     saved = take_backup(
         options.db_path,
@@ -256,6 +291,7 @@ def take_run_backup(options: Options, head_before: str | None, pending: list[str
         head_before=head_before,
         pending=pending,
         deploy_id=options.deploy_id,
+        acknowledged=acks.from_operator if acks is not None else [],
     )
     log.info(
         "backup %s (%s, %d bytes, %s) in %d ms",

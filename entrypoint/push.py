@@ -22,7 +22,7 @@ from .backup import Backup
 from .checks import Report, check_database, row_counts
 from .database import check_file, check_volume, connect
 from .declared import Declared, from_file, from_source
-from .drift import differences, live_schema
+from .drift import differences
 from .errors import FindingsBlock, MigrationFailed, PlanRefused
 from .lock import migration_lock
 from .migrate import (
@@ -34,6 +34,7 @@ from .migrate import (
     take_run_backup,
 )
 from .push_plan import PushPlan, ignored, make_plan, parse_renames
+from .schema import read_schema
 from .settings import Options, Policy
 from .sources import load_source
 
@@ -213,9 +214,9 @@ def _verify(
             hint="the declared foreign keys do not hold for the data: fix the data first",
         )
     live = {
-        n: t for n, t in live_schema(conn, history_tables).items() if not ignored(n, history_tables)
+        n: t for n, t in read_schema(conn, history_tables).items() if not ignored(n, history_tables)
     }
-    left = differences(live_schema(want), live)
+    left = differences(read_schema(want), live)
     if left:
         raise MigrationFailed(
             f"push: the schema after pushing still differs from the declared one ({left[0]}); "

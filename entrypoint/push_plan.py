@@ -1,7 +1,7 @@
 """Push mode's plan: the changes that turn the live schema into the declared one.
 
 Both schemas are real SQLite schemas (the declared one loaded into memory), read with the
-same pragmas (`drift.live_schema`) plus what pragmas do not show (CHECK clauses,
+same pragmas (`schema.read_schema`) plus what pragmas do not show (CHECK clauses,
 AUTOINCREMENT). Per table:
 
 - declared, not live: CREATE TABLE (the declared statement);
@@ -29,9 +29,10 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .drift import ForeignKey, Schema, Table, live_schema
 from .errors import UsageError
-from .replay import affinity, q, unconvertible
+from .replay import affinity, unconvertible
+from .schema import ForeignKey, Schema, Table, read_schema
+from .sqltext import quote as q
 
 IGNORED_PREFIXES = ("sqlite_", "_litestream_", "libsql_", "_cf_")
 REBUILD_PREFIX = "__litedeploy_new_"
@@ -192,8 +193,8 @@ class _Planner:
             k: v for k, v in _objects(declared, "table").items() if k not in shadows
         }
         self.special = special
-        self.live_schema: Schema = live_schema(live, history)
-        self.want_schema: Schema = live_schema(declared)
+        self.live_schema: Schema = read_schema(live, history)
+        self.want_schema: Schema = read_schema(declared)
         self.table_renames, self.column_renames = self._check_renames(renames)
         self.changes: list[Change] = []
 
@@ -382,7 +383,10 @@ class _Planner:
             if old is not None:
                 if affinity(old.type) != affinity(col.type):
                     notes.append(f"{col_name}: {old.type or '(none)'} -> {col.type}")
-                    lost = unconvertible(self.live, live_name, source, affinity(col.type)) or 0
+                    lost = (
+                        unconvertible(_values(self.live, live_name, source), affinity(col.type))
+                        or 0
+                    )
                     if lost:
                         risks.append(
                             Risk(
@@ -746,3 +750,8 @@ def _duplicates(
         f"SELECT count(*) FROM (SELECT 1 FROM {q(table)} WHERE {tests} "  # noqa: S608
         f"GROUP BY {key} HAVING count(*) > 1)",
     )
+
+
+def _values(conn: sqlite3.Connection, table: str, column: str) -> list[object]:
+    sql = f"SELECT {q(column)} FROM {q(table)} WHERE {q(column)} IS NOT NULL"  # noqa: S608
+    return [r[0] for r in conn.execute(sql)]

@@ -1,138 +1,43 @@
-"""The rehearsal: apply the pending migrations to a snapshot copy and compare it with before.
+"""The rehearsal: apply the pending migrations to a copy, and let the judge compare.
 
-`rehearse` never writes to the live database: it opens it read-only, copies it with SQLite's
-online backup API into a private temporary folder, plans against the copy exactly like
-`entrypoint run` (same source loading, history table and policy checks), applies the pending
-migrations to the copy with `apply_migrations` (so foreign keys are handled the same way),
-then compares the copy after migrating with the copy before: rows per table, non-NULL values
-per column, and the tables, indexes, triggers and views that vanished. The folder is removed
-afterwards, whatever happens.
+`rehearse` never writes to the live database: it opens it read-only and copies it with
+SQLite's online backup API into a private temporary folder (`before.db`), clones that file
+(`after.db`), plans against the clone exactly like `entrypoint run` (same source loading,
+history table and policy checks), applies the pending migrations to it with
+`apply_migrations` (so foreign keys are handled the same way), then hands both files to
+`judge.judge`, which looks for every row and non-NULL value of `before.db` in `after.db`
+(see there: a value counts as kept in its row's new home, under another column name, or
+moved to another table keyed by the same id). The folder is removed afterwards, whatever
+happens.
 
-A loss is *explained* when a statement of the applied migrations says so:
-
-- rows: `DELETE FROM t`, a `DROP TABLE t` that stays dropped (a rebuild that drops and
-  recreates `t` does not count), or `t` is an ON DELETE CASCADE descendant of a table deleted
-  from (the same rule as `checks.explained_losses`, which decides it);
-- values: `ALTER TABLE t DROP COLUMN c` (an explicit DROP COLUMN is the statement that says
-  so), the table dropped for good, or the values went with rows whose loss is explained;
-- objects: `DROP INDEX/TRIGGER/VIEW name`, or the table it belonged to dropped for good.
-
-Unexplained lost rows, values, tables, triggers and views block; an unexplained vanished index
-is a warning (no data goes with it). An intended loss is acknowledged by a directive in one of
-the pending migrations (`-- litedeploy: allow lost-rows orders`, `lost-values users.name`,
-`lost-object name`) or, for rows (and the values that went with them), by `--allow-row-loss`;
-it is still reported. A migration that fails on the copy is reported with its error; it is what
-would have happened to the live database.
+The rehearsal is the gate's judge: a block needs evidence from the copy. An intended loss
+is acknowledged (`loss.Acknowledgements`); it is still reported. A migration that fails on
+the copy is reported with its error; it is what would have happened to the live database.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
 import sqlite3
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from . import history
 from .apply import apply_migrations
-from .checks import RowLoss, explained_losses
 from .database import check_file, connect, online_copy, uri
+from .durable import copy_to_new
 from .errors import BackupFailed, MigrationFailed
-from .findings import allowing
+from .judge import BEFORE, TableRows, judge
+from .loss import Acknowledgements, Loss
 from .plan import check_policy, make_plan, prepare_history_table
-from .replay import NAME, QNAME, q, unquote
 from .settings import Options
-from .sources import Migration, Source, load_source
+from .sources import Source, load_source
 
-Verdict = Literal["explained", "warn", "block"]
-Kind = Literal["rows", "values", "table", "index", "trigger", "view"]
-_KINDS: dict[str, Kind] = {"table": "table", "index": "index", "trigger": "trigger", "view": "view"}
-
-_I = re.IGNORECASE
-_DELETE = re.compile(rf"^DELETE\s+FROM\s+(?P<t>{QNAME})", _I)
-_DROP_TABLE = re.compile(rf"^DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?P<t>{QNAME})", _I)
-_CREATE_TABLE = re.compile(
-    rf"^CREATE\s+(?:TEMP(?:ORARY)?\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<t>{QNAME})", _I
-)
-_DROP_OBJECT = re.compile(
-    rf"^DROP\s+(?P<type>INDEX|TRIGGER|VIEW)\s+(?:IF\s+EXISTS\s+)?(?P<n>{QNAME})", _I
-)
-_RENAME_TABLE = re.compile(rf"^ALTER\s+TABLE\s+(?P<t>{QNAME})\s+RENAME\s+TO\s+(?P<new>{NAME})", _I)
-_RENAME_COLUMN = re.compile(
-    rf"^ALTER\s+TABLE\s+(?P<t>{QNAME})\s+RENAME\s+(?:COLUMN\s+)?(?P<old>{NAME})\s+TO\s+"
-    rf"(?P<new>{NAME})",
-    _I,
-)
-_DROP_COLUMN = re.compile(
-    rf"^ALTER\s+TABLE\s+(?P<t>{QNAME})\s+DROP\s+(?:COLUMN\s+)?(?P<c>{NAME})", _I
-)
-
-
-@dataclass(frozen=True)
-class TableRows:
-    """A table's rows before and after (after None: the table is gone; `now`: renamed to)."""
-
-    table: str
-    before: int
-    after: int | None
-    now: str | None = None
-
-
-@dataclass(frozen=True)
-class Loss:
-    """Rows, values or a schema object that the migrations made disappear."""
-
-    kind: Kind
-    object: str
-    verdict: Verdict
-    before: int | None = None
-    after: int | None = None
-    explained_by: str | None = None
-    acknowledged_by: str | None = None
-
-    @property
-    def rule(self) -> str:
-        """The directive rule that acknowledges this kind of loss."""
-        return {"rows": "lost-rows", "values": "lost-values"}.get(self.kind, "lost-object")
-
-    @property
-    def blocks(self) -> bool:
-        return self.verdict == "block" and self.acknowledged_by is None
-
-    @property
-    def message(self) -> str:
-        if self.kind == "rows":
-            after = "the table is gone" if self.after is None else f"{self.after} after"
-            what = f"{self.object}: {self.before} row(s) before, {after}"
-        elif self.kind == "values":
-            gone = self.after is None
-            lost = self.before if gone else (self.before or 0) - (self.after or 0)
-            where = "the column is gone" if gone else f"{self.before} -> {self.after} non-NULL"
-            what = f"{self.object}: {lost} non-NULL value(s) lost ({where})"
-        else:
-            what = f"{self.kind} {self.object} vanished"
-        if self.explained_by:
-            return f"{what}; as {self.explained_by} says"
-        if self.acknowledged_by:
-            return f"{what}; acknowledged by {self.acknowledged_by}"
-        return f"{what} without a statement that says so"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "object": self.object,
-            "before": self.before,
-            "after": self.after,
-            "verdict": self.verdict,
-            "blocks": self.blocks,
-            "explained_by": self.explained_by,
-            "acknowledged_by": self.acknowledged_by,
-            "message": self.message,
-        }
+__all__ = ["Cost", "Failure", "Loss", "RehearsalReport", "TableRows", "rehearse"]
 
 
 @dataclass(frozen=True)
@@ -230,7 +135,7 @@ class RehearsalReport:
 def rehearse(options: Options, *, workdir: Path | None = None) -> RehearsalReport:
     """Rehearse the pending migrations on a copy; the live database is only read.
 
-    The copy lives in a private folder made in `workdir` (default: `$TMPDIR`), removed
+    The copies live in a private folder made in `workdir` (default: `$TMPDIR`), removed
     afterwards even on failure. Policy refusals (out of order, changed, newer database)
     are raised as `run` raises them; a migration failing on the copy is reported.
     """
@@ -252,17 +157,17 @@ def rehearse(options: Options, *, workdir: Path | None = None) -> RehearsalRepor
         raise BackupFailed(
             f"cannot make the rehearsal's folder in {workdir or tempfile.gettempdir()}: "
             f"{exc.strerror or exc}",
-            hint="set --rehearsal-dir / REHEARSAL_DIR to a writable folder with room for a copy "
-            "of the database (or skip the copy with --no-rehearse)",
+            hint="set --rehearsal-dir / REHEARSAL_DIR to a writable folder with room for two "
+            "copies of the database (or skip the copy with --no-rehearse)",
         ) from exc
     try:
-        copy = folder / "rehearsal.db"
+        before, after = folder / "before.db", folder / "after.db"
         started = time.perf_counter()
-        size = _snapshot(options.db_path, copy)
+        size = _snapshot(options.db_path, before, after)
         snapshot_ms = _ms_since(started)
-        with contextlib.closing(connect(copy)) as conn:
+        with contextlib.closing(connect(after)) as conn:
             conn.execute("PRAGMA synchronous = OFF")  # a throw-away copy needs no fsync
-            _rehearse_on(conn, source, options, report)
+            _rehearse_on(conn, before, source, options, report)
         report.cost = Cost(snapshot_ms, report.cost.apply_ms, report.cost.compare_ms, size)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -270,9 +175,13 @@ def rehearse(options: Options, *, workdir: Path | None = None) -> RehearsalRepor
 
 
 def _rehearse_on(
-    conn: sqlite3.Connection, source: Source, options: Options, report: RehearsalReport
+    conn: sqlite3.Connection,
+    before: Path,
+    source: Source,
+    options: Options,
+    report: RehearsalReport,
 ) -> None:
-    """Plan like `run` (migrate._migrate), measure, apply, measure again, compare."""
+    """Plan like `run` (migrate._migrate), apply, then judge after against before."""
     table = history.locate(conn, source.format, options.history_table)
     rows = history.read(conn, table)
     plan = make_plan(source, table.kind, rows)
@@ -287,9 +196,6 @@ def _rehearse_on(
     report.pending = [m.name for m in pending]
     if not pending:
         return
-    started = time.perf_counter()
-    before = _measure(conn, table.name)
-    compare_ms = _ms_since(started)
 
     def prepare(tx: sqlite3.Connection) -> history.Table:
         return prepare_history_table(tx, table, plan, source.format, expected_rows=len(rows))
@@ -313,240 +219,38 @@ def _rehearse_on(
     if report.failure is not None and not options.one_transaction:
         report.failure = Failure(pending[done].name, report.failure.error)
     started = time.perf_counter()
-    after = _measure(conn, table.name)
-    report.tables, losses = _compare(conn, before, after, applied)
-    report.losses = acknowledged(losses, pending, allow_row_loss=options.allow_row_loss)
-    compare_ms += _ms_since(started)
-    report.cost = Cost(0.0, apply_ms, round(compare_ms, 1), 0)
+    conn.execute(f"ATTACH DATABASE ? AS {BEFORE}", (uri(before, "ro"),))
+    try:
+        found = judge(conn, applied, [table.name])
+    finally:
+        conn.execute(f"DETACH DATABASE {BEFORE}")
+    report.tables = found.tables
+    report.losses = acknowledgements(pending, options).apply(found.losses)
+    report.cost = Cost(0.0, apply_ms, _ms_since(started), 0)
 
 
-def _snapshot(db_path: Path, copy: Path) -> int:
-    """Copy the live database with the online backup API (a consistent, read-only snapshot)."""
+def acknowledgements(pending: list[Any], options: Options) -> Acknowledgements:
+    """The pending migrations' directives, the operator's --allow, and --allow-row-loss."""
+    return Acknowledgements.gather(pending, options.allow, row_loss=options.allow_row_loss)
+
+
+def _snapshot(db_path: Path, before: Path, after: Path) -> int:
+    """Copy the live database with the online backup API, then clone the copy."""
     try:
         src = sqlite3.connect(uri(db_path, "ro"), uri=True, timeout=30)
         try:
-            online_copy(src, copy)
+            online_copy(src, before)
         finally:
             src.close()
-        return copy.stat().st_size
+        copy_to_new(before, after)
+        return before.stat().st_size
     except (OSError, sqlite3.Error) as exc:
         raise BackupFailed(
-            f"cannot take the rehearsal's snapshot of {db_path} in {copy.parent}: {exc}",
-            hint="check free space and permissions of $TMPDIR",
+            f"cannot take the rehearsal's snapshot of {db_path} in {before.parent}: {exc}",
+            hint="check free space (two copies of the database) and permissions of $TMPDIR "
+            "(or --rehearsal-dir)",
         ) from exc
 
 
 def _ms_since(started: float) -> float:
     return round(max(0.0, time.perf_counter() - started) * 1000, 1)
-
-
-@dataclass(frozen=True)
-class _State:
-    """Rows, non-NULL values per column, and schema objects of a database at one moment."""
-
-    rows: dict[str, int]
-    values: dict[str, dict[str, int]]  # table -> column -> non-NULL values
-    objects: dict[tuple[str, str], str]  # (type, name) -> the table it belongs to
-
-
-def _measure(conn: sqlite3.Connection, history_table: str) -> _State:
-    """One scan per table: count(*) and count(column) for every column."""
-    skip = history_table.lower()
-    rows: dict[str, int] = {}
-    values: dict[str, dict[str, int]] = {}
-    tables = [
-        str(r[0])
-        for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name"
-        )
-    ]
-    for t in tables:
-        if t.lower() == skip:
-            continue
-        columns = [str(r[1]) for r in conn.execute("SELECT * FROM pragma_table_info(?)", (t,))]
-        counts = ", ".join(["count(*)", *(f"count({q(c)})" for c in columns)])
-        got = conn.execute(f"SELECT {counts} FROM {q(t)}").fetchone()  # noqa: S608
-        rows[t] = int(got[0])
-        values[t] = {c: int(n) for c, n in zip(columns, got[1:], strict=True)}
-    objects = {
-        (str(kind), str(name)): str(table)
-        for kind, name, table in conn.execute(
-            "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
-            "AND type IN ('table', 'index', 'trigger', 'view')"
-        )
-        if str(name).lower() != skip
-    }
-    return _State(rows, values, objects)
-
-
-class _Story:
-    """Follows the applied statements: renames, and the statements that explain a loss."""
-
-    def __init__(self, tables: list[str]) -> None:
-        self.current: dict[str, str | None] = {t.lower(): t.lower() for t in tables}
-        self.dropped_as: dict[str, str] = {}
-        self.columns: dict[tuple[str, str], str] = {}
-        self.deleted: dict[str, str] = {}  # table name as written -> the statement
-        self.drops: dict[str, str] = {}  # original table -> the DROP TABLE statement
-        self.dropped_columns: dict[tuple[str, str], str] = {}
-        self.dropped_objects: dict[str, str] = {}  # object name -> the DROP statement
-
-    def follow(self, migrations: list[Migration]) -> list[str]:
-        codes = []
-        for m in migrations:
-            for s in m.statements:
-                code = s.code
-                codes.append(code)
-                self._one(code, f"{m.name} statement {s.number} ({_preview(code)})")
-        return codes
-
-    def _originals(self, name: str) -> list[str]:
-        return [o for o, cur in self.current.items() if cur == name]
-
-    def _one(self, code: str, ref: str) -> None:
-        if m := _RENAME_COLUMN.match(code):
-            t, old, new = (unquote(m.group(g)).lower() for g in ("t", "old", "new"))
-            for o in self._originals(t):
-                for key, col in self.columns.items():
-                    if key[0] == o and col == old:
-                        self.columns[key] = new
-        elif m := _RENAME_TABLE.match(code):
-            t, new = unquote(m.group("t")).lower(), unquote(m.group("new")).lower()
-            for o in self._originals(t):
-                self.current[o] = new
-            self._reattach(new)
-        elif m := _DROP_COLUMN.match(code):
-            t, c = unquote(m.group("t")).lower(), unquote(m.group("c")).lower()
-            for o in self._originals(t):
-                for key, col in self.columns.items():
-                    if key[0] == o and col == c:
-                        self.dropped_columns[key] = ref
-        elif m := _DROP_TABLE.match(code):
-            t = unquote(m.group("t")).lower()
-            for o in self._originals(t):
-                self.current[o] = None
-                self.dropped_as[o] = t
-                self.drops[o] = ref
-        elif m := _CREATE_TABLE.match(code):
-            self._reattach(unquote(m.group("t")).lower())
-        elif m := _DROP_OBJECT.match(code):
-            self.dropped_objects[unquote(m.group("n")).lower()] = ref
-        elif m := _DELETE.match(code):
-            self.deleted.setdefault(unquote(m.group("t")).lower(), ref)
-
-    def _reattach(self, name: str) -> None:
-        """A table dropped and recreated under its name (a rebuild) is the same table."""
-        for o, cur in self.current.items():
-            if cur is None and self.dropped_as.get(o) == name:
-                self.current[o] = name
-                self.drops.pop(o, None)
-
-    def settle(self, existing: set[str]) -> None:
-        """A table dropped and then recreated under its name (a rebuild) is the same table."""
-        for o, cur in self.current.items():
-            if cur is None and self.dropped_as.get(o) in existing:
-                self.current[o] = self.dropped_as[o]
-                self.drops.pop(o, None)
-
-
-def _compare(
-    conn: sqlite3.Connection, before: _State, after: _State, applied: list[Migration]
-) -> tuple[list[TableRows], list[Loss]]:
-    story = _Story(list(before.rows))
-    story.columns = {
-        (t.lower(), c.lower()): c.lower() for t, cols in before.values.items() for c in cols
-    }
-    codes = story.follow(applied)
-    by_lower = {t.lower(): t for t in after.rows}
-    story.settle(set(by_lower))
-
-    tables: list[TableRows] = []
-    row_losses: list[tuple[str, RowLoss]] = []
-    for t, count in before.rows.items():
-        cur = story.current[t.lower()]
-        now = by_lower.get(cur) if cur else None
-        after_count = after.rows[now] if now is not None else None
-        renamed = now if now is not None and now.lower() != t.lower() else None
-        tables.append(TableRows(t, count, after_count, renamed))
-        if count > (after_count or 0):
-            match_name = now if now is not None else t  # DELETE names the table as it is
-            row_losses.append((t, RowLoss(match_name, count, after_count)))
-    expected, _ = explained_losses(conn, codes, [loss for _, loss in row_losses])
-    explained_tables: set[str] = set()
-    losses: list[Loss] = []
-    for original, loss in row_losses:
-        why = None
-        if loss in expected:
-            explained_tables.add(original.lower())
-            why = (
-                story.deleted.get(loss.table.lower())
-                or story.drops.get(original.lower())
-                or "an ON DELETE CASCADE from a DELETE"
-            )
-        verdict: Verdict = "explained" if why else "block"
-        losses.append(Loss("rows", original, verdict, loss.before, loss.after, why))
-
-    for t, cols in before.values.items():
-        cur = story.current[t.lower()]
-        now = by_lower.get(cur) if cur else None
-        now_cols = {c.lower(): n for c, n in after.values[now].items()} if now else {}
-        for c, n in cols.items():
-            key = (t.lower(), c.lower())
-            left = now_cols.get(story.columns[key]) if now else None
-            if n == 0 or (left is not None and left >= n):
-                continue
-            why = story.dropped_columns.get(key) if left is None else None
-            if now is None:
-                why = story.drops.get(t.lower())
-            if why is None and t.lower() in explained_tables:
-                why = next(x.explained_by for x in losses if x.object == t and x.kind == "rows")
-            losses.append(Loss("values", f"{t}.{c}", "explained" if why else "block", n, left, why))
-
-    names_after = {name.lower() for _, name in after.objects}
-    gone_tables = {t.lower() for t, cur in story.current.items() if cur is None}
-    for (kind, name), owner in sorted(before.objects.items()):
-        if kind == "table":
-            if name.lower() not in gone_tables:
-                continue
-            why = story.drops.get(name.lower())
-        elif name.lower() in names_after:
-            continue
-        else:
-            why = story.dropped_objects.get(name.lower()) or story.drops.get(owner.lower())
-        verdict = "explained" if why else ("warn" if kind == "index" else "block")
-        losses.append(Loss(_KINDS[kind], name, verdict, explained_by=why))
-    return tables, losses
-
-
-def acknowledged(
-    losses: list[Loss], migrations: list[Migration], *, allow_row_loss: bool
-) -> list[Loss]:
-    """Mark the blocking losses a directive (or --allow-row-loss, for rows) acknowledges.
-
-    Values lost with acknowledged rows are acknowledged with them.
-    """
-    by_table: dict[str, str] = {}
-    why: dict[int, str] = {}
-    order = sorted(range(len(losses)), key=lambda i: losses[i].kind != "rows")
-    for i in order:  # rows first: the values that went with them follow their verdict
-        loss = losses[i]
-        if not loss.blocks:
-            continue
-        reason = allowing(migrations, loss.rule, loss.object)
-        if reason is None and loss.kind == "rows" and allow_row_loss:
-            reason = "--allow-row-loss"
-        if reason is None and loss.kind == "values":
-            reason = by_table.get(loss.object.rsplit(".", 1)[0].lower())
-        if reason is not None:
-            why[i] = reason
-            if loss.kind == "rows":
-                by_table[loss.object.lower()] = reason
-    return [
-        replace(loss, acknowledged_by=why[i]) if i in why else loss for i, loss in enumerate(losses)
-    ]
-
-
-def _preview(sql: str, limit: int = 60) -> str:
-    flat = " ".join(sql.split()).rstrip(";")
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,10 +1,20 @@
-"""The replay behind the rules: the live schema in an in-memory database, and live counts.
+"""One model of what pending migrations do: the schema, where values go, and the rows.
 
-Pending migrations are replayed statement by statement in an in-memory SQLite database that
-starts with the live schema (no data), so the rules can read a table's columns, indexes and
-foreign keys as they stand before each statement. Rows and values are counted in the live
-database through the read-only connection, following renames and rebuilds back to the live
-table and column names.
+`Replay` walks the pending statements in order. Before each statement it can say what the
+schema is *at that statement* (an in-memory database that starts with the live schema and
+runs every DDL statement), and it keeps two pictures of the data up to date:
+
+- `Lineage`: where each value of the database before the migrations can be found now, as
+  (table, column) locations, exact (copied as is) or derived (computed from it), plus the
+  identity links that tie a moved row to its new home (`userSettings.userId = user.id`).
+  The findings use it to tell a dropped column from one whose values were copied first;
+  the rehearsal's judge uses it to know where to look for each value on the copy.
+- `Rows` (only with a live connection): for each table, a SELECT over the live database
+  that yields its rows as they will be at this statement: columns added earlier in the
+  pending range appear with NULL or their default, renamed ones under their new name,
+  rebuilt tables as their copy's SELECT. The findings count through it, read-only, so a
+  count never runs against a column that does not exist yet. When a statement cannot be
+  modelled the table's rows become unknown (None), and counts say "unknown".
 """
 
 from __future__ import annotations
@@ -14,53 +24,40 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 
-from .statements import Statement
+from . import schema
+from .sqltext import (
+    AddColumn,
+    CreateIndex,
+    CreateObject,
+    CreateTable,
+    Delete,
+    DropColumn,
+    DropObject,
+    DropTable,
+    Insert,
+    Maintenance,
+    Op,
+    Pragma,
+    RenameColumn,
+    RenameTable,
+    Select,
+    TxControl,
+    Update,
+    column_refs,
+    equalities,
+    is_constant,
+    plain_column,
+    quote,
+    replace_tables,
+    select_list,
+    table_refs,
+    where_clauses,
+)
 
-NAME = r"(?:`[^`]*`|\"(?:[^\"]|\"\")*\"|\[[^\]]*\]|[\w$]+)"
-QNAME = rf"(?:{NAME}\s*\.\s*)?{NAME}"
 _I = re.IGNORECASE
 
-# Transaction control at the start of a statement (a trigger's BEGIN is inside CREATE).
-TX_CONTROL = re.compile(r"^(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", _I)
-_SKIP_IN_REPLAY = re.compile(r"^(PRAGMA|ATTACH|DETACH|VACUUM|ANALYZE)\b", _I)
-
-
-def unquote(name: str) -> str:
-    """The last part of a possibly qualified, possibly quoted name."""
-    part = re.findall(NAME, name)[-1]
-    if part[:1] in '`"[':
-        part = part[1:-1]
-    return str(part).replace('""', '"')
-
-
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def split_top(text: str) -> list[str]:
-    """Split on commas outside parentheses and quotes."""
-    parts, depth, start, quote = [], 0, 0, ""
-    for i, ch in enumerate(text):
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"`":
-            quote = ch
-        elif ch == "[":
-            quote = "]"
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    parts.append(text[start:].strip())
-    return [p for p in parts if p]
-
-
-def plain_column(expr: str) -> str | None:
-    """`"price"` or `products.price` -> `price`; None for anything computed."""
-    return unquote(expr) if re.fullmatch(QNAME, expr.strip()) else None
+# SQL that yields no rows; a table's rows are a SELECT text, EMPTY, or None (unknown).
+EMPTY = "EMPTY"
 
 
 def affinity(declared: str) -> str:
@@ -77,6 +74,532 @@ def affinity(declared: str) -> str:
     return "NUMERIC"
 
 
+@dataclass(frozen=True)
+class Location:
+    """Where a value can be found: a table and column (lower case), copied or computed."""
+
+    table: str
+    column: str
+    exact: bool
+
+
+@dataclass
+class Lineage:
+    """Where the values of the tables before the migrations are, statement after statement.
+
+    Keys are (original table, original column), lower case; tables are tracked by their
+    current name. `current[t]` is None once the original table is dropped.
+    """
+
+    current: dict[str, str | None] = field(default_factory=dict)
+    locations: dict[tuple[str, str], set[Location]] = field(default_factory=dict)
+    touched: set[str] = field(default_factory=set)  # current names written to or altered
+    everything_touched: bool = False  # a statement nobody understands ran
+    deleted: dict[str, str] = field(default_factory=dict)  # current table -> DELETE statement
+    dropped_tables: dict[str, str] = field(default_factory=dict)  # original -> DROP statement
+    dropped_columns: dict[tuple[str, str], str] = field(default_factory=dict)
+    dropped_objects: dict[str, str] = field(default_factory=dict)  # name -> DROP statement
+    rebuilt: set[str] = field(default_factory=set)  # current names filled by INSERT..SELECT
+
+    def start(self, tables: dict[str, list[str]]) -> None:
+        for t, cols in tables.items():
+            self.current[t.lower()] = t.lower()
+            for c in cols:
+                self.locations[(t.lower(), c.lower())] = {Location(t.lower(), c.lower(), True)}
+
+    def originals_at(self, table: str, column: str) -> list[tuple[tuple[str, str], bool]]:
+        """(original key, exact) for every original value now found at table.column."""
+        t, c = table.lower(), column.lower()
+        return [
+            (key, loc.exact)
+            for key, locs in self.locations.items()
+            for loc in locs
+            if loc.table == t and loc.column == c
+        ]
+
+    def add(self, key: tuple[str, str], loc: Location) -> None:
+        locs = self.locations.setdefault(key, set())
+        if loc.exact or Location(loc.table, loc.column, True) not in locs:
+            locs.add(loc)
+
+    def rename_table(self, old: str, new: str) -> None:
+        o, n = old.lower(), new.lower()
+        for name, cur in self.current.items():
+            if cur == o:
+                self.current[name] = n
+        for key, locs in self.locations.items():
+            self.locations[key] = {
+                Location(n, x.column, x.exact) if x.table == o else x for x in locs
+            }
+        self.touched = {n if t == o else t for t in self.touched}
+        self.rebuilt = {n if t == o else t for t in self.rebuilt}
+        self.touched.add(n)
+        self._reattach(n)
+
+    def rename_column(self, table: str, old: str, new: str) -> None:
+        t, o, n = table.lower(), old.lower(), new.lower()
+        for key, locs in self.locations.items():
+            self.locations[key] = {
+                Location(t, n, x.exact) if (x.table, x.column) == (t, o) else x for x in locs
+            }
+        self.touched.add(t)
+
+    def drop_column(self, table: str, column: str, ref: str) -> None:
+        t, c = table.lower(), column.lower()
+        for key, exact in self.originals_at(t, c):
+            if exact:
+                self.dropped_columns.setdefault(key, ref)
+        for key, locs in self.locations.items():
+            self.locations[key] = {x for x in locs if (x.table, x.column) != (t, c)}
+        self.touched.add(t)
+
+    def drop_table(self, table: str, ref: str) -> None:
+        t = table.lower()
+        for name, cur in self.current.items():
+            if cur == t:
+                self.current[name] = None
+                self.dropped_tables[name] = ref
+        for key, locs in self.locations.items():
+            self.locations[key] = {x for x in locs if x.table != t}
+        self.touched.discard(t)
+        self.rebuilt.discard(t)
+        self.deleted.pop(t, None)
+
+    def created(self, table: str) -> None:
+        self._reattach(table.lower())
+
+    def _reattach(self, name: str) -> None:
+        """A table that takes the name of a dropped original (a rebuild) continues it."""
+        if name in self.dropped_tables and self.current.get(name) is None:
+            self.current[name] = name
+            self.dropped_tables.pop(name)
+
+    def live_table(self, current: str) -> str | None:
+        """The original table whose rows the current table still is (not a copy), if any."""
+        for key, cur in self.current.items():
+            if cur == current.lower():
+                return key
+        return None
+
+
+class Replay:
+    """The schema at each statement, the lineage of values, and (with `live`) the rows."""
+
+    def __init__(
+        self,
+        source: sqlite3.Connection | None,
+        *,
+        source_schema: str = "main",
+        live: sqlite3.Connection | None = None,
+        skip: tuple[str, ...] = (),
+    ) -> None:
+        self.sim = sqlite3.connect(":memory:", isolation_level=None)
+        self.lineage = Lineage()
+        self.rows: dict[str, str | None] = {}
+        self.live = live
+        self._counter = 0
+        self.skip = {s.lower() for s in skip}
+        if source is not None:
+            self._copy_schema(source, source_schema)
+        tables = {t: [c.name for c in schema.columns(self.sim, t)] for t in self._tables()}
+        self.lineage.start(tables)
+        for t in tables:
+            self.rows[t.lower()] = f"SELECT * FROM main.{quote(t)}" if live is not None else EMPTY
+
+    def _copy_schema(self, source: sqlite3.Connection, source_schema: str) -> None:
+        rows = source.execute(
+            f"SELECT type, name, sql FROM {quote(source_schema)}.sqlite_master "
+            "WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY CASE type "
+            "WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END"
+        ).fetchall()
+        for _kind, _name, sql in rows:
+            with contextlib.suppress(sqlite3.Error):
+                self.sim.execute(sql)
+
+    def _tables(self) -> list[str]:
+        return [t for t in schema.data_tables(self.sim) if t.lower() not in self.skip]
+
+    def close(self) -> None:
+        self.sim.close()
+
+    # -- the schema as it stands
+
+    def columns(self, table: str) -> list[schema.ColumnInfo]:
+        return schema.columns(self.sim, table)
+
+    def column_names(self, table: str) -> list[str]:
+        return [c.name for c in self.columns(table)]
+
+    def exists(self, name: str) -> bool:
+        return schema.exists(self.sim, name)
+
+    # -- one statement
+
+    def step(self, op: Op, ref: str, *, foreign_keys_on: bool = True) -> str | None:
+        """Account for the statement in the lineage and the rows, then run it in the schema.
+
+        Returns SQLite's error when the statement fails on the schema as it stands (it
+        would fail on any database with this schema), else None.
+        """
+        self._account(op, ref, foreign_keys_on)
+        if isinstance(op, TxControl | Pragma | Maintenance):
+            return None
+        try:
+            self.sim.execute(op.sql)
+        except sqlite3.Error as exc:
+            return str(exc)
+        if isinstance(op, CreateTable):
+            self.lineage.created(op.table)
+            if op.table.lower() not in self.rows:
+                self.rows[op.table.lower()] = EMPTY
+            if op.select is not None:
+                self.rows[op.table.lower()] = None
+        return None
+
+    def _account(self, op: Op, ref: str, foreign_keys_on: bool) -> None:
+        lin = self.lineage
+        if isinstance(op, CreateTable):
+            self.rows[op.table.lower()] = EMPTY
+        elif isinstance(op, DropTable):
+            lin.drop_table(op.table, ref)
+            self.rows.pop(op.table.lower(), None)
+        elif isinstance(op, RenameTable):
+            lin.rename_table(op.table, op.new)
+            self.rows[op.new.lower()] = self.rows.pop(op.table.lower(), None)
+        elif isinstance(op, RenameColumn):
+            lin.rename_column(op.table, op.old, op.new)
+            self._project(
+                op.table,
+                {
+                    c: quote(op.old) if c.lower() == op.new.lower() else None
+                    for c in self._after_rename(op)
+                },
+            )
+        elif isinstance(op, AddColumn):
+            lin.touched.add(op.table.lower())
+            self._add_column(op)
+        elif isinstance(op, DropColumn):
+            lin.drop_column(op.table, op.column, ref)
+            keep = [c for c in self.column_names(op.table) if c.lower() != op.column.lower()]
+            self._project(op.table, dict.fromkeys(keep))
+        elif isinstance(op, Insert):
+            self._insert(op)
+        elif isinstance(op, Update):
+            self._update(op)
+        elif isinstance(op, Delete):
+            self._delete(op, ref, foreign_keys_on)
+        elif isinstance(op, DropObject):
+            lin.dropped_objects[op.name.lower()] = ref
+        elif isinstance(op, CreateObject | CreateIndex | Select | Pragma | TxControl | Maintenance):
+            pass
+        else:  # a statement nobody here understands: it may have written anything
+            lin.everything_touched = True
+            for t in list(self.rows):
+                self.rows[t] = None
+
+    def _after_rename(self, op: RenameColumn) -> list[str]:
+        return [op.new if c.lower() == op.old.lower() else c for c in self.column_names(op.table)]
+
+    # -- lineage of data statements
+
+    def _sources(self, sql: str, target: str | None) -> dict[str, str]:
+        """alias (lower) -> table for the tables a statement reads (and its target)."""
+        found = {r.alias.lower(): r.name for r in table_refs(sql)}
+        if target is not None:
+            found.setdefault(target.lower(), target)
+        return found
+
+    def _resolve(
+        self, ref: tuple[str | None, str], tables: dict[str, str]
+    ) -> tuple[str, str] | None:
+        qualifier, column = ref
+        if qualifier is not None:
+            table = tables.get(qualifier.lower(), qualifier)
+            names = {c.lower(): c for c in self.column_names(table)}
+            return (table, names[column.lower()]) if column.lower() in names else None
+        for table in tables.values():
+            names = {c.lower(): c for c in self.column_names(table)}
+            if column.lower() in names:
+                return table, names[column.lower()]
+        return None
+
+    def _value_refs(self, expr: str) -> list[tuple[str | None, str]]:
+        """Column references that supply an expression's value (not its subqueries' filters)."""
+        filters = [r for w in where_clauses(expr) for r in column_refs(w)]
+        out = []
+        for r in column_refs(expr):
+            if r in filters:
+                filters.remove(r)
+            else:
+                out.append(r)
+        return out
+
+    def _carry(self, target: str, column: str, expr: str, tables: dict[str, str]) -> None:
+        """Record that target.column now holds the value of each column `expr` reads."""
+        plain = plain_column(expr) is not None
+        inner = select_list(expr.strip()[1:-1]) if expr.strip().startswith("(") else None
+        if inner is not None and len(inner) == 1:  # a scalar subquery: its one result column
+            sub_tables = self._sources(expr, None)
+            plain = plain_column(inner[0]) is not None
+            refs = [(r, sub_tables) for r in self._value_refs(inner[0])]
+        else:
+            refs = [(r, tables) for r in self._value_refs(expr)]
+        for r, scope in refs:
+            found = self._resolve(r, scope) or self._resolve(r, tables)
+            if found is None:
+                continue
+            for key, exact in self.lineage.originals_at(*found):
+                self.lineage.add(key, Location(target.lower(), column.lower(), exact and plain))
+
+    def _links(self, sql: str, target: str, tables: dict[str, str]) -> None:
+        """`source.x = target.y` in a filter: the row's identity moves with its values."""
+        for eq in equalities(" ".join(where_clauses(sql))):
+            sides = [self._resolve(eq.left, tables), self._resolve(eq.right, tables)]
+            if None in sides:
+                continue
+            a, b = sides
+            assert a is not None and b is not None
+            for here, there in ((a, b), (b, a)):
+                if here[0].lower() == target.lower() and there[0].lower() != target.lower():
+                    for key, exact in self.lineage.originals_at(*there):
+                        if exact:
+                            self.lineage.add(key, Location(target.lower(), here[1].lower(), True))
+
+    def _insert(self, op: Insert) -> None:
+        lin = self.lineage
+        target = op.table
+        lin.touched.add(target.lower())
+        cols = op.columns or self.column_names(target)
+        if op.select is not None:
+            tables = self._sources(op.select, None)
+            exprs = select_list(op.select)
+            if exprs is not None and not (len(exprs) == 1 and exprs[0] == "*"):
+                for col, expr in zip(cols, exprs, strict=False):
+                    self._carry(target, col, expr, tables)
+            elif exprs == ["*"] and len(tables) == 1:
+                source = next(iter(tables.values()))
+                for col, src in zip(cols, self.column_names(source), strict=False):
+                    self._carry(target, col, quote(src), tables)
+            if tables:
+                lin.rebuilt.add(target.lower())
+        self._insert_rows(op, cols)
+
+    def _update(self, op: Update) -> None:
+        lin = self.lineage
+        lin.touched.add(op.table.lower())
+        tables = self._sources(op.sql, op.table)
+        for col, expr in op.assignments:
+            self._carry(op.table, col, expr, tables)
+        self._links(op.sql, op.table, tables)
+        if not op.assignments or op.from_clause or op.conflict:
+            self.rows[op.table.lower()] = None
+            return
+        known = self._substitute(" ".join(e for _, e in op.assignments) + " " + (op.where or ""))
+        if known is None:
+            self.rows[op.table.lower()] = None
+            return
+        sets = {c.lower(): e for c, e in op.assignments}
+        exprs: dict[str, str | None] = {}
+        for c in self.column_names(op.table):
+            e = sets.get(c.lower())
+            if e is None:
+                exprs[c] = None
+                continue
+            value = self._rewrite(e)
+            if value is None:
+                self.rows[op.table.lower()] = None
+                return
+            if op.where:
+                where = self._rewrite(op.where)
+                if where is None:
+                    self.rows[op.table.lower()] = None
+                    return
+                exprs[c] = f"CASE WHEN ({where}) THEN ({value}) ELSE {quote(c)} END"
+            else:
+                exprs[c] = f"({value})"
+        self._project(op.table, exprs)
+
+    def _delete(self, op: Delete, ref: str, foreign_keys_on: bool) -> None:
+        t = op.table.lower()
+        self.lineage.deleted[t] = ref
+        self.lineage.touched.add(t)
+        todo = [op.table] if foreign_keys_on else []
+        while todo:  # rows deleted through ON DELETE CASCADE, all the way down
+            for child, fk in schema.children(self.sim, todo.pop()):
+                if fk.on_delete not in ("CASCADE", "SET NULL", "SET DEFAULT"):
+                    continue
+                self.lineage.touched.add(child.lower())
+                self.rows[child.lower()] = None
+                if fk.on_delete == "CASCADE" and child.lower() not in self.lineage.deleted:
+                    self.lineage.deleted[child.lower()] = f"{ref} (ON DELETE CASCADE)"
+                    todo.append(child)
+        if op.where is None:
+            self.rows[t] = EMPTY
+            return
+        where = self._rewrite(op.where)
+        current = self.rows.get(t)
+        if where is None or current is None:
+            self.rows[t] = None
+        elif current != EMPTY:
+            self.rows[t] = (
+                f"SELECT * FROM ({current}) AS {quote(op.table)} WHERE NOT coalesce(({where}), 0)"
+            )
+
+    # -- rows: SELECTs over the live database
+
+    def _substitute(self, sql: str) -> dict[str, str] | None:
+        """Subqueries for every table `sql` reads, or None when one is unknown."""
+        out: dict[str, str] = {}
+        for ref in table_refs(sql):
+            body = self.rows_of(ref.name)
+            if body is None:
+                return None
+            out[ref.name.lower()] = body
+        return out
+
+    def _rewrite(self, sql: str) -> str | None:
+        """`sql` with every table it reads replaced by its rows at this point, or None."""
+        if re.search(r"\bWITH\b", sql, _I):
+            return None
+        tables = self._substitute(sql)
+        if tables is None:
+            return None
+        done = replace_tables(sql, tables)
+        return None if done.missing else done.text
+
+    def rows_of(self, table: str) -> str | None:
+        """A SELECT yielding the table's rows at this statement (EMPTY as a SELECT), or None."""
+        key = table.lower()
+        if key not in self.rows:
+            return None
+        body = self.rows[key]
+        if body == EMPTY:
+            names = self.column_names(table) or ["_"]
+            return "SELECT " + ", ".join(f"NULL AS {quote(c)}" for c in names) + " WHERE 0"
+        return body
+
+    def _project(self, table: str, exprs: dict[str, str | None]) -> None:
+        """New rows for the table: each column's expression over its current rows (None: as is)."""
+        key = table.lower()
+        current = self.rows.get(key)
+        if current is None or current == EMPTY:
+            return
+        select = ", ".join(
+            f"{e} AS {quote(c)}" if e is not None else quote(c) for c, e in exprs.items()
+        )
+        self.rows[key] = f"SELECT {select} FROM ({current}) AS {quote(table)}"
+
+    def _add_column(self, op: AddColumn) -> None:
+        exprs: dict[str, str | None] = dict.fromkeys(self.column_names(op.table))
+        default = op.default
+        if op.generated:
+            m = re.search(r"\bAS\s*\((.*)\)", op.definition, re.IGNORECASE | re.DOTALL)
+            value = m.group(1) if m else None
+            if value is None:
+                self.rows[op.table.lower()] = None
+                return
+            exprs[op.column] = f"({value})"
+        else:
+            exprs[op.column] = f"({default})" if default is not None else "NULL"
+        self._project(op.table, exprs)
+
+    def _insert_rows(self, op: Insert, cols: list[str]) -> None:
+        key = op.table.lower()
+        current = self.rows.get(key)
+        if current is None or op.conflict is not None:
+            self.rows[key] = None
+            return
+        names = self.column_names(op.table)
+        defaults = {c.name.lower(): c.default for c in self.columns(op.table)}
+        if op.select is None:
+            new = "SELECT " + ", ".join(
+                f"{defaults.get(c.lower()) or 'NULL'} AS {quote(c)}" for c in names
+            )
+        else:
+            body = self._rewrite(op.select)
+            if body is None:
+                self.rows[key] = None
+                return
+            self._counter += 1
+            cte = f"_ld_rows{self._counter}"
+            given = {c.lower() for c in cols}
+            picked = ", ".join(
+                f"{quote(cte)}.{quote(c)}"
+                if c.lower() in given
+                else f"{defaults.get(c.lower()) or 'NULL'} AS {quote(c)}"
+                for c in names
+            )
+            new = (
+                f"WITH {quote(cte)}({', '.join(quote(c) for c in cols)}) AS ({body}) "
+                f"SELECT {picked} FROM {quote(cte)}"
+            )
+        if current == EMPTY:
+            self.rows[key] = new
+        else:
+            self.rows[key] = f"SELECT * FROM ({current}) UNION ALL SELECT * FROM ({new})"
+
+    # -- counting through the rows
+
+    def count(self, table: str, where: str | None = None) -> int | None:
+        """Rows of the table at this statement (matching `where`), or None when unknown."""
+        body = self.rows_of(table)
+        if body is None:
+            return None
+        if self.rows.get(table.lower()) == EMPTY:
+            return 0
+        test = f" WHERE {where}" if where else ""
+        return self._scalar(f"SELECT count(*) FROM ({body}) AS {quote(table)}{test}")
+
+    def values(self, table: str, column: str) -> int | None:
+        """Non-NULL values of table.column at this statement, or None when unknown."""
+        return self.count(table, f"{quote(table)}.{quote(column)} IS NOT NULL")
+
+    def duplicates(self, table: str, exprs: list[str], where: str | None = None) -> int | None:
+        """Groups of rows sharing a value of the key (NULLs never collide)."""
+        body = self.rows_of(table)
+        if body is None:
+            return None
+        if self.rows.get(table.lower()) == EMPTY:
+            return 0
+        terms = [re.sub(r"\s+(ASC|DESC)\s*$", "", e, flags=_I) for e in exprs]
+        terms = [re.sub(r"\s+COLLATE\s+\w+\s*$", "", e, flags=_I) for e in terms]
+        key = ", ".join(f"({t})" for t in terms)
+        tests = " AND ".join(f"({t}) IS NOT NULL" for t in terms)
+        if where:
+            tests += f" AND ({where})"
+        return self._scalar(
+            f"SELECT count(*) FROM (SELECT 1 FROM ({body}) AS {quote(table)} "
+            f"WHERE {tests} GROUP BY {key} HAVING count(*) > 1)"
+        )
+
+    def column_values(self, table: str, column: str) -> list[object] | None:
+        """The non-NULL values of a column at this statement (for type-conversion checks)."""
+        body = self.rows_of(table)
+        if body is None:
+            return None
+        if self.rows.get(table.lower()) == EMPTY:
+            return []
+        conn = self.live if self.live is not None else self.sim
+        col = f"{quote(table)}.{quote(column)}"
+        try:
+            return [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT {col} FROM ({body}) AS {quote(table)} WHERE {col} IS NOT NULL"
+                )
+            ]
+        except sqlite3.Error:
+            return None
+
+    def _scalar(self, sql: str) -> int | None:
+        conn = self.live if self.live is not None else self.sim
+        try:
+            row = conn.execute(sql).fetchone()
+        except sqlite3.Error:
+            return None
+        return int(row[0] or 0) if row else 0
+
+
 _CLEAN_TYPES = {
     "INTEGER": ("integer",),
     "REAL": ("real",),
@@ -85,260 +608,25 @@ _CLEAN_TYPES = {
 }
 
 
-def unconvertible(conn: sqlite3.Connection, table: str, column: str, target: str) -> int | None:
-    """Non-NULL values of table.column that would not take `target` affinity's type cleanly.
+def unconvertible(values: list[object], target: str) -> int | None:
+    """How many of the values would not take `target` affinity's type cleanly when stored.
 
     Stored into a scratch column of that affinity, as SQLite would store them; None when
-    the values cannot be read or the affinity takes anything (BLOB).
+    the affinity takes anything (BLOB).
     """
     if target not in _CLEAN_TYPES:
         return None
-    col = q(column)
     with contextlib.closing(sqlite3.connect(":memory:")) as mem:
         mem.execute(f"CREATE TABLE t (v {target})")
-        try:
-            values = conn.execute(f"SELECT {col} FROM {q(table)} WHERE {col} IS NOT NULL")  # noqa: S608
-            mem.executemany("INSERT INTO t VALUES (?)", values)
-        except sqlite3.Error:
-            return None
+        mem.executemany("INSERT INTO t VALUES (?)", [(v,) for v in values])
         clean = ", ".join(f"'{t}'" for t in _CLEAN_TYPES[target])
-        sql = f"SELECT count(*) FROM t WHERE typeof(v) NOT IN ({clean})"  # noqa: S608
+        sql = f"SELECT count(*) FROM t WHERE typeof(v) NOT IN ({clean})"
         return int(mem.execute(sql).fetchone()[0])
 
 
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str
-    notnull: bool
-    default: str | None
-    pk: int
+def constant_default(definition: str) -> bool:
+    """True when an ADD COLUMN definition's default is one SQLite accepts on a table with rows."""
+    from .sqltext import column_default
 
-
-@dataclass
-class Rebuild:
-    """drizzle-kit's create `new` / copy / drop `old` / rename `new` to `old`."""
-
-    old: str
-    new: str
-    create: int
-    insert: Statement | None
-    drop: int
-    rename: int
-    columns: dict[str, str] = field(default_factory=dict)  # new column -> old column copied
-    targets: set[str] = field(default_factory=set)  # new columns the copy fills (lower)
-
-
-class Replay:
-    """The live schema in memory, replayed migration by migration, plus live counts."""
-
-    def __init__(self, live: sqlite3.Connection | None) -> None:
-        self.live = live
-        self.sim = sqlite3.connect(":memory:", isolation_level=None)
-        self.tables: dict[str, str | None] = {}  # current name (lower) -> live name
-        self.columns: dict[str, dict[str, str]] = {}  # current table -> {column: live column}
-        self.filled: set[str] = set()  # tables created by pending migrations that got rows
-        if live is not None:
-            self._copy_schema(live)
-
-    def _copy_schema(self, live: sqlite3.Connection) -> None:
-        rows = live.execute(
-            "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
-            "AND name NOT LIKE 'sqlite_%' ORDER BY CASE type WHEN 'table' THEN 0 "
-            "WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END"
-        ).fetchall()
-        for kind, name, sql in rows:
-            with contextlib.suppress(sqlite3.Error):
-                self.sim.execute(sql)
-                if kind == "table":
-                    self.tables[name.lower()] = name
-
-    def close(self) -> None:
-        self.sim.close()
-
-    # -- the schema as replayed so far
-
-    def columns_of(self, table: str) -> list[Column]:
-        rows = self.sim.execute(f"PRAGMA table_info({q(table)})").fetchall()
-        return [Column(r[1], r[2] or "", bool(r[3]), r[4], r[5]) for r in rows]
-
-    def sql_of(self, table: str) -> str:
-        row = self.sim.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE",
-            (table,),
-        ).fetchone()
-        return row[0] if row else ""
-
-    def objects_on(self, kind: str, table: str) -> list[str]:
-        return [
-            r[0]
-            for r in self.sim.execute(
-                "SELECT name FROM sqlite_master WHERE type = ? AND tbl_name = ? COLLATE NOCASE "
-                "AND sql IS NOT NULL",
-                (kind, table),
-            )
-        ]
-
-    def exists(self, name: str) -> bool:
-        row = self.sim.execute(
-            "SELECT 1 FROM sqlite_master WHERE name = ? COLLATE NOCASE", (name,)
-        ).fetchone()
-        return row is not None
-
-    def children_of(self, table: str) -> list[tuple[str, str]]:
-        """(child table, ON DELETE action) for every foreign key referencing the table."""
-        out = []
-        names = [
-            r[0] for r in self.sim.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        ]
-        for child in names:
-            if child.lower() == table.lower():
-                continue
-            for fk in self.sim.execute(f"PRAGMA foreign_key_list({q(child)})"):
-                if str(fk[2]).lower() == table.lower():
-                    out.append((child, str(fk[6]).upper()))
-                    break
-        return out
-
-    def unique_keys(self, table: str) -> list[list[str]]:
-        """Column lists of the table's UNIQUE / PRIMARY KEY constraints (not plain indexes)."""
-        keys = []
-        for idx in self.sim.execute(f"PRAGMA index_list({q(table)})").fetchall():
-            if idx[2] and idx[3] in ("u", "pk") and not idx[4]:
-                info = self.sim.execute(f"PRAGMA index_info({q(idx[1])})").fetchall()
-                keys.append([r[2] for r in info])
-        return keys
-
-    def execute(self, statement: Statement) -> None:
-        code = statement.code
-        if TX_CONTROL.match(code) or _SKIP_IN_REPLAY.match(code):
-            return
-        with contextlib.suppress(sqlite3.Error):
-            self.sim.execute(code)
-
-    # -- where a table's rows live, and counting them
-
-    def created(self, table: str) -> None:
-        self.tables[table.lower()] = None
-        self.columns.pop(table.lower(), None)
-
-    def dropped(self, table: str) -> None:
-        self.tables.pop(table.lower(), None)
-        self.columns.pop(table.lower(), None)
-        self.filled.discard(table.lower())
-
-    def renamed(self, old: str, new: str) -> None:
-        key, to = old.lower(), new.lower()
-        if key not in self.tables:
-            return
-        self.tables[to] = self.tables.pop(key)
-        if key in self.columns:
-            self.columns[to] = self.columns.pop(key)
-        if key in self.filled:
-            self.filled.discard(key)
-            self.filled.add(to)
-
-    def column_renamed(self, table: str, old: str, new: str) -> None:
-        key = table.lower()
-        mapping = self.columns.setdefault(
-            key, {c.name.lower(): c.name for c in self.columns_of(table)}
-        )
-        mapping[new.lower()] = mapping.pop(old.lower(), old)
-
-    def column_dropped(self, table: str, column: str) -> None:
-        self.columns.get(table.lower(), {}).pop(column.lower(), None)
-
-    def rebuilt(self, rb: Rebuild) -> None:
-        """The rebuilt table holds the old one's rows, under its name, with mapped columns."""
-        key = rb.old.lower()
-        live, filled = self.tables.get(key), key in self.filled
-        mapping = {new: self._live_column(rb.old, old) for new, old in rb.columns.items()}
-        self.dropped(rb.old)
-        self.dropped(rb.new)
-        if rb.insert is None:
-            self.tables[key] = None
-            return
-        self.tables[key] = live
-        self.columns[key] = mapping
-        if filled:
-            self.filled.add(key)
-
-    def _live(self, table: str) -> str | bool | None:
-        """The live table name; True when the table is known empty; None when unknown."""
-        key = table.lower()
-        if key not in self.tables:  # with a live schema: a table that does not exist
-            return True if self.live is not None else None
-        name = self.tables[key]
-        if name is None:
-            return None if key in self.filled else True
-        return name if self.live is not None else None
-
-    def _live_column(self, table: str, column: str) -> str:
-        mapping = self.columns.get(table.lower())
-        return column if mapping is None else mapping.get(column.lower(), column)
-
-    def _count(self, sql: str) -> int | None:
-        assert self.live is not None
-        try:
-            return int(self.live.execute(sql).fetchone()[0] or 0)
-        except sqlite3.Error:
-            return None
-
-    def rows(self, table: str) -> int | None:
-        live = self._live(table)
-        if not isinstance(live, str):
-            return 0 if live is True else None
-        return self._count(f"SELECT count(*) FROM {q(live)}")  # noqa: S608
-
-    def values(self, table: str, column: str, *, null: bool = False) -> int | None:
-        """Rows whose column is non-NULL (or NULL, with null=True)."""
-        live = self._live(table)
-        if not isinstance(live, str):
-            return 0 if live is True else None
-        col = q(self._live_column(table, column))
-        test = "IS NULL" if null else "IS NOT NULL"
-        return self._count(f"SELECT count(*) FROM {q(live)} WHERE {col} {test}")  # noqa: S608
-
-    def duplicates(self, table: str, exprs: list[str], where: str | None = None) -> int | None:
-        """Groups of rows sharing a value of the key (NULLs never collide)."""
-        live = self._live(table)
-        if not isinstance(live, str):
-            return 0 if live is True else None
-        terms = []
-        for expr in exprs:
-            expr = re.sub(r"\s+(ASC|DESC)\s*$", "", expr, flags=_I)
-            col = plain_column(expr)
-            terms.append(q(self._live_column(table, col)) if col else f"({expr})")
-        key = ", ".join(terms)
-        tests = " AND ".join(f"{t} IS NOT NULL" for t in terms)
-        if where:
-            tests += f" AND ({where})"
-        return self._count(
-            f"SELECT count(*) FROM (SELECT 1 FROM {q(live)} WHERE {tests} "  # noqa: S608
-            f"GROUP BY {key} HAVING count(*) > 1)"
-        )
-
-    def lossy(self, table: str, column: str, target: str) -> int | None:
-        """Non-NULL values that do not take the target affinity's type when stored."""
-        live = self._live(table)
-        if not isinstance(live, str) or target not in _CLEAN_TYPES:
-            return 0 if live is True else None
-        assert self.live is not None
-        return unconvertible(self.live, live, self._live_column(table, column), target)
-
-    def sequence(self, table: str) -> tuple[int, int] | None:
-        """(sqlite_sequence value, max rowid) of a live AUTOINCREMENT table."""
-        live = self._live(table)
-        if not isinstance(live, str):
-            return None
-        assert self.live is not None
-        try:
-            row = self.live.execute(
-                "SELECT seq FROM sqlite_sequence WHERE name = ?", (live,)
-            ).fetchone()
-            if row is None or row[0] is None:
-                return None
-            top = self.live.execute(f"SELECT max(rowid) FROM {q(live)}").fetchone()[0]  # noqa: S608
-        except sqlite3.Error:
-            return None
-        return int(row[0]), int(top or 0)
+    default = column_default(definition)
+    return default is None or is_constant(default)

@@ -1,104 +1,155 @@
-"""The rules behind `findings.find`: pragmatic SQL parsing plus a schema replay in memory.
+"""The rules behind the findings: each pending statement read against the schema at that
+statement and the rows it will meet.
 
-Each pending migration is replayed (see `replay.py`); before a statement runs there, the
-rules look at it with the schema as it stands and count rows and values in the live database
-(read-only). A drizzle-kit table rebuild (create `__new_x`, copy, drop `x`, rename) is
-recognised as one change and judged as a whole.
+The pending migrations are walked with a `replay.Replay`: before a statement runs there,
+the rules look at it with the schema as it stands *at that statement* (a column added
+earlier in the pending range exists, with NULL or its default) and count rows and values
+through the replay's rows (read-only queries on the live database). After a statement
+that writes rows, the target table's constraints (NOT NULL, UNIQUE, CHECK) are checked
+against the rows it will then hold, and at the end of each migration its foreign keys:
+that is how `plan` predicts the failures SQLite raises on existing rows.
+
+A drizzle-kit table rebuild (create `__new_x`, copy, drop `x`, rename) is recognised as
+one change and judged as a whole when the old table is dropped: rows copied against rows
+held, columns whose values were not carried, lossy type changes, objects not recreated.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
+from dataclasses import dataclass, field
 
-from .findings import Finding, Severity
-from .replay import (
-    NAME,
-    QNAME,
-    TX_CONTROL,
-    Rebuild,
-    Replay,
-    affinity,
-    plain_column,
-    q,
-    split_top,
-    unquote,
-)
+from . import schema
+from .findings import Finding, Kind, Severity, acknowledge
+from .loss import Acknowledgements
+from .replay import Replay, affinity, unconvertible
 from .sources import Migration
+from .sqltext import (
+    AddColumn,
+    CreateIndex,
+    CreateTable,
+    DropColumn,
+    DropTable,
+    Insert,
+    Op,
+    Pragma,
+    RenameColumn,
+    RenameTable,
+    Update,
+    is_constant,
+    plain_column,
+    quote,
+    select_list,
+    table_refs,
+    tokens,
+)
 from .statements import Statement
-
-_I, _IS = re.IGNORECASE, re.IGNORECASE | re.DOTALL
-
-_CREATE_TABLE = re.compile(
-    rf"^CREATE\s+(?:TEMP(?:ORARY)?\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<t>{QNAME})", _I
-)
-_DROP_TABLE = re.compile(rf"^DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?P<t>{QNAME})\s*;?$", _I)
-_RENAME_TABLE = re.compile(
-    rf"^ALTER\s+TABLE\s+(?P<t>{QNAME})\s+RENAME\s+TO\s+(?P<new>{NAME})\s*;?$", _I
-)
-_RENAME_COLUMN = re.compile(
-    rf"^ALTER\s+TABLE\s+(?P<t>{QNAME})\s+RENAME\s+(?:COLUMN\s+)?(?P<old>{NAME})\s+TO\s+"
-    rf"(?P<new>{NAME})\s*;?$",
-    _I,
-)
-_ADD_COLUMN = re.compile(
-    rf"^ALTER\s+TABLE\s+(?P<t>{QNAME})\s+ADD\s+(?:COLUMN\s+)?(?P<c>{NAME})(?P<rest>.*?);?$", _IS
-)
-_DROP_COLUMN = re.compile(
-    rf"^ALTER\s+TABLE\s+(?P<t>{QNAME})\s+DROP\s+(?:COLUMN\s+)?(?P<c>{NAME})\s*;?$", _I
-)
-_UNIQUE_INDEX = re.compile(
-    rf"^CREATE\s+UNIQUE\s+INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<i>{QNAME})\s+ON\s+(?P<t>{NAME})"
-    r"\s*\((?P<cols>.*?)\)\s*(?:WHERE\s+(?P<where>.*?))?;?$",
-    _IS,
-)
-_INSERT_SELECT = re.compile(
-    rf"^INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(?P<t>{QNAME})\s*(?:\((?P<cols>[^)]*)\))?\s*SELECT\s+"
-    rf"(?P<distinct>DISTINCT\s+)?(?P<exprs>.*?)\s+FROM\s+(?P<src>{QNAME})(?P<rest>.*?);?$",
-    _IS,
-)
-_INSERT = re.compile(rf"^(?:INSERT|REPLACE)\s+(?:OR\s+\w+\s+)?INTO\s+(?P<t>{QNAME})", _I)
-_FILTERS = re.compile(r"\b(WHERE|LIMIT|GROUP\s+BY|HAVING|JOIN|INTERSECT|EXCEPT|OFFSET)\b", _I)
-_NOT_NULL = re.compile(r"\bNOT\s+NULL\b", _I)
-_NO_DEFAULT_NEEDED = re.compile(r"\b(DEFAULT|GENERATED)\b|\bAS\s*\(", _I)
 
 TWO_PHASE = (
     "give the column a DEFAULT, or migrate in two phases: add it nullable, backfill it, then "
     "rebuild it as NOT NULL in a later migration"
 )
-ACK = "if the loss is intended, acknowledge it in the migration: -- litedeploy: allow {rule} {obj}"
+ACK = "if the loss is intended, acknowledge it: -- litedeploy: allow {rule} {obj}"
 
 
-def find_rebuilds(statements: list[Statement]) -> list[Rebuild]:
-    created: dict[str, int] = {}
-    dropped: dict[str, int] = {}
-    found = []
-    for s in statements:
-        code = s.code
-        if m := _CREATE_TABLE.match(code):
-            created[unquote(m["t"]).lower()] = s.number
-        elif m := _DROP_TABLE.match(code):
-            dropped[unquote(m["t"]).lower()] = s.number
-        elif m := _RENAME_TABLE.match(code):
-            new, old = unquote(m["t"]), unquote(m["new"])
-            c, d = created.get(new.lower()), dropped.get(old.lower())
-            if c is not None and d is not None and c < d < s.number:
-                found.append(Rebuild(old, new, c, _copy(statements, new, old, c, d), d, s.number))
+def find(
+    conn: sqlite3.Connection | None,
+    migrations: list[Migration],
+    acks: Acknowledgements | None = None,
+) -> list[Finding]:
+    """Analyse the pending migrations, in order, against the live database when given.
+
+    Read-only: the live database is only queried; the schema is replayed in memory.
+    Without a connection (a new database) nothing is counted and no data finding is made.
+    """
+    acks = acks if acks is not None else Acknowledgements.gather(migrations)
+    replay = Replay(conn, live=conn)
+    try:
+        found = [f for m in migrations for f in Analysis(replay, m).run()]
+    finally:
+        replay.close()
+    return acknowledge(found, acks)
+
+
+@dataclass
+class Rebuild:
+    """A table rebuilt as one change: `new` filled from `old`, `old` dropped, `new` renamed."""
+
+    old: str
+    new: str
+    drop: int  # statement number of the DROP TABLE old
+    copies: list[Insert] = field(default_factory=list)
+
+    def copied_from(self, column: str) -> str | None:
+        """The old column a new column copies as is, in the (first) copy."""
+        for ins in self.copies:
+            exprs = select_list(ins.select or "")
+            if exprs is None:
+                continue
+            targets = ins.columns or []
+            for target, expr in zip(targets, exprs, strict=False):
+                if target.lower() == column.lower():
+                    return plain_column(expr)
+        return None
+
+
+def find_rebuilds(statements: list[Statement], ops: list[Op]) -> dict[int, Rebuild]:
+    """Rebuilds by the number of the statement that drops the old table.
+
+    Two shapes: drizzle-kit's (create new; copy from old; drop old; rename new to old) and
+    the older one (rename old to tmp; create old; copy from tmp; drop tmp). A rebuild whose
+    copy is missing is still one (it copies no rows).
+    """
+    numbered = list(zip((s.number for s in statements), ops, strict=True))
+    found: dict[int, Rebuild] = {}
+    for i, (number, op) in enumerate(numbered):
+        if not isinstance(op, DropTable):
+            continue
+        old = op.table.lower()
+        earlier, later = [o for _, o in numbered[:i]], [o for _, o in numbered[i + 1 :]]
+        copies = [
+            o for o in earlier if isinstance(o, Insert) and o.select and _reads(o.select, old)
+        ]
+        created = {o.table.lower(): o.table for o in earlier if isinstance(o, CreateTable)}
+        new = next(
+            (
+                o.table
+                for o in later
+                if isinstance(o, RenameTable)
+                and o.new.lower() == old
+                and o.table.lower() in created
+            ),
+            None,
+        )
+        if new is None and copies and copies[-1].table.lower() in created:
+            renamed_before = any(
+                isinstance(o, RenameTable) and o.new.lower() == old for o in earlier
+            )
+            new = copies[-1].table if renamed_before else None
+        if new is not None:
+            own = [c for c in copies if c.table.lower() == new.lower()]
+            found[number] = Rebuild(op.table, new, number, own)
     return found
 
 
-def _copy(
-    statements: list[Statement], new: str, old: str, start: int, end: int
-) -> Statement | None:
-    for s in statements:
-        m = _INSERT_SELECT.match(s.code) if start < s.number < end else None
-        if (
-            m
-            and unquote(m["t"]).lower() == new.lower()
-            and unquote(m["src"]).lower() == old.lower()
-        ):
-            return s
-    return None
+def _reads(select: str, table: str) -> bool:
+    return any(r.name.lower() == table for r in table_refs(select))
+
+
+def check_clauses(create_sql: str) -> list[str]:
+    """The expressions of a CREATE TABLE's CHECK constraints (column and table ones)."""
+    toks = tokens(create_sql)
+    out = []
+    for i, t in enumerate(toks):
+        if t.upper == "CHECK" and i + 1 < len(toks) and toks[i + 1].text == "(":
+            depth = 0
+            for j in range(i + 1, len(toks)):
+                depth += {"(": 1, ")": -1}.get(toks[j].text, 0)
+                if depth == 0:
+                    out.append(create_sql[toks[i + 1].end : toks[j].start])
+                    break
+    return out
 
 
 class Analysis:
@@ -108,7 +159,13 @@ class Analysis:
         self.replay = replay
         self.migration = migration
         self.findings: list[Finding] = []
-        self.after: list[tuple[int, str, str, str]] = []  # checked once the migration ran
+        self.rebuilt_objects: list[tuple[int, str, str, str]] = []  # (stmt, kind, table, name)
+        self.written: set[str] = set()
+        self.display: dict[str, str] = {}  # a rebuild's new table -> the table it replaces
+
+    @property
+    def counting(self) -> bool:
+        return self.replay.live is not None
 
     def add(
         self,
@@ -118,13 +175,15 @@ class Analysis:
         message: str,
         hint: str,
         obj: str | None,
+        kind: Kind = "note",
     ) -> None:
         self.findings.append(
-            Finding(rule, severity, self.migration.name, statement, message, hint, obj)
+            Finding(rule, severity, self.migration.name, statement, message, hint, obj, kind)
         )
 
     def run(self) -> list[Finding]:
-        for chunk_number, chunk in enumerate(self.migration.chunks, 1):
+        m = self.migration
+        for chunk_number, chunk in enumerate(m.chunks, 1):
             if chunk.skipped:
                 self.add(
                     "empty-chunk",
@@ -135,66 +194,74 @@ class Analysis:
                     "fails on it (litedeploy skips it)",
                     None,
                 )
-        rebuilds = find_rebuilds(self.migration.statements)
-        by_drop = {r.drop: r for r in rebuilds}
-        by_rename = {r.rename: r for r in rebuilds}
-        parts = {n for r in rebuilds for n in (r.create, r.drop, r.rename)}
-        parts |= {r.insert.number for r in rebuilds if r.insert}
-        for s in self.migration.statements:
-            if s.number in by_drop:
-                self.rebuild(by_drop[s.number])
-            elif s.number in by_rename:
-                self.replay.execute(s)
-                self.replay.rebuilt(by_rename[s.number])
-                continue
-            elif s.number not in parts:
-                self.statement(s)
-            self.track(s, rebuild_part=s.number in parts)
-            self.replay.execute(s)
-        for number, kind, table, name in self.after:
-            if not self.replay.exists(name):
+        self.transactions()
+        rebuilds = find_rebuilds(m.statements, m.ops)
+        self.display = {r.new.lower(): r.old for r in rebuilds.values()}
+        rebuild_names = {r.new.lower() for r in rebuilds.values()} | {
+            r.old.lower() for r in rebuilds.values()
+        }
+        fk_on = not m.wants_foreign_keys_off
+        ref = f"{m.name} statement {{}}"
+        for s, op in zip(m.statements, m.ops, strict=True):
+            if s.number in rebuilds:
+                self.rebuild(rebuilds[s.number])
+            else:
+                self.before(s, op, rebuild_names)
+            error = self.replay.step(op, ref.format(s.number), foreign_keys_on=fk_on)
+            if error is not None:
                 self.add(
-                    f"rebuild-drops-{kind}",
-                    "block" if kind == "trigger" else "warn",
-                    number,
-                    f"the rebuild of {table} drops its {kind} {name} and the migration does not "
-                    "recreate it",
-                    f"recreate {name} after the rename (copy its CREATE {kind.upper()} from the "
-                    "old schema); "
-                    + ACK.format(rule=f"rebuild-drops-{kind}", obj=f"{table}.{name}"),
-                    f"{table}.{name}",
+                    "statement-fails",
+                    "block",
+                    s.number,
+                    f"statement {s.number} fails on the schema as it stands there: {error}",
+                    "fix the statement: it fails on every database with this history",
+                    m.name,
+                    "failure",
                 )
-        return self.findings
+            if isinstance(op, RenameTable) and op.table.lower() in self.written:
+                self.written = (self.written - {op.table.lower()}) | {op.new.lower()}
+            self.after(s, op)
+        self.end_of_migration()
+        return sorted(self.findings, key=lambda f: f.statement or 0)
 
-    def track(self, s: Statement, *, rebuild_part: bool) -> None:
-        """Keep the map from replayed tables to live tables up to date (before executing)."""
-        code, r = s.code, self.replay
-        if m := _CREATE_TABLE.match(code):
-            r.created(unquote(m["t"]))
-        elif (m := _DROP_TABLE.match(code)) and not rebuild_part:
-            r.dropped(unquote(m["t"]))
-        elif m := _RENAME_TABLE.match(code):
-            r.renamed(unquote(m["t"]), unquote(m["new"]))
-        elif m := _RENAME_COLUMN.match(code):
-            r.column_renamed(unquote(m["t"]), unquote(m["old"]), unquote(m["new"]))
-        elif m := _DROP_COLUMN.match(code):
-            r.column_dropped(unquote(m["t"]), unquote(m["c"]))
-        elif (m := _INSERT.match(code)) and not rebuild_part:
-            r.filled.add(unquote(m["t"]).lower())
+    # -- the file itself
 
-    def statement(self, s: Statement) -> None:
-        code, r = s.code, self.replay
-        if m := TX_CONTROL.match(code):
+    def transactions(self) -> None:
+        m = self.migration
+        if m.foreign_keys_idiom:
+            numbers = sorted(m.foreign_keys_idiom)
+            self.add(
+                "foreign-keys-idiom",
+                "info",
+                numbers[0],
+                f"statements {', '.join(map(str, numbers))} end and restart the transaction to "
+                "set PRAGMA foreign_keys: litedeploy runs the whole file in one transaction, "
+                f"foreign keys {'OFF' if m.wants_foreign_keys_off else 'ON'} around it and "
+                "checked before commit",
+                "nothing to do",
+                None,
+            )
+        for s in m.transaction_control:
             self.add(
                 "transaction-control",
                 "block",
                 s.number,
-                f"statement {s.number} is {m[1].upper()}: transaction control inside a migration",
-                "remove it: each migration already runs in a transaction, and a COMMIT inside "
-                "it ends that transaction early so a later failure cannot be rolled back",
-                None,
+                f"statement {s.number} is {s.code.split()[0].upper()}: it would end the "
+                "migration's transaction, so a later failure could not be rolled back",
+                "remove it (each migration already runs in one transaction); if the file is "
+                "already applied elsewhere and cannot change, acknowledge it: "
+                f"-- litedeploy: allow transaction-control {m.name} (or --allow "
+                f"transaction-control {m.name}); litedeploy then skips it and runs the file in "
+                "one transaction",
+                m.name,
+                "migration",
             )
-        elif s.is_foreign_keys_pragma:
+
+    # -- before a statement runs
+
+    def before(self, s: Statement, op: Op, rebuild_names: set[str]) -> None:
+        r = self.replay
+        if isinstance(op, Pragma) and op.name == "foreign_keys":
             self.add(
                 "pragma-foreign-keys",
                 "info",
@@ -205,91 +272,165 @@ class Analysis:
                 "for it and checks them before committing",
                 None,
             )
-        elif m := _ADD_COLUMN.match(code):
-            table, col = unquote(m["t"]), unquote(m["c"])
-            if _NOT_NULL.search(m["rest"]) and not _NO_DEFAULT_NEEDED.search(m["rest"]):
-                n = r.rows(table)
-                what = f"adds {table}.{col} NOT NULL without a DEFAULT"
-                if n is None:
-                    self.add(
-                        "add-not-null-without-default",
-                        "warn",
-                        s.number,
-                        f"{what}: this fails if {table} has rows",
-                        TWO_PHASE,
-                        f"{table}.{col}",
-                    )
-                elif n:
-                    self.add(
-                        "add-not-null-without-default",
-                        "block",
-                        s.number,
-                        f"{what}, but {table} has {n} row(s): SQLite refuses it "
-                        "(Cannot add a NOT NULL column with default value NULL)",
-                        TWO_PHASE,
-                        f"{table}.{col}",
-                    )
-                else:
-                    self.add(
-                        "add-not-null-without-default",
-                        "info",
-                        s.number,
-                        f"{what}; {table} is empty now, so it works here only",
-                        TWO_PHASE,
-                        f"{table}.{col}",
-                    )
-        elif m := _DROP_COLUMN.match(code):
-            table, col = unquote(m["t"]), unquote(m["c"])
-            self.data_loss(
+        elif isinstance(op, AddColumn):
+            self.add_column(s, op)
+        elif isinstance(op, DropColumn):
+            self.dropping(
                 "drop-column-with-data",
                 s.number,
-                f"{table}.{col}",
-                r.values(table, col),
-                f"drops {table}.{col}",
+                f"{op.table}.{op.column}",
+                r.values(op.table, op.column) if self.counting else 0,
+                f"drops {op.table}.{op.column}",
                 "non-NULL value(s)",
+                self.moved(op.table, op.column),
             )
-        elif m := _DROP_TABLE.match(code):
-            table = unquote(m["t"])
-            self.data_loss(
+        elif isinstance(op, DropTable) and op.table.lower() not in rebuild_names:
+            self.dropping(
                 "drop-table-with-rows",
                 s.number,
-                table,
-                r.rows(table),
-                f"drops table {table}",
+                op.table,
+                r.count(op.table) if self.counting else 0,
+                f"drops table {op.table}",
                 "row(s)",
+                self.moved_table(op.table),
             )
-        elif m := _RENAME_TABLE.match(code):
+        elif (
+            isinstance(op, RenameTable)
+            and op.table.lower() not in rebuild_names
+            and op.new.lower() not in rebuild_names
+        ):
+            self.renaming(s.number, op.table, f"table {op.table} to {op.new}")
+        elif isinstance(op, RenameColumn):
             self.renaming(
-                s.number, unquote(m["t"]), f"table {unquote(m['t'])} to {unquote(m['new'])}"
+                s.number, f"{op.table}.{op.old}", f"column {op.table}.{op.old} to {op.new}"
             )
-        elif m := _RENAME_COLUMN.match(code):
-            table, old = unquote(m["t"]), unquote(m["old"])
-            self.renaming(
-                s.number, f"{table}.{old}", f"column {table}.{old} to {unquote(m['new'])}"
-            )
-        elif m := _UNIQUE_INDEX.match(code):
-            table = unquote(m["t"])
-            groups = r.duplicates(table, split_top(m["cols"]), m["where"])
+        elif isinstance(op, CreateIndex) and op.unique and self.counting:
+            groups = r.duplicates(op.table, op.columns, op.where)
             if groups:
                 self.add(
                     "unique-over-duplicates",
                     "block",
                     s.number,
-                    f"unique index {unquote(m['i'])} on {table}({m['cols'].strip()}) over "
-                    f"{groups} group(s) of duplicated values: the migration will fail",
+                    f"unique index {op.index} on {op.table}({', '.join(op.columns)}) over "
+                    f"{groups} group(s) of duplicated values: SQLite refuses to create it",
                     "remove or merge the duplicates in an earlier migration, or make the index "
                     "partial",
-                    table,
+                    op.table,
+                    "failure",
                 )
 
-    def data_loss(
-        self, rule: str, number: int, obj: str, n: int | None, what: str, unit: str
+    def add_column(self, s: Statement, op: AddColumn) -> None:
+        rows = self.replay.count(op.table) if self.counting else 0
+        what = f"adds {op.table}.{op.column}"
+        default = op.default
+        if op.not_null and default is None and not op.generated:
+            self.predicted(
+                "add-not-null-without-default",
+                s.number,
+                f"{op.table}.{op.column}",
+                rows,
+                f"{what} NOT NULL without a DEFAULT",
+                "Cannot add a NOT NULL column with default value NULL",
+                TWO_PHASE,
+            )
+        elif default is not None and not is_constant(default) and not op.generated:
+            self.predicted(
+                "non-constant-default",
+                s.number,
+                f"{op.table}.{op.column}",
+                rows,
+                f"{what} with the non-constant DEFAULT {default}",
+                "Cannot add a column with non-constant default",
+                "add it with a constant default (or nullable), then set the values with an "
+                "UPDATE; or rebuild the table with the new column",
+            )
+
+    def predicted(
+        self, rule: str, number: int, obj: str, rows: int | None, what: str, error: str, hint: str
+    ) -> None:
+        table = obj.rsplit(".", 1)[0]
+        if rows is None:
+            self.add(
+                rule,
+                "warn",
+                number,
+                f"{what}: this fails if {table} has rows (its row count here is unknown)",
+                hint,
+                obj,
+                "failure",
+            )
+        elif rows:
+            self.add(
+                rule,
+                "block",
+                number,
+                f"{what}, but {table} has {rows} row(s): SQLite refuses it ({error})",
+                hint,
+                obj,
+                "failure",
+            )
+        elif self.counting:
+            self.add(
+                rule,
+                "info",
+                number,
+                f"{what}; {table} has no rows here, so it works here only",
+                hint,
+                obj,
+                "note",
+            )
+
+    def moved(self, table: str, column: str) -> str | None:
+        """Where the values now at table.column were copied to earlier in the pending range."""
+        lin = self.replay.lineage
+        places = {
+            f"{loc.table}.{loc.column}"
+            for key, exact in lin.originals_at(table, column)
+            for loc in lin.locations.get(key, set())
+            if (loc.table, loc.column) != (table.lower(), column.lower())
+        }
+        return ", ".join(sorted(places)) or None
+
+    def moved_table(self, table: str) -> str | None:
+        cols = self.replay.column_names(table)
+        places = [p for c in cols if (p := self.moved(table, c))]
+        return "; ".join(places) if places and len(places) >= max(1, len(cols) // 2) else None
+
+    def dropping(
+        self,
+        rule: str,
+        number: int,
+        obj: str,
+        n: int | None,
+        what: str,
+        unit: str,
+        moved: str | None,
     ) -> None:
         hint = ACK.format(rule=rule.split("-with-")[0], obj=obj)
-        if n is None:
-            self.add(rule, "warn", number, f"{what}; whatever it holds is lost", hint, obj)
+        if moved and n != 0:
+            held = "an unknown number of" if n is None else str(n)
+            self.add(
+                "values-moved",
+                "info",
+                number,
+                f"{what}, which holds {held} {unit}; earlier pending statements copied them "
+                f"to {moved} (the rehearsal checks they are all kept)",
+                hint,
+                obj,
+                "loss",
+            )
+        elif n is None:
+            self.add(
+                rule,
+                "warn",
+                number,
+                f"{what}; it holds an unknown number of {unit}",
+                hint,
+                obj,
+                "loss",
+            )
         elif n:
-            self.add(rule, "block", number, f"{what}, which holds {n} {unit}", hint, obj)
+            self.add(rule, "block", number, f"{what}, which holds {n} {unit}", hint, obj, "loss")
 
     def renaming(self, number: int, obj: str, what: str) -> None:
         self.add(
@@ -302,140 +443,172 @@ class Analysis:
             obj,
         )
 
-    def rebuild(self, rb: Rebuild) -> None:
-        r, old, new = self.replay, rb.old, rb.new
-        old_cols, new_cols = r.columns_of(old), r.columns_of(new)
-        if not old_cols or not new_cols:
+    # -- after a statement ran: the rows it leaves against the table's constraints
+
+    def after(self, s: Statement, op: Op) -> None:
+        if not self.counting:
             return
-        old_by = {c.name.lower(): c for c in old_cols}
-        rows = r.rows(old)
-        exprs_text, filtered = "", False
-        if rb.insert is not None:
-            m = _INSERT_SELECT.match(rb.insert.code)
-            assert m is not None
-            targets = [unquote(c) for c in split_top(m["cols"] or "")] or [c.name for c in new_cols]
-            exprs = split_top(m["exprs"])
-            if exprs == ["*"]:
-                exprs = [q(c.name) for c in old_cols]
-            exprs_text = m["exprs"]
-            rb.targets = {t.lower() for t in targets}
-            for target, expr in zip(targets, exprs, strict=False):
-                src = plain_column(expr)
-                if src is not None and src.lower() in old_by:
-                    rb.columns[target.lower()] = old_by[src.lower()].name
-            filtered = bool(m["distinct"]) or bool(_FILTERS.search(m["rest"]))
-        where = rb.insert.number if rb.insert else rb.drop
-        if rb.insert is None or filtered:
-            how = "copies no rows" if rb.insert is None else "copies rows through a filter"
-            if rows != 0:
-                self.add(
-                    "rebuild-loses-rows",
-                    "block" if rows else "warn",
-                    where,
-                    f"the rebuild of {old} {how} (WHERE/LIMIT/DISTINCT/GROUP BY/JOIN) and "
-                    f"{old} has {rows if rows is not None else 'an unknown number of'} row(s)",
-                    "copy every row (no WHERE, LIMIT or DISTINCT in the copy); "
-                    + ACK.format(rule="rebuild-loses-rows", obj=old),
-                    old,
-                )
-        copied = {v.lower() for v in rb.columns.values()}
-        new_names = {c.name.lower() for c in new_cols}
-        for col in old_cols:
-            lost = col.name.lower() not in copied and col.name.lower() not in new_names
-            used = re.search(rf"\b{re.escape(col.name)}\b", exprs_text, _I)
-            if lost and not used:
-                n = r.values(old, col.name)
-                obj = f"{old}.{col.name}"
-                sev: Severity = "block" if n else ("warn" if n is None else "info")
-                held = "an unknown number of" if n is None else str(n)
-                self.add(
-                    "rebuild-drops-column",
-                    sev,
-                    rb.drop,
-                    f"the rebuild of {old} drops column {col.name}, which holds {held} "
-                    "non-NULL value(s)",
-                    ACK.format(rule="rebuild-drops-column", obj=obj),
-                    obj,
-                )
-        for col in new_cols:
-            src = rb.columns.get(col.name.lower())
-            if not col.notnull:
+        if isinstance(op, Insert | Update):
+            self.written.add(op.table.lower())
+            self.constraints(s.number, op.table)
+        elif isinstance(op, AddColumn):
+            self.constraints(s.number, op.table, only=op.column)
+
+    def constraints(self, number: int, table: str, only: str | None = None) -> None:
+        """The table's NOT NULL, UNIQUE and CHECK constraints against the rows it now holds.
+
+        `only`: a column just added (ADD COLUMN checks only the CHECKs that mention it).
+        """
+        r = self.replay
+        if r.rows_of(table) is None:
+            return
+        shown = self.display.get(table.lower(), table)
+        cols = r.columns(table)
+        keyed = [c for c in cols if c.pk]
+        rowid = keyed[0].name if len(keyed) == 1 and keyed[0].type.upper() == "INTEGER" else None
+        for col in cols if only is None else []:
+            if not col.not_null or col.name == rowid:
                 continue
-            if src is not None and not old_by[src.lower()].notnull:
-                n = r.values(old, src, null=True)
-                if n:
-                    self.add(
-                        "not-null-over-nulls",
-                        "block",
-                        where,
-                        f"{old}.{col.name} becomes NOT NULL but {n} row(s) hold NULL in it: "
-                        "the copy fails",
-                        f"backfill the NULLs of {src} in an earlier migration, or copy "
-                        f"coalesce({src}, <default>) into it",
-                        f"{old}.{col.name}",
-                    )
-            rowid = col.pk and affinity(col.type) == "INTEGER"
-            filled = col.name.lower() in rb.targets
-            if not filled and col.default is None and not rowid and rows and rb.insert:
+            n = r.count(table, f"{quote(table)}.{quote(col.name)} IS NULL")
+            if n:
                 self.add(
                     "not-null-over-nulls",
                     "block",
-                    where,
-                    f"{old}.{col.name} is NOT NULL without a DEFAULT and the rebuild does "
-                    f"not copy a value into it: the copy fails on {rows} row(s)",
-                    TWO_PHASE,
-                    f"{old}.{col.name}",
+                    number,
+                    f"{shown}.{col.name} is NOT NULL but {n} row(s) would hold NULL in it: "
+                    "SQLite refuses the statement",
+                    f"fill {col.name} (e.g. coalesce(..., <default>)) before making it NOT NULL",
+                    f"{shown}.{col.name}",
+                    "failure",
                 )
-        for key in r.unique_keys(new):
-            sources = [rb.columns.get(k.lower()) for k in key]
-            if all(sources) and rows:
-                groups = r.duplicates(old, [q(s) for s in sources if s])
-                if groups:
-                    self.add(
-                        "unique-over-duplicates",
-                        "block",
-                        where,
-                        f"the rebuilt {old} is UNIQUE on ({', '.join(key)}) but {groups} "
-                        "group(s) of rows share a value: the copy fails",
-                        "remove or merge the duplicates in an earlier migration",
-                        old,
-                    )
-        for col in new_cols:
-            src = rb.columns.get(col.name.lower())
-            if src is None:
-                continue
-            before, after = affinity(old_by[src.lower()].type), affinity(col.type)
-            if before != after and after != "BLOB":
-                n = r.lossy(old, src, after)
-                if n:
-                    obj = f"{old}.{col.name}"
-                    self.add(
-                        "type-change-lossy",
-                        "block",
-                        where,
-                        f"{obj} changes from {old_by[src.lower()].type or 'untyped'} to "
-                        f"{col.type}: {n} value(s) do not convert to {after.lower()}",
-                        "convert or clean the values first (e.g. CAST/round in the copy); "
-                        + ACK.format(rule="type-change", obj=obj),
-                        obj,
-                    )
-        seq = r.sequence(old)
-        if seq is not None:
-            counter, top = seq
-            kept = "AUTOINCREMENT" in r.sql_of(new).upper()
-            if not kept or counter > top:
+        for key in schema.unique_keys(r.sim, table) if only is None else []:
+            groups = r.duplicates(table, [quote(k) for k in key])
+            if groups:
                 self.add(
-                    "rebuild-resets-autoincrement",
-                    "warn",
-                    rb.drop,
-                    f"the rebuild of {old} resets its AUTOINCREMENT counter ({counter}) to "
-                    f"{top if kept else 'nothing'}: ids of deleted rows will be reused",
-                    f"after the copy, set sqlite_sequence's seq for {old} back to {counter}",
-                    old,
+                    "unique-over-duplicates",
+                    "block",
+                    number,
+                    f"{shown} is UNIQUE on ({', '.join(key)}) but {groups} group(s) of rows "
+                    "would share a value: SQLite refuses the statement",
+                    "remove or merge the duplicates in an earlier migration",
+                    shown,
+                    "failure",
                 )
-        for child, action in r.children_of(old):
-            n = r.rows(child)
-            count = f"{n} row(s)" if n is not None else "rows"
+        for check in check_clauses(schema.create_sql(r.sim, table)):
+            if only and only.lower() not in check.lower():
+                continue
+            n = r.count(table, f"NOT coalesce(({check}), 1)")
+            if n:
+                self.add(
+                    "check-violated",
+                    "block",
+                    number,
+                    f"{shown}: {n} row(s) would not meet CHECK ({' '.join(check.split())}): "
+                    "SQLite refuses the statement",
+                    "fix those rows in an earlier statement, or relax the CHECK",
+                    shown,
+                    "failure",
+                )
+
+    # -- a rebuild, judged when the old table is dropped
+
+    def rebuild(self, rb: Rebuild) -> None:
+        r, old, new = self.replay, rb.old, rb.new
+        old_cols, new_cols = r.columns(old), r.columns(new)
+        if not old_cols or not new_cols:
+            return
+        counting = self.counting
+        before = r.count(old) if counting else 0
+        after = r.count(new) if counting else 0
+        if before and after is not None and before > after:
+            self.add(
+                "rebuild-loses-rows",
+                "block",
+                rb.drop,
+                f"the rebuild of {old} copies {after} of its {before} row(s)",
+                "copy every row (no filter in the copy); "
+                + ACK.format(rule="rebuild-loses-rows", obj=old),
+                old,
+                "loss",
+            )
+        elif before and after is None:
+            self.add(
+                "rebuild-loses-rows",
+                "warn",
+                rb.drop,
+                f"the rebuild of {old} copies an unknown number of its {before} row(s)",
+                "the rehearsal on a copy counts them",
+                old,
+                "loss",
+            )
+        lin = r.lineage
+        for col in old_cols:
+            carried = any(
+                loc.table == new.lower()
+                for key, _ in lin.originals_at(old, col.name)
+                for loc in lin.locations.get(key, set())
+            )
+            if carried or (not lin.originals_at(old, col.name) and self._copied(rb, col.name)):
+                continue
+            n = r.values(old, col.name) if counting else 0
+            obj = f"{old}.{col.name}"
+            moved = self.moved(old, col.name)
+            if moved:
+                self.add(
+                    "values-moved",
+                    "info",
+                    rb.drop,
+                    f"the rebuild of {old} drops column {col.name} ("
+                    f"{'an unknown number of' if n is None else n} non-NULL value(s)); earlier "
+                    f"pending statements copied them to {moved} (the rehearsal checks they are "
+                    "all kept)",
+                    ACK.format(rule="rebuild-drops-column", obj=obj),
+                    obj,
+                    "loss",
+                )
+                continue
+            if n == 0:
+                continue
+            self.add(
+                "rebuild-drops-column",
+                "block" if n else "warn",
+                rb.drop,
+                f"the rebuild of {old} drops column {col.name}, which holds "
+                f"{'an unknown number of' if n is None else n} non-NULL value(s)",
+                ACK.format(rule="rebuild-drops-column", obj=obj),
+                obj,
+                "loss",
+            )
+        old_by = {c.name.lower(): c for c in old_cols}
+        for col in new_cols:
+            src = rb.copied_from(col.name)
+            if src is None or src.lower() not in old_by or not counting:
+                continue
+            was, now = affinity(old_by[src.lower()].type), affinity(col.type)
+            if was == now or now == "BLOB":
+                continue
+            values = r.column_values(new, col.name)
+            n = unconvertible(values, now) if values is not None else None
+            if n:
+                obj = f"{old}.{col.name}"
+                self.add(
+                    "type-change-lossy",
+                    "block",
+                    rb.drop,
+                    f"{obj} changes from {old_by[src.lower()].type or 'untyped'} to "
+                    f"{col.type}: {n} value(s) do not convert to {now.lower()}",
+                    "convert or clean the values first (e.g. CAST/round in the copy); "
+                    + ACK.format(rule="type-change", obj=obj),
+                    obj,
+                    "loss",
+                )
+        self.sequence(rb)
+        for child, fk in schema.children(r.sim, old):
+            if child.lower() == new.lower():
+                continue
+            n = r.count(child) if counting else 0
+            count = "an unknown number of rows" if n is None else f"{n} row(s)"
+            action = fk.on_delete
             if action in ("CASCADE", "SET NULL", "SET DEFAULT"):
                 effect = "empty them" if action == "CASCADE" else f"{action.lower()} them"
                 message = (
@@ -458,13 +631,114 @@ class Analysis:
                 child,
             )
         for kind in ("index", "trigger"):
-            for name in r.objects_on(kind, old):
-                self.after.append((rb.drop, kind, old, name))
+            for name in schema.objects_on(r.sim, kind, old):
+                self.rebuilt_objects.append((rb.drop, kind, old, name))
 
+    def _copied(self, rb: Rebuild, column: str) -> bool:
+        for ins in rb.copies:
+            if ins.select and re.search(rf"\b{re.escape(column)}\b", ins.select, re.IGNORECASE):
+                return True
+        return False
 
-def analyse(conn: sqlite3.Connection | None, migrations: list[Migration]) -> list[Finding]:
-    replay = Replay(conn)
-    try:
-        return [f for m in migrations for f in Analysis(replay, m).run()]
-    finally:
-        replay.close()
+    def sequence(self, rb: Rebuild) -> None:
+        r = self.replay
+        live_name = r.lineage.live_table(rb.old)
+        if r.live is None or live_name is None:
+            return
+        try:
+            row = r.live.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = ? COLLATE NOCASE", (live_name,)
+            ).fetchone()
+        except sqlite3.Error:
+            return
+        if row is None or row[0] is None:
+            return
+        counter = int(row[0])
+        top = r._scalar(f"SELECT max(rowid) FROM main.{quote(live_name)}")  # noqa: S608
+        kept = "AUTOINCREMENT" in schema.create_sql(r.sim, rb.new).upper()
+        if not kept or counter > (top or 0):
+            self.add(
+                "rebuild-resets-autoincrement",
+                "warn",
+                rb.drop,
+                f"the rebuild of {rb.old} resets its AUTOINCREMENT counter ({counter}) to "
+                f"{(top or 0) if kept else 'nothing'}: ids of deleted rows will be reused",
+                f"after the copy, set sqlite_sequence's seq for {rb.old} back to {counter}",
+                rb.old,
+            )
+
+    # -- once the migration ran
+
+    def end_of_migration(self) -> None:
+        r = self.replay
+        for number, kind, table, name in self.rebuilt_objects:
+            if not r.exists(name):
+                self.add(
+                    f"rebuild-drops-{kind}",
+                    "block" if kind == "trigger" else "warn",
+                    number,
+                    f"the rebuild of {table} drops its {kind} {name} and the migration does not "
+                    "recreate it",
+                    f"recreate {name} after the rename (copy its CREATE {kind.upper()} from the "
+                    "old schema); " + ACK.format(rule=f"rebuild-drops-{kind}", obj=name),
+                    name,
+                    "loss" if kind == "trigger" else "note",
+                )
+        if self.counting:
+            written = {t for t in self.written if r.exists(t)}
+            # rows written, and the children of tables whose rows changed (a rebuild that
+            # copies fewer parents leaves children pointing at nothing)
+            checked = written | {
+                child.lower() for t in written for child, _ in schema.children(r.sim, t)
+            }
+            for table in sorted(checked):
+                self.foreign_keys(table)
+
+    def foreign_keys(self, table: str) -> None:
+        r = self.replay
+        child = r.rows_of(table)
+        if child is None:
+            return
+        for fk in schema.foreign_keys(r.sim, table):
+            parent = r.rows_of(fk.table_to)
+            if parent is None or "rowid" in fk.columns_to:
+                continue
+            present = " AND ".join(f"c.{quote(c)} IS NOT NULL" for c in fk.columns)
+            match = " AND ".join(
+                f"p.{quote(t)} = c.{quote(c)}"
+                for c, t in zip(fk.columns, fk.columns_to, strict=False)
+            )
+            n = r._scalar(
+                f"SELECT count(*) FROM ({child}) AS c WHERE {present} AND NOT EXISTS "  # noqa: S608
+                f"(SELECT 1 FROM ({parent}) AS p WHERE {match})"
+            )
+            if not n:
+                continue
+            existing = self._live_orphans(table, fk.table_to)
+            if existing is not None and n <= existing:
+                continue
+            self.add(
+                "foreign-key-violated",
+                "block",
+                None,
+                f"{table}: {n} row(s) would reference a missing {fk.table_to} "
+                f"({', '.join(fk.columns)} -> {', '.join(fk.columns_to)}): the foreign key check "
+                "fails and the migration is rolled back",
+                "copy every parent row, or delete (or set NULL) the children first",
+                table,
+                "failure",
+            )
+
+    def _live_orphans(self, table: str, parent: str) -> int | None:
+        live = self.replay.live
+        name = self.replay.lineage.live_table(table)
+        if live is None or name is None:
+            return None
+        try:
+            return sum(
+                1
+                for row in live.execute("SELECT * FROM pragma_foreign_key_check(?)", (name,))
+                if str(row[2]).lower() == parent.lower()
+            )
+        except sqlite3.Error:
+            return None

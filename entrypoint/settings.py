@@ -47,6 +47,7 @@ class Options:
     journal_mode: str | None = None
     require_volume: bool = False
     allow_row_loss: bool = False
+    allow: tuple[tuple[str, str], ...] = ()  # --allow RULE OBJECT, from the operator
     deploy_id: str | None = None
     findings: Findings = Findings.BLOCK
     rehearse: bool = True

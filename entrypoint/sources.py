@@ -9,10 +9,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from .errors import SourceError
+from .sqltext import Op, Pragma, TxControl, classify
 from .statements import Chunk, Statement, split_statements
 
 JOURNAL = Path("meta") / "_journal.json"
@@ -44,6 +46,43 @@ class Migration:
     def wants_foreign_keys_off(self) -> bool:
         """True when the file says `PRAGMA foreign_keys=OFF` (drizzle-kit table rebuilds)."""
         return any(s.foreign_keys_setting is False for s in self.statements)
+
+    @cached_property
+    def ops(self) -> list[Op]:
+        """What each statement does, in order (`sqltext.classify`)."""
+        return [classify(s.code) for s in self.statements]
+
+    @cached_property
+    def foreign_keys_idiom(self) -> set[int]:
+        """Statement numbers of `COMMIT; PRAGMA ...; BEGIN` pieces.
+
+        drizzle's migrator runs a file inside its own transaction, where `PRAGMA
+        foreign_keys` does nothing; projects end that transaction, set the pragma and begin
+        a new one. The pair asks for foreign keys to be off (or on) for the file, nothing
+        more: litedeploy runs the whole file in one transaction with the setting applied
+        outside it.
+        """
+        ops, found = self.ops, set()
+        for i, op in enumerate(ops):
+            if not (isinstance(op, TxControl) and op.verb in ("COMMIT", "END")):
+                continue
+            j = i + 1
+            while j < len(ops) and isinstance(ops[j], Pragma):
+                j += 1
+            end = ops[j] if j < len(ops) else None
+            if j > i + 1 and isinstance(end, TxControl) and end.verb == "BEGIN":
+                found |= {self.statements[i].number, self.statements[j].number}
+        return found
+
+    @property
+    def transaction_control(self) -> list[Statement]:
+        """BEGIN / COMMIT / ROLLBACK / SAVEPOINT statements that are not the idiom."""
+        idiom = self.foreign_keys_idiom
+        return [
+            s
+            for s, op in zip(self.statements, self.ops, strict=True)
+            if isinstance(op, TxControl) and s.number not in idiom
+        ]
 
 
 @dataclass(frozen=True)

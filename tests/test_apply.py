@@ -126,8 +126,13 @@ def test_rebuild_that_leaves_orphans_is_rolled_back(tmp_path: Path, cli: Cli) ->
     rebuild = REBUILD_USERS.format(where=" WHERE id = 1")
     db, folder = shop(tmp_path, ("0001_users_email", rebuild))
     before = db_state(db)
-    gated = cli("run", "--db", db, "--migrations", folder)  # the gate sees the filter first
-    assert_one_clear_error(gated, 15, "rebuild-loses-rows", "users has 2 row(s)")
+    gated = cli("run", "--db", db, "--migrations", folder)  # the rehearsal fails on the copy
+    line = assert_one_clear_error(gated, 6, "rehearsal: 0001_users_email fails on a copy")
+    assert "posts rowid 3 -> users" in line
+    assert (
+        "predicted: [foreign-key-violated] posts: 1 row(s) would reference a missing users" in line
+    )
+    assert db_state(db) == before
     # Past the gate (as on a staging stack that relaxes it), the foreign key check rolls back.
     proc = cli("run", "--db", db, "--migrations", folder, "--no-rehearse", "--findings", "warn")
     assert_one_clear_error(proc, 6, "0001_users_email", "posts rowid 3 -> users")
@@ -176,7 +181,19 @@ def user_tables(db: Path) -> set[str]:
 def test_each_migration_commits_on_its_own(tmp_path: Path, cli: Cli) -> None:
     db = make_db(tmp_path / "app.db", "CREATE TABLE kept (id integer);")
     folder = write_plain(tmp_path / "m", FAILING_THIRD)
-    proc = cli("run", "--db", db, "--migrations", folder, "--backup", "never", "--no-rehearse")
+    # past the gate, which predicts the failure: no rehearsal, findings relaxed (staging)
+    proc = cli(
+        "run",
+        "--db",
+        db,
+        "--migrations",
+        folder,
+        "--backup",
+        "never",
+        "--no-rehearse",
+        "--findings",
+        "warn",
+    )
     line = assert_one_clear_error(proc, 6)
     assert str(folder / "0003_c.sql") in line
     assert "statement 2 failed" in line

@@ -96,7 +96,7 @@ def test_silent_row_loss_restores_the_backup(tmp_path: Path, cli: Cli) -> None:
     db, folder = shop(tmp_path, ("0002_tag_color", LOSSY_REBUILD))
     before = db_state(db)
     proc = cli("run", "--db", db, "--migrations", folder, *PAST_THE_GATE)
-    line = assert_one_clear_error(proc, 11, "tags: 5 rows before, 2 after", "restored the backup")
+    line = assert_one_clear_error(proc, 11, "tags: 3 of 5 row(s) vanish", "restored the backup")
     assert "--allow-row-loss" in proc.stderr  # the hint says how to accept it
     after = db_state(db)
     assert after.dump == before.dump
@@ -119,7 +119,9 @@ def test_row_loss_allowed(tmp_path: Path, invoke: Invoke, how: str) -> None:
     else:
         result = invoke(*args, env={"ALLOW_ROW_LOSS": "1"})
     assert result.exit_code == 0, result.stderr
-    assert "rows lost: tags: 5 rows before, 2 after" in result.stderr  # still reported
+    assert "rows removed: tags: 3 of 5 row(s) vanish; acknowledged by --allow-row-loss" in (
+        result.stderr
+    )  # still reported
     assert counts(db)["tags"] == 2
     assert history(db) == ["0001_init", "0002_tag_color"]
     assert not (db.parent / "quarantine").exists()
@@ -128,7 +130,7 @@ def test_row_loss_allowed(tmp_path: Path, invoke: Invoke, how: str) -> None:
 def test_silent_row_loss_without_a_backup_is_left_as_migrated(tmp_path: Path, cli: Cli) -> None:
     db, folder = shop(tmp_path, ("0002_tag_color", LOSSY_REBUILD))
     proc = cli("run", "--db", db, "--migrations", folder, "--backup", "never", *PAST_THE_GATE)
-    assert_one_clear_error(proc, 11, "tags: 5 rows before, 2 after", "no backup to restore")
+    assert_one_clear_error(proc, 11, "tags: 3 of 5 row(s) vanish", "no backup to restore")
     assert counts(db)["tags"] == 2
     assert not (db.parent / "quarantine").exists()
 
@@ -145,10 +147,17 @@ def test_explicit_delete_and_its_cascade_are_reported_not_failed(
     assert result.exit_code == 0, result.stderr
     assert counts(db) == {"users": 1, "posts": 2, "likes": 1, "tags": 0}
     said = result.stderr
-    assert "rows removed as the migrations say: users: 2 rows before, 1 after" in said
-    assert "rows removed as the migrations say: posts: 3 rows before, 2 after" in said  # cascade
-    assert "rows removed as the migrations say: likes: 3 rows before, 1 after" in said  # its child
-    assert "rows removed as the migrations say: tags: 5 rows before, 0 after" in said
+    assert "rows removed: users: 1 of 2 row(s) vanish, as 0002_drop_bob statement 1 says" in said
+    # the cascade, and its child
+    assert (
+        "rows removed: posts: 1 of 3 row(s) vanish, as 0002_drop_bob statement 1 "
+        "(ON DELETE CASCADE) says" in said
+    )
+    assert (
+        "rows removed: likes: 2 of 3 row(s) vanish, as 0002_drop_bob statement 1 "
+        "(ON DELETE CASCADE) says" in said
+    )
+    assert "rows removed: tags: 5 of 5 row(s) vanish, as 0003_clear_tags statement 1 says" in said
     assert "rows lost" not in said
     assert history(db) == ["0001_init", "0002_drop_bob", "0003_clear_tags"]
 
@@ -158,7 +167,9 @@ def test_dropping_a_table_for_good_is_not_a_failure(tmp_path: Path, invoke: Invo
     db, folder = shop(tmp_path, ("0002_drop_tags", sql))
     result = invoke("run", "--db", db, "--migrations", folder)
     assert result.exit_code == 0, result.stderr
-    assert "tags: 5 rows before, table dropped" in result.stderr
+    assert "tags: 5 of 5 row(s) vanish (the table is gone), as 0002_drop_tags statement" in (
+        result.stderr
+    )
     assert "tags" not in [r[0] for r in query(db, "SELECT name FROM sqlite_master")]
 
 
@@ -167,7 +178,7 @@ def test_a_table_emptied_without_being_asked_is_a_failure(tmp_path: Path, cli: C
     db, folder = shop(tmp_path, ("0002_tag_color", LOSSY_REBUILD.replace("<= 2", "> 100")))
     before = dump(db)
     proc = cli("run", "--db", db, "--migrations", folder, *PAST_THE_GATE)
-    assert_one_clear_error(proc, 11, "tags: 5 rows before, 0 after")
+    assert_one_clear_error(proc, 11, "tags: 5 of 5 row(s) vanish")
     assert dump(db) == before
 
 
@@ -218,7 +229,8 @@ def test_failure_after_earlier_migrations_committed_restores_the_backup(
 ) -> None:
     db, folder = shop(tmp_path, *THREE)
     before = db_state(db)
-    proc = cli("run", "--db", db, "--migrations", folder, "--no-rehearse")
+    # past the gate: no rehearsal, and the findings' prediction relaxed (staging)
+    proc = cli("run", "--db", db, "--migrations", folder, *PAST_THE_GATE)
     assert_one_clear_error(
         proc, 6, "0004_bad.sql", "no such table: nope", "the backup taken before this run"
     )
@@ -233,7 +245,7 @@ def test_failure_after_earlier_migrations_committed_restores_the_backup(
 
 def test_failure_after_earlier_migrations_without_a_backup(tmp_path: Path, cli: Cli) -> None:
     db, folder = shop(tmp_path, *THREE)
-    proc = cli("run", "--db", db, "--migrations", folder, "--backup", "never", "--no-rehearse")
+    proc = cli("run", "--db", db, "--migrations", folder, "--backup", "never", *PAST_THE_GATE)
     assert_one_clear_error(proc, 6, "0004_bad.sql", "no such table: nope")
     assert "restored" not in proc.stderr
     assert history(db) == ["0001_init", "0002_a", "0003_b"]
@@ -244,7 +256,7 @@ def test_failure_after_earlier_migrations_without_a_backup(tmp_path: Path, cli: 
 def test_failure_of_the_first_pending_migration_needs_no_restore(tmp_path: Path, cli: Cli) -> None:
     db, folder = shop(tmp_path, THREE[2])
     before = db_state(db)
-    proc = cli("run", "--db", db, "--migrations", folder, "--no-rehearse")
+    proc = cli("run", "--db", db, "--migrations", folder, *PAST_THE_GATE)
     assert_one_clear_error(proc, 6, "no such table: nope")
     assert "restored" not in proc.stderr
     assert db_state(db) == before  # rolled back by SQLite

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from harness import ROOT, Cli, write_plain
 
-from entrypoint.drift import declared_schema, differences, latest_snapshot, live_schema
+from entrypoint.drift import declared_schema, differences, latest_snapshot
+from entrypoint.schema import read_schema
 from entrypoint.sources import load_source
 
 Invoke = Callable[..., Any]
@@ -185,7 +186,7 @@ def test_primary_key_and_index_shape_changes_are_reported(tmp_path: Path) -> Non
             """CREATE TABLE t (a text NOT NULL PRIMARY KEY, b text NOT NULL DEFAULT ( 'x' ));
             CREATE INDEX t_idx ON t (a, b);"""
         )
-        live = live_schema(conn)
+        live = read_schema(conn)
     assert differences(declared_schema(snapshot), live) == [
         "t.b: not primary key in the database, primary key in the snapshot",
         "t: index t_idx is on (a, b) in the database, unique on (a) in the snapshot",

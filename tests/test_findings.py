@@ -9,7 +9,8 @@ import pytest
 from harness import db_state, make_db, write_journal, write_plain
 
 from entrypoint.database import connect
-from entrypoint.findings import RULES, Finding, blocking, find
+from entrypoint.findings import RULES, Finding, blocking
+from entrypoint.rules import find
 from entrypoint.sources import load_source
 
 BP = "--> statement-breakpoint\n"
@@ -92,7 +93,7 @@ CASES = [
                 '"id", coalesce("a", \'\'), "b"',
             ),
         ),
-        "1 row(s) hold NULL",
+        "t.a is NOT NULL but 1 row(s) would hold NULL",
     ),
     (
         "unique-over-duplicates",
@@ -127,7 +128,7 @@ CASES = [
         "block",
         (ROWS, rebuild(KEEP_ALL, COPY_ALL, tail=' WHERE "a" IS NOT NULL')),
         (ROWS, rebuild(KEEP_ALL, COPY_ALL)),
-        "3 row(s)",
+        "copies 2 of its 3 row(s)",
     ),
     (
         "rebuild-drops-trigger",
@@ -188,6 +189,77 @@ CASES = [
         "BEGIN",
     ),
     (
+        "foreign-keys-idiom",
+        "info",
+        (ROWS, f"COMMIT;{BP}PRAGMA foreign_keys=OFF;{BP}BEGIN;{BP}CREATE TABLE x (id integer);"),
+        (ROWS, f"PRAGMA foreign_keys=OFF;{BP}CREATE TABLE x (id integer);"),
+        "statements 1, 3 end and restart the transaction",
+    ),
+    (
+        "non-constant-default",
+        "block",
+        (ROWS, "ALTER TABLE `t` ADD `created_at` integer DEFAULT (unixepoch()) NOT NULL;"),
+        (ROWS, "ALTER TABLE `t` ADD `created_at` integer DEFAULT 0 NOT NULL;"),
+        "t has 3 row(s): SQLite refuses it (Cannot add a column with non-constant default)",
+    ),
+    (
+        "check-violated",
+        "block",
+        (
+            ROWS,
+            rebuild("`id` integer PRIMARY KEY, `a` text CHECK (a IN ('x')), `b` text", COPY_ALL),
+        ),
+        (
+            ROWS,
+            rebuild(
+                "`id` integer PRIMARY KEY, `a` text CHECK (a IN ('x', 'y')), `b` text", COPY_ALL
+            ),
+        ),
+        "t: 1 row(s) would not meet CHECK (a IN ('x'))",
+    ),
+    (
+        "foreign-key-violated",
+        "block",
+        (
+            ROWS + "CREATE TABLE p (id integer PRIMARY KEY); INSERT INTO p VALUES (1);",
+            rebuild(
+                "`id` integer PRIMARY KEY, `a` text, `b` text REFERENCES p(id)",
+                '"id", "a", "b"',
+                '"id", "a", "id"',
+            ),
+        ),
+        (
+            ROWS + "CREATE TABLE p (id integer PRIMARY KEY); INSERT INTO p VALUES (1), (2), (3);",
+            rebuild(
+                "`id` integer PRIMARY KEY, `a` text, `b` text REFERENCES p(id)",
+                '"id", "a", "b"',
+                '"id", "a", "id"',
+            ),
+        ),
+        "t: 2 row(s) would reference a missing p",
+    ),
+    (
+        "statement-fails",
+        "block",
+        (ROWS, "ALTER TABLE `t` ADD `a` text;"),
+        (ROWS, "ALTER TABLE `t` ADD `c` text;"),
+        "duplicate column name: a",
+    ),
+    (
+        "values-moved",
+        "info",
+        (
+            ROWS,
+            f"CREATE TABLE `t_a` (`t_id` integer PRIMARY KEY REFERENCES t(id), `a` text);{BP}"
+            f"INSERT INTO `t_a` SELECT `id`, `a` FROM `t`;{BP}ALTER TABLE `t` DROP COLUMN `a`;",
+        ),
+        (
+            ROWS,
+            f"CREATE TABLE `t_a` (`t_id` integer, `a` text);{BP}ALTER TABLE `t` DROP COLUMN `a`;",
+        ),
+        "copied them to t_a.a",
+    ),
+    (
         "empty-chunk",
         "warn",
         (
@@ -244,8 +316,45 @@ def test_a_hand_written_rebuild_with_other_names_is_recognised(tmp_path: Path) -
         "DROP TABLE t;\n"
         "ALTER TABLE t_tmp RENAME TO t;\n"
     )
-    rules = {f.rule for f in analyse(tmp_path, ROWS, sql)}
-    assert rules == {"rebuild-loses-rows", "rebuild-drops-column"}  # LIMIT, and b (all NULL)
+    found = analyse(tmp_path, ROWS, sql)
+    # LIMIT 2 keeps 2 of 3 rows; b is dropped but holds nothing, so nothing is said of it
+    assert [(f.rule, f.message) for f in found] == [
+        ("rebuild-loses-rows", "the rebuild of t copies 2 of its 3 row(s)")
+    ]
+
+
+def test_the_older_rebuild_shape_is_recognised(tmp_path: Path) -> None:
+    # rename the old table away, create the new one under its name, copy, drop the old one
+    sql = (
+        "ALTER TABLE t RENAME TO __t_old;\n"
+        "CREATE TABLE t (id integer PRIMARY KEY, a text, b text, c text);\n"
+        "INSERT INTO t SELECT id, a, b, NULL FROM __t_old;\n"
+        "DROP TABLE __t_old;\n"
+    )
+    assert analyse(tmp_path, ROWS, sql) == []  # t keeps its name and every value
+
+
+@pytest.mark.parametrize(
+    ("copy", "rows"),
+    [
+        ('SELECT "id", "a", (SELECT max(x) FROM t AS o WHERE o.id = t.id) FROM `t`', 3),
+        ('SELECT t."id", t."a", u."b" FROM `t` LEFT JOIN `t` AS u ON u.id = t.id', 3),
+        ("SELECT id, a, b FROM `t` WHERE a = 'x'", 1),
+    ],
+    ids=["where-in-a-scalar-subquery", "left-join", "one-of-two-inserts"],
+)
+def test_a_rebuild_copy_is_counted_not_guessed(tmp_path: Path, copy: str, rows: int) -> None:
+    setup = ROWS + "ALTER TABLE t ADD x integer;"
+    copies = f'INSERT INTO `__new_t`("id", "a", "b") {copy};{BP}'
+    if rows == 1:  # two INSERTs with complementary filters copy every row between them
+        rest = "SELECT id, a, b FROM `t` WHERE a != 'x' OR a IS NULL"
+        copies += f'INSERT INTO `__new_t`("id", "a", "b") {rest};{BP}'
+    sql = (
+        f"CREATE TABLE `__new_t` ({KEEP_ALL});{BP}{copies}"
+        f"DROP TABLE `t`;{BP}ALTER TABLE `__new_t` RENAME TO `t`;"
+    )
+    found = analyse(tmp_path, setup, sql)
+    assert of(found, "rebuild-loses-rows") == [] and blocking(found) == []
 
 
 def test_unique_constraint_in_a_rebuild_over_duplicates(tmp_path: Path) -> None:
@@ -259,7 +368,7 @@ def test_rebuild_without_a_copy_loses_every_row(tmp_path: Path) -> None:
         'INSERT INTO `__new_t`("id", "a", "b") SELECT', "SELECT"
     )
     found = of(analyse(tmp_path, ROWS, sql), "rebuild-loses-rows")
-    assert found and "copies no rows" in found[0].message
+    assert found and "copies 0 of its 3 row(s)" in found[0].message
 
 
 def test_empty_table_makes_not_null_info_and_drops_silent(tmp_path: Path) -> None:
@@ -269,14 +378,20 @@ def test_empty_table_makes_not_null_info_and_drops_silent(tmp_path: Path) -> Non
 
 
 def test_static_analysis_without_a_database(tmp_path: Path) -> None:
-    # Tables the migrations create are empty; tables nobody created are unknown (warn).
+    # A new database has no data to lose; a statement that fails on the schema still shows.
     found = analyse(
         tmp_path,
         None,
         "CREATE TABLE t (id integer PRIMARY KEY, a text);",
         "ALTER TABLE t ADD s integer NOT NULL;\n" + "ALTER TABLE elsewhere ADD s integer NOT NULL;",
     )
-    assert [(f.object, f.severity) for f in found] == [("t.s", "info"), ("elsewhere.s", "warn")]
+    assert [(f.rule, f.statement, f.message) for f in found] == [
+        (
+            "statement-fails",
+            2,
+            "statement 2 fails on the schema as it stands there: no such table: elsewhere",
+        )
+    ]
     rows = analyse(
         tmp_path / "rows",
         None,
@@ -284,7 +399,34 @@ def test_static_analysis_without_a_database(tmp_path: Path) -> None:
         "INSERT INTO t VALUES (1, 'x');",
         "ALTER TABLE t DROP COLUMN a;",
     )
-    assert [(f.rule, f.severity) for f in rows] == [("drop-column-with-data", "warn")]
+    assert rows == []  # the migrations' own rows are no data of the operator's
+
+
+def test_a_column_added_earlier_exists_with_nulls_for_what_follows(tmp_path: Path) -> None:
+    # dyad's shape: add a column, then a unique index on it; and a drop of a column that only
+    # a pending statement adds. The live table has no such column: nothing may be counted
+    # against the string literal SQLite would read the quoted name as.
+    found = analyse(
+        tmp_path,
+        ROWS,
+        "ALTER TABLE `t` ADD `slug` text;",
+        "CREATE UNIQUE INDEX `t_slug_unique` ON `t` (`slug`);",
+        f"DROP INDEX `t_slug_unique`;{BP}ALTER TABLE `t` DROP COLUMN `slug`;",
+    )
+    assert found == []
+    defaulted = analyse(
+        tmp_path / "defaulted",
+        ROWS,
+        "ALTER TABLE `t` ADD `kind` text DEFAULT 'main' NOT NULL;",
+        "CREATE UNIQUE INDEX `t_kind_unique` ON `t` (`kind`);",
+    )
+    assert [(f.rule, f.message) for f in defaulted] == [
+        (
+            "unique-over-duplicates",
+            "unique index t_kind_unique on t(`kind`) over 1 group(s) of duplicated values: "
+            "SQLite refuses to create it",
+        )
+    ]
 
 
 def test_later_migrations_see_earlier_renames(tmp_path: Path) -> None:
@@ -329,14 +471,27 @@ def test_directive_takes_the_full_rule_id_and_quoted_names(tmp_path: Path) -> No
     assert len(found) == 1 and found[0].acknowledged and blocking(found) == []
 
 
-def test_directive_in_another_migration_does_not_count(tmp_path: Path) -> None:
+def test_a_directive_counts_in_any_pending_migration_only(tmp_path: Path) -> None:
+    # A directive is its author's word about an object, whichever pending file holds it; one
+    # in a migration that is not pending (applied long ago) says nothing about this run.
     found = analyse(
         tmp_path,
         ROWS,
         "-- litedeploy: allow drop-column t.a\nSELECT 1;",
         "ALTER TABLE t DROP COLUMN a;",
     )
-    assert [f.acknowledged for f in found] == [False]
+    assert [f.acknowledged for f in found] == ["-- litedeploy: allow drop-column t.a (in 0001_m)"]
+    folder = write_journal(
+        tmp_path / "later" / "m",
+        [
+            ("0001_m", "-- litedeploy: allow drop-column t.a\nSELECT 1;"),
+            ("0002_m", "ALTER TABLE t DROP COLUMN a;"),
+        ],
+    )
+    db = make_db(tmp_path / "later" / "app.db", ROWS)
+    with contextlib.closing(connect(db, read_only=True)) as conn:
+        found = find(conn, load_source(folder).migrations[1:])
+    assert [(f.rule, f.acknowledged) for f in found] == [("drop-column-with-data", None)]
 
 
 def test_plain_sql_folder_without_breakpoints(tmp_path: Path) -> None:
@@ -349,3 +504,31 @@ def test_plain_sql_folder_without_breakpoints(tmp_path: Path) -> None:
         ("transaction-control", 2),
         ("transaction-control", 3),
     ]
+
+
+def test_the_commit_pragma_begin_idiom_is_understood_not_blocked(tmp_path: Path) -> None:
+    # homarr writes this in five files: the only way to turn foreign keys off under drizzle
+    sql = (
+        f"COMMIT TRANSACTION;{BP}PRAGMA foreign_keys=OFF;{BP}BEGIN TRANSACTION;{BP}"
+        f"ALTER TABLE `t` ADD `c` text;{BP}"
+        f"COMMIT TRANSACTION;{BP}PRAGMA foreign_keys=ON;{BP}BEGIN TRANSACTION;"
+    )
+    found = analyse(tmp_path, ROWS, sql)
+    assert blocking(found) == []
+    assert [f.rule for f in found] == [
+        "foreign-keys-idiom",
+        "pragma-foreign-keys",
+        "pragma-foreign-keys",
+    ]
+    # transaction control that is not the idiom still blocks, and can be acknowledged
+    bare = analyse(tmp_path / "bare", ROWS, f"ALTER TABLE `t` ADD `c` text;{BP}COMMIT;")
+    assert [(f.rule, f.object, f.severity) for f in blocking(bare)] == [
+        ("transaction-control", "0001_m", "block")
+    ]
+    acked = analyse(
+        tmp_path / "acked",
+        ROWS,
+        "-- litedeploy: allow transaction-control 0001_m\n"
+        f"ALTER TABLE `t` ADD `c` text;{BP}COMMIT;",
+    )
+    assert blocking(acked) == []

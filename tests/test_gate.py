@@ -75,10 +75,14 @@ def assert_untouched(db: Path, before: bytes, proc_stderr: str) -> None:
 
 
 def test_the_not_null_trap_is_refused_with_the_row_count(tmp_path: Path, cli: Cli) -> None:
+    # The rehearsal fails on the copy (exit 6, a migration that fails); the finding that
+    # predicted it says why, with the row count.
     db, folder = fixture_db(tmp_path, "not-null-trap", 1, "not-null-trap.sql")
     before = db.read_bytes()
     proc = cli("run", "--db", db, "--migrations", folder, "--", "true")
-    line = assert_one_clear_error(proc, 15, "0001_add_stock", "add-not-null-without-default")
+    line = assert_one_clear_error(proc, 6, "0001_add_stock", "add-not-null-without-default")
+    assert "fails on a copy of the database" in line
+    assert "Cannot add a NOT NULL column with default value NULL" in line
     assert "products has 2 row(s)" in line
     assert "the live database was not touched" in line
     assert "DEFAULT" in proc.stderr.splitlines()[-1]  # the hint: a default or two phases
@@ -90,12 +94,20 @@ def test_a_directive_acknowledges_a_finding_which_is_still_printed(
 ) -> None:
     db, folder = seeded(tmp_path, ("0001_drop_legacy", DROP_LEGACY))
     refused = cli("run", "--db", db, "--migrations", folder)
-    assert_one_clear_error(refused, 15, "drop-column-with-data", "users.legacy", "1 non-NULL")
+    assert_one_clear_error(refused, 15, "users.legacy: 1 of 1 non-NULL value(s) vanish")
+    assert "drops users.legacy, which holds 1 non-NULL value(s)" in refused.stderr  # explains
     sql = "-- litedeploy: allow drop-column users.legacy\n" + DROP_LEGACY
     (folder / "0001_drop_legacy.sql").write_text(sql)
     proc = cli("run", "--db", db, "--migrations", folder)
     assert proc.returncode == 0, proc.stderr
-    assert "finding block (acknowledged) [drop-column-with-data]" in proc.stderr
+    acknowledged = (
+        "acknowledged by -- litedeploy: allow drop-column users.legacy (in 0001_drop_legacy)"
+    )
+    assert f"finding block ({acknowledged}) [drop-column-with-data]" in proc.stderr
+    assert (
+        "rehearsal: users.legacy: 1 of 1 non-NULL value(s) vanish (the column is dropped by "
+        f"0001_drop_legacy statement 1); {acknowledged}" in proc.stderr
+    )
     assert [r[1] for r in query(db, "PRAGMA table_info(users)")] == ["id", "email"]
 
 
@@ -114,8 +126,8 @@ def test_a_directive_for_another_object_does_not_acknowledge(tmp_path: Path, cli
 @pytest.mark.parametrize(
     ("sql", "needle", "directive"),
     [
-        (COLLAPSE_ROWS, "t: 3 row(s) before, 1 after", "lost-rows t"),
-        (BLANK_VALUES, "t.b: 2 non-NULL value(s) lost", "lost-values t.b"),
+        (COLLAPSE_ROWS, "t: 2 of 3 row(s) vanish", "lost-rows t"),
+        (BLANK_VALUES, "t.b: 2 of 2 non-NULL value(s) vanish", "lost-values t.b"),
     ],
     ids=["rows", "values"],
 )
@@ -125,7 +137,7 @@ def test_the_rehearsal_refuses_a_silent_loss_until_acknowledged(
     db, folder = seeded(tmp_path, ("0001_lossy", sql))
     before = db.read_bytes()
     proc = cli("run", "--db", db, "--migrations", folder)
-    line = assert_one_clear_error(proc, 15, "rehearsal:", needle, "without a statement")
+    line = assert_one_clear_error(proc, 15, "rehearsal:", needle, "nothing keeps them")
     assert "the live database was not touched" in line
     assert f"-- litedeploy: allow {directive}" in proc.stderr.splitlines()[-1]  # the hint
     assert "rehearsal on a copy" in proc.stderr
@@ -191,7 +203,7 @@ def test_findings_warn_lets_staging_through_with_the_findings_printed(
         "run", "--db", db, "--migrations", folder, "--findings", "warn", env={"APP_ENV": "staging"}
     )
     assert proc.returncode == 0, proc.stderr
-    assert "not blocking (--findings warn): 0001_drop_legacy statement 1" in proc.stderr
+    assert "not blocking (--findings warn): rehearsal: users.legacy: 1 of 1" in proc.stderr
     assert len(history(db)) == 2
 
 
@@ -227,8 +239,10 @@ def test_the_shop_with_data_is_refused_until_its_two_losses_are_acknowledged(
     db, folder = fixture_db(tmp_path, "shop", 3, "shop-with-orders.sql")
     before = db_state(db)
     proc = cli("run", "--db", db, "--migrations", folder)
-    line = assert_one_clear_error(proc, 15, "2 blocking problem(s)", "type-change-lossy")
-    assert "products.price" in line
+    assert_one_clear_error(proc, 15, "2 blocking problem(s)", "products.price: 1 of 3")
+    assert "blocking: rehearsal: users.name: 2 of 2 non-NULL value(s) vanish" in proc.stderr
+    # the findings explain both: which value does not convert, and which column is dropped
+    assert "[type-change-lossy] 0003_price_to_integer statement" in proc.stderr
     assert "[drop-column-with-data] 0005_drop_user_name statement 1: drops users.name" in (
         proc.stderr
     )

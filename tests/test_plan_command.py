@@ -80,7 +80,8 @@ def test_not_null_trap_is_blocked_with_the_row_count(tmp_path: Path, cli: Cli) -
         "message": finding["message"],
         "hint": finding["hint"],
         "object": "products.stock",
-        "acknowledged": False,
+        "kind": "failure",
+        "acknowledged": None,
         "blocks": True,
     }
     assert "2 row(s)" in finding["message"]

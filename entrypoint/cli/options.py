@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,6 +11,8 @@ import typer
 
 from ..backup import Method
 from ..checks import Level
+from ..errors import UsageError
+from ..loss import parse_allow
 from ..settings import Options
 from ..sources import Format
 
@@ -58,12 +61,57 @@ TableOption = Annotated[
 
 
 def make_options(
-    db: Path, migrations: Path, fmt: FormatChoice, table: str | None, **flags: Any
+    db: Path,
+    migrations: Path,
+    fmt: FormatChoice,
+    table: str | None,
+    *,
+    allow: list[str] | None = None,
+    **flags: Any,
 ) -> Options:
     chosen = None if fmt is FormatChoice.AUTO else Format(fmt.value)
     return Options(
-        db_path=db, migrations_dir=migrations, format=chosen, history_table=table, **flags
+        db_path=db,
+        migrations_dir=migrations,
+        format=chosen,
+        history_table=table,
+        allow=allowances(allow),
+        **flags,
     )
+
+
+ALLOW_ENV = "LITEDEPLOY_ALLOW"
+
+AllowOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow",
+        metavar="RULE=OBJECT",
+        help="Acknowledge one named loss the gate would refuse, for an image whose migrations "
+        "you cannot edit: lost-rows=TABLE, lost-values=TABLE.COLUMN, lost-object=NAME, or a "
+        "finding's rule (transaction-control=MIGRATION, ...). Repeatable; also "
+        f'{ALLOW_ENV}="lost-values=users.name,lost-rows=sessions". No wildcards. Recorded '
+        "in the log and the backup's manifest.",
+    ),
+]
+
+
+def allowances(given: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """--allow values and LITEDEPLOY_ALLOW, as (rule, object); bad ones are a UsageError."""
+    values = list(given or [])
+    env = os.environ.get(ALLOW_ENV, "")
+    values += [v for part in env.replace(";", ",").split(",") if (v := part.strip())]
+    out = []
+    for value in values:
+        try:
+            out.append(parse_allow(value))
+        except ValueError:
+            raise UsageError(
+                f"--allow {value!r} is not RULE=OBJECT",
+                hint="e.g. --allow lost-values=users.name (a column), --allow lost-rows=sessions "
+                "(a table); one object each, no wildcards",
+            ) from None
+    return tuple(out)
 
 
 RehearsalDirOption = Annotated[

@@ -12,12 +12,15 @@ import typer
 
 from ..database import connect
 from ..errors import FindingsBlock
-from ..findings import Finding, blocking, find
+from ..findings import Finding, blocking
 from ..migrate import Status, status
 from ..plan import State
+from ..rehearsal import acknowledgements
+from ..rules import find
 from ..sources import Migration
 from .app import app, errors_to_exit
 from .options import (
+    AllowOption,
     DbOption,
     FormatChoice,
     FormatOption,
@@ -40,24 +43,31 @@ def plan_command(
     fmt: FormatOption = FormatChoice.AUTO,
     table: TableOption = None,
     as_json: JsonOption = False,
+    allow: AllowOption = None,
 ) -> None:
     """Show what each pending migration will do to this database, and what would block it.
 
-    Read-only: the database is only queried (a missing one counts as empty). Exits 15 when an
-    unacknowledged blocking finding exists.
+    Read-only: the database is only queried (a missing one counts as empty). Each statement is
+    read against the schema at that statement and the rows it will meet, so failures SQLite
+    would raise (NOT NULL, UNIQUE, CHECK, foreign keys, non-constant defaults) are predicted
+    with their counts. Exits 15 when an unacknowledged blocking finding exists: what would
+    block `run --no-rehearse`. `run` itself decides data losses with a rehearsal on a copy
+    (`entrypoint rehearse`), which also finds values the SQL moved elsewhere.
     """
     with errors_to_exit():
-        current = status(make_options(db, migrations, fmt, table))
+        options = make_options(db, migrations, fmt, table, allow=allow)
+        current = status(options)
         pending = [
             item.migration
             for item in current.plan.items
             if item.migration is not None and item.state in (State.PENDING, State.OUT_OF_ORDER)
         ]
+        acks = acknowledgements(pending, options)
         if current.database_exists:
             with contextlib.closing(connect(db, read_only=True)) as conn:
-                findings = find(conn, pending)
+                findings = find(conn, pending, acks)
         else:
-            findings = find(None, pending)
+            findings = find(None, pending, acks)
         if as_json:
             typer.echo(json.dumps(_plan_json(db, current, pending, findings), indent=2))
         else:
@@ -117,9 +127,17 @@ def _plan_text(db: Path, current: Status, pending: list[Migration], findings: li
         lines.append("  findings:")
         for f in own:
             severity = f"{f.severity}{' (acknowledged)' if f.acknowledged else ''}"
+            f_hint = f"acknowledged by {f.acknowledged}" if f.acknowledged else f"hint: {f.hint}"
             at = f"stmt {f.statement}" if f.statement is not None else "file"
             lines.append(f"    {severity.upper():<7} {f.rule:<30} {at:<8} {f.message}")
-            lines.append(f"    {'':<7} {'':<30} {'':<8} hint: {f.hint}")
+            lines.append(f"    {'':<7} {'':<30} {'':<8} {f_hint}")
     total = len(blocking(findings))
-    lines += ["", f"{total} blocking finding(s)" if total else "nothing blocks"]
+    judged = sum(1 for f in blocking(findings) if f.judged_on_copy)
+    verdict = f"{total} blocking finding(s)" if total else "nothing blocks"
+    if judged:
+        verdict += (
+            f"; {judged} of them about the data, which `run` judges on a copy "
+            "(`entrypoint rehearse`)"
+        )
+    lines += ["", verdict]
     return "\n".join(lines)

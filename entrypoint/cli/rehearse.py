@@ -11,6 +11,7 @@ from ..errors import FindingsBlock
 from ..rehearsal import Loss, RehearsalReport, rehearse
 from .app import app, errors_to_exit
 from .options import (
+    AllowOption,
     DbOption,
     FormatChoice,
     FormatOption,
@@ -33,17 +34,23 @@ def rehearse_command(
     table: TableOption = None,
     rehearsal_dir: RehearsalDirOption = None,
     as_json: JsonOption = False,
+    allow: AllowOption = None,
 ) -> None:
-    """Apply the pending migrations to a snapshot copy and compare it with the database.
+    """Apply the pending migrations to a snapshot copy and look for every row and value.
 
     The live database is only read (copied with SQLite's online backup API into a private
-    folder in $TMPDIR, removed afterwards). Reports rows per table, lost non-NULL values per
-    column and vanished tables, indexes, triggers and views, and what the rehearsal cost.
-    Exits 15 when a migration fails on the copy or data disappears without a DELETE, DROP
-    TABLE or DROP COLUMN that says so.
+    folder in $TMPDIR, twice: before and after; removed afterwards). Every row and non-NULL
+    value of the copy before is looked for after: in the same row (matched by primary key,
+    followed through renames and rebuilds) or moved to another table keyed by the same id.
+    Reports rows per table, what vanished (rows, values, triggers, views, indexes) and what
+    the rehearsal cost. Exits 15 when a migration fails on the copy or data vanishes that
+    nobody acknowledged (-- litedeploy: allow RULE OBJECT, --allow RULE=OBJECT); rows a
+    DELETE removes are reported, not blocking.
     """
     with errors_to_exit():
-        report = rehearse(make_options(db, migrations, fmt, table), workdir=rehearsal_dir)
+        report = rehearse(
+            make_options(db, migrations, fmt, table, allow=allow), workdir=rehearsal_dir
+        )
         if as_json:
             typer.echo(json.dumps(report.to_json(), indent=2))
         else:
@@ -55,8 +62,9 @@ def rehearse_command(
                 hint="fix the migration: it fails on this database's data (the live database "
                 "was not touched)"
                 if report.failure is not None
-                else "fix the migration (the live database was not touched); an intended loss "
-                "needs a DELETE, DROP TABLE or DROP COLUMN that says so",
+                else "fix the migration (the live database was not touched); acknowledge an "
+                "intended loss by name: -- litedeploy: allow RULE OBJECT in the migration, or "
+                "--allow RULE=OBJECT",
             )
 
 
@@ -92,7 +100,7 @@ def rehearsal_text(report: RehearsalReport) -> str:
         for title, kinds in (
             ("lost rows:", {"rows"}),
             ("lost values:", {"values"}),
-            ("vanished objects:", {"table", "index", "trigger", "view"}),
+            ("vanished objects:", {"object"}),
         ):
             own = [loss for loss in report.losses if loss.kind in kinds]
             lines += ["", title + ("" if own else " none")]

@@ -19,6 +19,7 @@ from ..push import Pushed, PushOptions, push
 from ..settings import Findings, Policy
 from .app import app, errors_to_exit
 from .options import (
+    AllowOption,
     BackupDirOption,
     BackupKeepOption,
     BackupMethodOption,
@@ -128,6 +129,7 @@ def run(
         ),
     ] = False,
     deploy_id: DeployIdOption = None,
+    allow: AllowOption = None,
     findings: Annotated[
         Findings,
         typer.Option(
@@ -243,6 +245,7 @@ def run(
             journal_mode=journal_mode,
             require_volume=require_volume,
             allow_row_loss=allow_row_loss,
+            allow=allow,
             deploy_id=deploy_id or None,
             findings=findings,
             # A host-side rehearsal already runs this on a snapshot: no copy of the copy.
