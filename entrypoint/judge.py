@@ -204,12 +204,19 @@ class _Judge:
         any_moved = " OR ".join(f"(t.{quote(c)} IS NOT NULL AND {moved[c]})" for c in judged)
         any_moved = f"({any_moved or '0'})"
         sums = [f"sum(CASE WHEN NOT ({hit}) AND NOT {any_moved} THEN 1 ELSE 0 END)"]
+        homes = {c: self._home(t, c, successor) for c in judged}
         for c in judged:
             col = f"t.{quote(c)}"
             kept = f"({in_place[c]} OR {moved[c]})"
             sums.append(
                 f"sum(CASE WHEN {col} IS NULL THEN 0 WHEN {hit} THEN NOT {kept} "
                 f"WHEN {any_moved} THEN NOT {moved[c]} ELSE 0 END)"
+            )
+            home = homes[c]
+            blank = f"s.{quote(home)} IS NULL" if home else "0"
+            sums.append(
+                f"sum(CASE WHEN {col} IS NOT NULL AND {hit} AND NOT {kept} AND {blank} "
+                "THEN 1 ELSE 0 END)"
             )
         try:
             got = conn.execute(f"SELECT {', '.join(sums)} FROM {source}").fetchone()
@@ -234,18 +241,25 @@ class _Judge:
                     explained_by=deleted,
                 )
             )
-        for c, n in zip(judged, got[1:], strict=True):
+        for i, c in enumerate(judged):
+            n, blanked = int(got[1 + 2 * i] or 0), int(got[2 + 2 * i] or 0)
             if not n:
                 continue
             dropped_col = self.lin.dropped_columns.get((t.lower(), c.lower()))
             if dropped_col:
                 what = f"the column is dropped by {dropped_col}"
-            elif successor is not None and not any(
-                loc.table == successor.lower() for loc in self._locs(t, c)
-            ):
-                what = "the column is not carried over"
+            elif homes[c] is None:
+                what = (
+                    "the column is not carried over"
+                    if successor is not None
+                    else "not moved with the rest of the row"
+                )
+            elif blanked == n:
+                what = f"set to NULL in {successor}.{homes[c]}"
+            elif blanked:
+                what = f"{n - blanked} changed, {blanked} set to NULL in {successor}.{homes[c]}"
             else:
-                what = "changed or blanked"
+                what = f"changed in {successor}.{homes[c]}"
             losses.append(
                 Loss("values", f"{t}.{c}", "block", self.before.values[t][c], int(n), what)
             )
@@ -286,6 +300,21 @@ class _Judge:
             f" AND {same('s.' + quote(h), 't.' + quote(c))}" for c, h in rest
         )
         return on, [c for c, _ in pairs]
+
+    def _home(self, t: str, c: str, successor: str | None) -> str | None:
+        """The successor's column that t.c was carried to as is (the first one), if any."""
+        if successor is None:
+            return None
+        after_cols = {x.name.lower(): x.name for x in schema.columns(self.conn, successor)}
+        exact = sorted(
+            loc.column for loc in self._locs(t, c) if loc.exact and loc.table == successor.lower()
+        )
+        if exact:
+            return after_cols.get(exact[0])
+        if self.lin.everything_touched or successor.lower() == t.lower():
+            dropped = (t.lower(), c.lower()) in self.lin.dropped_columns
+            return None if dropped else after_cols.get(c.lower())
+        return None
 
     def _in_place(self, t: str, c: str, successor: str | None) -> str:
         if successor is None:

@@ -23,6 +23,7 @@ from harness import (
     db_state,
     dump,
     make_db,
+    manifest_of,
     query,
     write_journal,
 )
@@ -118,6 +119,37 @@ def test_a_directive_for_another_object_does_not_acknowledge(tmp_path: Path, cli
     proc = cli("run", "--db", db, "--migrations", folder)
     assert_one_clear_error(proc, 15, "users.legacy")
     assert_untouched(db, before, proc.stderr)
+
+
+# --- the operator's acknowledgement, for an image whose migrations cannot be edited ------------
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_the_operator_acknowledges_a_named_loss_audited(tmp_path: Path, cli: Cli, how: str) -> None:
+    db, folder = seeded(tmp_path, ("0001_drop_legacy", DROP_LEGACY))
+    args: list[str | Path] = ["run", "--db", db, "--migrations", folder, "--env", "production"]
+    if how == "option":
+        proc = cli(*args, "--allow", "lost-values=users.legacy")
+    else:
+        proc = cli(*args, env={"LITEDEPLOY_ALLOW": "lost-values=users.legacy, lost-rows=other"})
+    assert proc.returncode == 0, proc.stderr
+    assert "acknowledged by the operator (--allow): lost-values users.legacy" in proc.stderr
+    assert "; acknowledged by --allow lost-values users.legacy" in proc.stderr
+    [backup] = backup_files(db.parent / "backups")
+    acknowledged = manifest_of(backup)["acknowledged"]
+    assert "lost-values users.legacy" in acknowledged  # the audit trail, beside the backup
+    assert [r[1] for r in query(db, "PRAGMA table_info(users)")] == ["id", "email"]
+
+
+def test_an_operator_acknowledgement_names_exactly_one_object(tmp_path: Path, cli: Cli) -> None:
+    db, folder = seeded(tmp_path, ("0001_drop_legacy", DROP_LEGACY))
+    before = db.read_bytes()
+    other = cli("run", "--db", db, "--migrations", folder, "--allow", "lost-values=users.email")
+    assert_one_clear_error(other, 15, "users.legacy: 1 of 1 non-NULL value(s) vanish")
+    for bad in ("lost-values=users.*", "lost-values", "everything"):
+        proc = cli("run", "--db", db, "--migrations", folder, "--allow", bad)
+        assert_one_clear_error(proc, 2, f"--allow {bad!r} is not RULE=OBJECT")
+    assert_untouched(db, before, "")
 
 
 # --- the rehearsal -----------------------------------------------------------------------------

@@ -279,7 +279,7 @@ def test_shop_rehearses_cleanly_keeping_every_review(tmp_path: Path, invoke: Inv
     # the two true losses: '12.50' is stored as 12.5 in an integer column, and users.name
     assert rows(data) == {"orders": (0, 0), "products": (3, 3), "reviews": (4, 4), "users": (2, 2)}
     assert {x["object"]: (x["lost"], x["before"], x["what"]) for x in data["losses"]} == {
-        "products.price": (1, 3, "changed or blanked"),
+        "products.price": (1, 3, "changed in products.price"),
         "users.name": (2, 2, "the column is dropped by 0005_drop_user_name statement 1"),
     }
     assert all(x["blocks"] for x in data["losses"])
