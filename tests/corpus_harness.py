@@ -46,6 +46,7 @@ TIMEOUT_S = 300
 ROWS_PER_TABLE = 3
 SEED = 0
 
+
 class HarnessMissing(RuntimeError):
     """node or the drizzle0 harness's node_modules is missing."""
 
