@@ -106,6 +106,14 @@ def _apply_one(
     skipped = sum(1 for c in migration.chunks if c.skipped)
     count = len(migration.statements)
     log.log(level, "Applying %s (%d statement%s)", migration.name, count, "" if count == 1 else "s")
+    pragma = any(s.foreign_keys_setting is False for s in migration.statements)
+    if fk_off and migration.rebuilt_tables and not pragma:
+        log.log(
+            level,
+            "  %s: foreign keys OFF around it (checked before commit): it rebuilds %s",
+            migration.name,
+            ", ".join(migration.rebuilt_tables),
+        )
     if skipped:
         log.log(level, "  %s: skipped %d empty or comment-only chunk(s)", migration.name, skipped)
     idiom = migration.foreign_keys_idiom

@@ -32,17 +32,17 @@ from dataclasses import dataclass, field
 from .errors import UsageError
 from .replay import affinity, unconvertible
 from .schema import ForeignKey, Schema, Table, read_schema
+from .sqltext import (
+    CreateIndex,
+    check_clauses,
+    classify,
+    column_definitions,
+    rename_created_table,
+)
 from .sqltext import quote as q
 
 IGNORED_PREFIXES = ("sqlite_", "_litestream_", "libsql_", "_cf_")
 REBUILD_PREFIX = "__litedeploy_new_"
-
-_NAME = r'(?:"(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[A-Za-z_][\w$]*)'
-_CREATE_TABLE_NAME = re.compile(
-    rf"^(\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?){_NAME}", re.IGNORECASE
-)
-_CHECK = re.compile(r"\bCHECK\s*\(", re.IGNORECASE)
-_WHERE = re.compile(r"\bWHERE\b(.*)$", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -149,14 +149,7 @@ def normal_sql(sql: str) -> str:
 
 def checks_of(sql: str) -> list[str]:
     """The CHECK clauses of a CREATE TABLE statement, normalised."""
-    found = []
-    for m in _CHECK.finditer(sql):
-        depth, i = 1, m.end()
-        while i < len(sql) and depth:
-            depth += {"(": 1, ")": -1}.get(sql[i], 0)
-            i += 1
-        found.append(normal_sql(sql[m.end() : i - 1]))
-    return sorted(found)
+    return sorted(normal_sql(c) for c in check_clauses(sql))
 
 
 def make_plan(
@@ -327,7 +320,7 @@ class _Planner:
             return Change("rename columns", want.name, _renames_text(mapping), rename_sql)
         added = [c for c in target.columns if c not in renamed.columns]
         if same_extras and self._add_only(target, renamed, added):
-            fragments = _column_definitions(want.sql)
+            fragments = column_definitions(want.sql)
             adds = [f"ALTER TABLE {q(want.name)} ADD {fragments[c.lower()]};" for c in added]
             detail = ", ".join(f"add {c}" for c in added)
             if mapping:
@@ -466,7 +459,7 @@ class _Planner:
             notes.append("CHECK")
         notes.extend(_diff_columns(target, renamed))
         temp = f"{REBUILD_PREFIX}{want.name}"
-        create = _CREATE_TABLE_NAME.sub(lambda m: m.group(1) + q(temp), want.sql, count=1)
+        create = rename_created_table(want.sql, temp)
         copy = (
             f"INSERT INTO {q(temp)} ({', '.join(copy_to)}) "  # noqa: S608
             f"SELECT {', '.join(copy_from)} FROM {q(want.name)};"  # renamed already, if it was
@@ -674,36 +667,6 @@ def _diff_columns(want: Table, have: Table) -> list[str]:
     return notes
 
 
-def _column_definitions(create_sql: str) -> dict[str, str]:
-    """column name (lower) -> its definition text, from a CREATE TABLE statement."""
-    body = create_sql[create_sql.index("(") + 1 : create_sql.rindex(")")]
-    parts, depth, current, quote = [], 0, "", ""
-    for ch in body:
-        if quote:
-            current += ch
-            if ch == quote:
-                quote = ""
-            continue
-        if ch in "'\"`[":
-            quote = "]" if ch == "[" else ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(current.strip())
-            current = ""
-            continue
-        current += ch
-    parts.append(current.strip())
-    out = {}
-    for part in parts:
-        m = re.match(_NAME, part)
-        if m and not re.match(r"(CONSTRAINT|PRIMARY|UNIQUE|CHECK|FOREIGN)\b", part, re.IGNORECASE):
-            out[m.group(0).strip('`"[]').lower()] = part
-    return out
-
-
 def _generated(conn: sqlite3.Connection, table: str) -> set[str]:
     return {
         str(r[1]).lower()
@@ -713,8 +676,8 @@ def _generated(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 def _where(sql: str) -> str | None:
-    m = _WHERE.search(sql)
-    return m.group(1).strip().rstrip(";") if m else None
+    op = classify(sql)
+    return op.where if isinstance(op, CreateIndex) else None
 
 
 def _renamed_index_sql(sql: str, mapping: dict[str, str]) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SourceError
+from .rebuilds import find_rebuilds
 from .sqltext import Op, Pragma, TxControl, classify
 from .statements import Chunk, Statement, split_statements
 
@@ -44,8 +45,21 @@ class Migration:
 
     @property
     def wants_foreign_keys_off(self) -> bool:
-        """True when the file says `PRAGMA foreign_keys=OFF` (drizzle-kit table rebuilds)."""
-        return any(s.foreign_keys_setting is False for s in self.statements)
+        """Foreign keys go off around this migration (and are checked before commit).
+
+        When the file says `PRAGMA foreign_keys=OFF` (drizzle-kit's rebuilds do), and when it
+        rebuilds a table at all: SQLite's procedure for a rebuild turns them off, and with
+        them on, the DROP TABLE deletes the children (ON DELETE CASCADE) or fails. Projects
+        whose own runner turns them off write rebuilds without the pragma.
+        """
+        return any(s.foreign_keys_setting is False for s in self.statements) or bool(
+            self.rebuilt_tables
+        )
+
+    @cached_property
+    def rebuilt_tables(self) -> list[str]:
+        """The tables this migration rebuilds (create new, copy, drop old, rename)."""
+        return [r.old for r in find_rebuilds(self.statements, self.ops).values()]
 
     @cached_property
     def ops(self) -> list[Op]:

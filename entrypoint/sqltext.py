@@ -868,3 +868,56 @@ def replace_tables(sql: str, source: dict[str, str]) -> Rewritten:
     pieces.append(sql[at:])
     out.text = "".join(pieces)
     return out
+
+
+# --------------------------------------------------------------------------------------
+# CREATE TABLE text
+
+
+def check_clauses(create_sql: str) -> list[str]:
+    """The expressions of a CREATE TABLE's CHECK constraints (column and table ones)."""
+    toks = tokens(create_sql)
+    out = []
+    for i, t in enumerate(toks):
+        if t.upper == "CHECK" and i + 1 < len(toks) and toks[i + 1].text == "(":
+            depth = 0
+            for j in range(i + 1, len(toks)):
+                depth += {"(": 1, ")": -1}.get(toks[j].text, 0)
+                if depth == 0:
+                    out.append(create_sql[toks[i + 1].end : toks[j].start])
+                    break
+    return out
+
+
+_CONSTRAINTS = {"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"}
+
+
+def column_definitions(create_sql: str) -> dict[str, str]:
+    """column name (lower) -> its definition as written, from a CREATE TABLE statement."""
+    r = _Reader(create_sql)
+    for j, t in enumerate(r.toks):
+        if t.text == "(":
+            r.i = j
+            break
+    body = r.group() or ""
+    out = {}
+    for part in split_top(body):
+        first = tokens(part)[:1]
+        if first and first[0].is_name and first[0].upper not in _CONSTRAINTS:
+            out[first[0].name.lower()] = part
+    return out
+
+
+def rename_created_table(create_sql: str, name: str) -> str:
+    """A CREATE TABLE statement with the table's name replaced (`schema.` dropped)."""
+    r = _Reader(create_sql)
+    r.word("CREATE")
+    r.word("TEMP") or r.word("TEMPORARY")
+    if not r.word("TABLE"):
+        raise ValueError("not a CREATE TABLE statement")
+    r.word("IF", "NOT", "EXISTS")
+    start = r.peek()
+    if start is None or r.qname() is None:
+        raise ValueError("CREATE TABLE without a name")
+    end = r.toks[r.i - 1].end
+    return create_sql[: start.start] + quote(name) + create_sql[end:]
