@@ -194,7 +194,10 @@ class _Judge:
             if self.before.values[t].get(c, 0) and c not in joined_by and c not in identity
         ]
         if successor is not None and join is not None:
-            target = f"(SELECT 1 AS _ld_hit, * FROM main.{quote(successor)}) AS s ON {join}"
+            rowid = "" if schema.without_rowid(conn, successor) else "rowid AS _ld_rowid, "
+            target = (
+                f"(SELECT 1 AS _ld_hit, {rowid}* FROM main.{quote(successor)}) AS s ON {join}"
+            )
             source = f"{BEFORE}.{quote(t)} AS t LEFT JOIN {target}"
             hit = "s._ld_hit IS NOT NULL"
         else:
@@ -291,7 +294,7 @@ class _Judge:
                 return on, list(key)
             return None, []
         if s == t.lower() and s not in self.lin.rebuilt:
-            return "s.rowid = t.rowid", []
+            return "s._ld_rowid = t.rowid", []
         pairs = [(c, h) for c in cols if (h := home(c))]
         if not pairs:
             return None, []

@@ -118,9 +118,9 @@ class Lineage:
         ]
 
     def add(self, key: tuple[str, str], loc: Location) -> None:
-        locs = self.locations.setdefault(key, set())
-        if loc.exact or Location(loc.table, loc.column, True) not in locs:
-            locs.add(loc)
+        """A value is (also) found at `loc`: an UPDATE that computes a column from itself
+        leaves the rows it skipped exact and the others derived, so both are kept."""
+        self.locations.setdefault(key, set()).add(loc)
 
     def rename_table(self, old: str, new: str) -> None:
         o, n = old.lower(), new.lower()

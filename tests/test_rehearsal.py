@@ -206,6 +206,27 @@ def test_renamed_table_and_column_are_not_losses(tmp_path: Path, invoke: Invoke)
     assert t == {"table": "t", "before": 5, "after": 5, "now": "things"}
 
 
+def test_a_table_without_a_primary_key_is_matched_row_by_row(
+    tmp_path: Path, invoke: Invoke
+) -> None:
+    # srcbook's config(baseDir) has no key: its rows are matched by rowid, not lost
+    db = tmp_path / "app.db"
+    first = [("0000_init", "CREATE TABLE config (baseDir text NOT NULL);")]
+    applied(db, write_journal(tmp_path / "done", first), backup=Policy.NEVER)
+    make_db(db, "INSERT INTO config VALUES ('/a'), ('/b'), ('/c');")
+    later = [
+        "ALTER TABLE `config` RENAME COLUMN `baseDir` TO `base_dir`;\n"
+        + BREAK
+        + "ALTER TABLE `config` ADD `language` text DEFAULT 'ts' NOT NULL;",
+        "UPDATE `config` SET `base_dir` = json_object('path', `base_dir`);",
+    ]
+    folder = write_journal(
+        tmp_path / "m", [*first, *((f"000{i}_step", sql) for i, sql in enumerate(later, 1))]
+    )
+    data = rehearse_json(invoke, db, folder, 0)
+    assert data["losses"] == [] and rows(data)["config"] == (3, 3)  # the path is kept inside
+
+
 def test_vanished_trigger_blocks_vanished_index_warns_explicit_drop_explains(
     tmp_path: Path, invoke: Invoke
 ) -> None:
