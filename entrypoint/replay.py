@@ -95,7 +95,8 @@ class Lineage:
     locations: dict[tuple[str, str], set[Location]] = field(default_factory=dict)
     touched: set[str] = field(default_factory=set)  # current names written to or altered
     everything_touched: bool = False  # a statement nobody understands ran
-    deleted: dict[str, str] = field(default_factory=dict)  # current table -> DELETE statement
+    # table (its original name, and its name at the time) -> the DELETE that removed rows
+    deleted: dict[str, str] = field(default_factory=dict)
     dropped_tables: dict[str, str] = field(default_factory=dict)  # original -> DROP statement
     dropped_columns: dict[tuple[str, str], str] = field(default_factory=dict)
     dropped_objects: dict[str, str] = field(default_factory=dict)  # name -> DROP statement
@@ -163,7 +164,13 @@ class Lineage:
             self.locations[key] = {x for x in locs if x.table != t}
         self.touched.discard(t)
         self.rebuilt.discard(t)
-        self.deleted.pop(t, None)
+
+    def delete(self, table: str, ref: str) -> None:
+        """Rows of the table (and of the originals now under that name) removed by `ref`."""
+        self.deleted.setdefault(table.lower(), ref)
+        for name, cur in self.current.items():
+            if cur == table.lower():
+                self.deleted.setdefault(name, ref)
 
     def created(self, table: str) -> None:
         self._reattach(table.lower())
@@ -421,7 +428,7 @@ class Replay:
 
     def _delete(self, op: Delete, ref: str, foreign_keys_on: bool) -> None:
         t = op.table.lower()
-        self.lineage.deleted[t] = ref
+        self.lineage.delete(t, ref)
         self.lineage.touched.add(t)
         todo = [op.table] if foreign_keys_on else []
         while todo:  # rows deleted through ON DELETE CASCADE, all the way down
@@ -431,7 +438,7 @@ class Replay:
                 self.lineage.touched.add(child.lower())
                 self.rows[child.lower()] = None
                 if fk.on_delete == "CASCADE" and child.lower() not in self.lineage.deleted:
-                    self.lineage.deleted[child.lower()] = f"{ref} (ON DELETE CASCADE)"
+                    self.lineage.delete(child.lower(), f"{ref} (ON DELETE CASCADE)")
                     todo.append(child)
         if op.where is None:
             self.rows[t] = EMPTY

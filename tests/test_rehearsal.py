@@ -206,6 +206,17 @@ def test_renamed_table_and_column_are_not_losses(tmp_path: Path, invoke: Invoke)
     assert t == {"table": "t", "before": 5, "after": 5, "now": "things"}
 
 
+def test_rows_a_delete_removed_stay_explained_through_a_later_rebuild(
+    tmp_path: Path, invoke: Invoke
+) -> None:
+    # fpx-studio: DELETE FROM settings in 0009, settings rebuilt in 0021
+    db, folder = setup(tmp_path, "DELETE FROM t WHERE a IS NULL;", rebuild())
+    data = rehearse_json(invoke, db, folder, 0)
+    [loss] = data["losses"]
+    assert (loss["object"], loss["lost"], loss["verdict"]) == ("t", 2, "explained")
+    assert loss["explained_by"] == "0001_step statement 1"
+
+
 def test_a_table_without_a_primary_key_is_matched_row_by_row(
     tmp_path: Path, invoke: Invoke
 ) -> None:
