@@ -195,9 +195,7 @@ class _Judge:
         ]
         if successor is not None and join is not None:
             rowid = "" if schema.without_rowid(conn, successor) else "rowid AS _ld_rowid, "
-            target = (
-                f"(SELECT 1 AS _ld_hit, {rowid}* FROM main.{quote(successor)}) AS s ON {join}"
-            )
+            target = f"(SELECT 1 AS _ld_hit, {rowid}* FROM main.{quote(successor)}) AS s ON {join}"
             source = f"{BEFORE}.{quote(t)} AS t LEFT JOIN {target}"
             hit = "s._ld_hit IS NOT NULL"
         else:

@@ -206,12 +206,23 @@ def test_no_rehearse_skips_the_copy_but_not_the_findings(tmp_path: Path, cli: Cl
     assert "rehearsal on a copy" not in rehearsed.stderr
 
 
-def test_a_host_side_rehearsal_does_not_copy_the_copy(tmp_path: Path, cli: Cli) -> None:
-    db, folder = seeded(tmp_path, ("0001_add", "ALTER TABLE t ADD c text;"))
+def test_a_host_side_rehearsal_is_judged_like_a_start(tmp_path: Path, cli: Cli) -> None:
+    # deploy runs the new image on a snapshot with LITEDEPLOY_REHEARSAL=1: values moved
+    # before a drop pass there as they do at start-up (the findings alone would block them)
+    moved = (
+        "CREATE TABLE legacy (user_id integer PRIMARY KEY REFERENCES users(id), legacy text);\n"
+        "--> statement-breakpoint\n"
+        "INSERT INTO legacy SELECT id, legacy FROM users;\n"
+        "--> statement-breakpoint\n" + DROP_LEGACY
+    )
+    db, folder = seeded(tmp_path, ("0001_move", moved))
     proc = cli("run", "--db", db, "--migrations", folder, env={"LITEDEPLOY_REHEARSAL": "1"})
     assert proc.returncode == 0, proc.stderr
-    assert "rehearsal on a copy" not in proc.stderr
+    assert "rehearsal on a copy" in proc.stderr and ": pass;" in proc.stderr
     assert "stopping before exec" in proc.stderr
+    db2, folder2 = seeded(tmp_path / "lossy", ("0001_drop_legacy", DROP_LEGACY))
+    refused = cli("run", "--db", db2, "--migrations", folder2, env={"LITEDEPLOY_REHEARSAL": "1"})
+    assert_one_clear_error(refused, 15, "users.legacy: 1 of 1 non-NULL value(s) vanish")
 
 
 def test_the_rehearsal_copy_goes_where_told_and_is_removed(tmp_path: Path, cli: Cli) -> None:

@@ -248,8 +248,9 @@ def run(
             allow=allow,
             deploy_id=deploy_id or None,
             findings=findings,
-            # A host-side rehearsal already runs this on a snapshot: no copy of the copy.
-            rehearse=rehearse and not rehearsal,
+            # The host-side deploy's rehearsal runs on a snapshot, and still copies it: the
+            # judge needs the rows before and after; the findings alone would block moves.
+            rehearse=rehearse,
             rehearsal_dir=rehearsal_dir,
             environment=env or None,
             strict_drift=strict,
