@@ -31,8 +31,9 @@ Exit codes:
   12   restore refused: the backup is missing or damaged
   13   restore refused: the database is in use
   14   the database folder is not a mounted volume (--require-volume)
-  15   blocked before anything was written: an unacknowledged finding, data the
-       rehearsal lost without a statement saying so, or a push losing data without
+  15   blocked before anything was written: rows or values the rehearsal saw vanish
+       that nobody acknowledged, transaction control that would commit half a
+       migration, a finding with --no-rehearse, or a push losing data without
        --accept-data-loss (or that only deleting rows could fit)
   126  the app command is not executable
   127  the app command was not found

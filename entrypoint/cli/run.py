@@ -125,7 +125,8 @@ def run(
         bool,
         typer.Option(
             envvar="ALLOW_ROW_LOSS",
-            help="Accept tables having fewer rows after migrating (intended deletes).",
+            help="Acknowledge rows the migrations remove (and the values that go with them), in "
+            "every table, for this run. Never covers a dropped column: name those with --allow.",
         ),
     ] = False,
     deploy_id: DeployIdOption = None,
@@ -134,9 +135,9 @@ def run(
         Findings,
         typer.Option(
             envvar="FINDINGS",
-            help="block: blocking findings and rehearsal losses refuse the run (the default, in "
-            "every environment). warn: print them and go on (staging only; refused when --env "
-            "is production). A migration that fails on the rehearsal's copy always refuses.",
+            help="block: what vanishes on the rehearsal's copy unacknowledged refuses the run (the "
+            "default, in every environment). warn: print it and go on (staging only; refused "
+            "when --env is production). A migration that fails on the copy always refuses.",
         ),
     ] = Findings.BLOCK,
     rehearse: Annotated[
@@ -144,8 +145,9 @@ def run(
         typer.Option(
             "--rehearse/--no-rehearse",
             envvar="REHEARSE",
-            help="Apply the pending migrations to a copy first and compare rows, values and "
-            "schema objects (costs a copy of the database).",
+            help="Apply the pending migrations to a copy first and look for every row and value "
+            "afterwards: the judge of what is lost (costs two copies of the database in "
+            "--rehearsal-dir). Without it the findings, read from the SQL, decide alone.",
         ),
     ] = True,
     rehearsal_dir: RehearsalDirOption = None,
@@ -221,10 +223,14 @@ def run(
 ) -> None:
     """Apply pending migrations, then exec the app (or exit 0 when no command is given).
 
-    Before the live database is touched: the findings of `plan` and a rehearsal on a copy
-    (exit 15 when something would be lost without the migration saying so). Then a backup,
-    the migrations, the checks and drift from drizzle-kit's snapshot. With --mode push
-    (staging), the declared schema is synced directly instead.
+    Before the live database is touched: the findings of `plan` (what each statement does,
+    read against the schema and rows it meets) and a rehearsal on a copy, the judge: every
+    row and non-NULL value is looked for afterwards, in its row's new home or moved to
+    another table keyed by the same id. Exit 15 when something vanishes that nobody
+    acknowledged (-- litedeploy: allow RULE OBJECT in the migration, --allow RULE=OBJECT),
+    exit 6 when a migration fails on the copy. Then a backup, the migrations, the checks and
+    drift from drizzle-kit's snapshot. With --mode push (staging), the declared schema is
+    synced directly instead.
     """
     with errors_to_exit():
         options = make_options(
