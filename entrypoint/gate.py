@@ -113,7 +113,7 @@ def _loss_hint(loss: Loss) -> str:
     return (
         "fix the migration; if the loss is intended, say so in the migration "
         f"(-- litedeploy: allow {loss.rule} {obj}) or, for an image you cannot change, run with "
-        f"--allow {loss.rule} {obj}" + (" or --allow-row-loss" if loss.kind == "rows" else "")
+        f"--allow {loss.rule}={obj}" + (" or --allow-row-loss" if loss.kind == "rows" else "")
     )
 
 

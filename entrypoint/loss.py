@@ -201,7 +201,7 @@ class Acknowledgements:
         row_loss: bool = False,
     ) -> Acknowledgements:
         found = [a for m in migrations for a in directives(m)]
-        found += [Allow(canonical(r), normal_object(o), f"--allow {r} {o}") for r, o in operator]
+        found += [Allow(canonical(r), normal_object(o), f"--allow {r}={o}") for r, o in operator]
         return cls(tuple(found), row_loss)
 
     def covers(self, rule: str, obj: str) -> str | None:
@@ -234,4 +234,4 @@ class Acknowledgements:
     @property
     def from_operator(self) -> list[str]:
         """The operator's acknowledgements, for the log line and the backup manifest."""
-        return [f"{a.rule} {a.object}" for a in self.allows if a.source.startswith("--allow ")]
+        return [f"{a.rule}={a.object}" for a in self.allows if a.source.startswith("--allow ")]

@@ -133,11 +133,11 @@ def test_the_operator_acknowledges_a_named_loss_audited(tmp_path: Path, cli: Cli
     else:
         proc = cli(*args, env={"LITEDEPLOY_ALLOW": "lost-values=users.legacy, lost-rows=other"})
     assert proc.returncode == 0, proc.stderr
-    assert "acknowledged by the operator (--allow): lost-values users.legacy" in proc.stderr
-    assert "; acknowledged by --allow lost-values users.legacy" in proc.stderr
+    assert "acknowledged by the operator (--allow): lost-values=users.legacy" in proc.stderr
+    assert "; acknowledged by --allow lost-values=users.legacy" in proc.stderr
     [backup] = backup_files(db.parent / "backups")
     acknowledged = manifest_of(backup)["acknowledged"]
-    assert "lost-values users.legacy" in acknowledged  # the audit trail, beside the backup
+    assert "lost-values=users.legacy" in acknowledged  # the audit trail, beside the backup
     assert [r[1] for r in query(db, "PRAGMA table_info(users)")] == ["id", "email"]
 
 

@@ -170,7 +170,7 @@ def test_a_dropped_column_with_data_blocks_until_acknowledged(
     )
     assert result.exit_code == 0, result.stderr
     [loss] = json.loads(result.stdout)["losses"]
-    assert loss["acknowledged_by"] == "--allow lost-values child.note"
+    assert loss["acknowledged_by"] == "--allow lost-values=child.note"
 
     lossy = (
         "CREATE TABLE __new_child (id integer PRIMARY KEY, parent_id integer NOT NULL "
