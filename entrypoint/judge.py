@@ -29,8 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import schema
+from .lineage import Location
 from .loss import Loss, Verdict
-from .replay import Location, Replay
+from .replay import Replay
 from .sources import Migration
 from .sqltext import quote
 

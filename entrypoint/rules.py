@@ -570,7 +570,7 @@ class Analysis:
         if row is None or row[0] is None:
             return
         counter = int(row[0])
-        top = r._scalar(f"SELECT max(rowid) FROM main.{quote(live_name)}")  # noqa: S608
+        top = r.scalar(f"SELECT max(rowid) FROM main.{quote(live_name)}")  # noqa: S608
         kept = "AUTOINCREMENT" in schema.create_sql(r.sim, rb.new).upper()
         if not kept or counter > (top or 0):
             self.add(
@@ -624,7 +624,7 @@ class Analysis:
                 f"p.{quote(t)} = c.{quote(c)}"
                 for c, t in zip(fk.columns, fk.columns_to, strict=False)
             )
-            n = r._scalar(
+            n = r.scalar(
                 f"SELECT count(*) FROM ({child}) AS c WHERE {present} AND NOT EXISTS "  # noqa: S608
                 f"(SELECT 1 FROM ({parent}) AS p WHERE {match})"
             )
