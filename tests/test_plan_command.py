@@ -163,3 +163,31 @@ def test_nothing_pending(tmp_path: Path, invoke: Invoke) -> None:
 def test_plan_reports_source_errors_like_other_commands(tmp_path: Path, invoke: Invoke) -> None:
     result = invoke("plan", "--db", tmp_path / "app.db", "--migrations", tmp_path / "nowhere")
     assert result.exit_code == 3
+
+
+def test_plan_predicts_what_sqlite_refuses_on_these_rows(tmp_path: Path, cli: Cli) -> None:
+    """What only the rehearsal used to catch: a non-constant default on a table with rows,
+    a CHECK the rows break, counted against the schema each statement meets."""
+    db, folder = fixture_db(tmp_path, "not-null-trap", 1, "not-null-trap.sql")
+    steps = [
+        ("0001_add_stock", "ALTER TABLE `products` ADD `added_at` integer DEFAULT (unixepoch());"),
+        (
+            "0002_kind",
+            "ALTER TABLE `products` ADD `kind` text DEFAULT 'x' CHECK (kind IN ('a', 'b'));",
+        ),
+    ]
+    for name, sql in steps:
+        (folder / f"{name}.sql").write_text(sql)
+    journal_path = folder / "meta" / "_journal.json"
+    journal = json.loads(journal_path.read_text())
+    last = journal["entries"][-1]
+    journal["entries"].append(
+        {**last, "idx": last["idx"] + 1, "tag": "0002_kind", "when": last["when"] + 1}
+    )
+    journal_path.write_text(json.dumps(journal))
+    before = db_state(db)
+    proc = cli("plan", "--db", db, "--migrations", folder)
+    line = assert_one_clear_error(proc, 15, "2 blocking finding(s)", "non-constant-default")
+    assert "products has 2 row(s): SQLite refuses it (Cannot add a column with non-constant" in line
+    assert "check-violated" in proc.stdout and "2 row(s) would not meet CHECK" in proc.stdout
+    assert_unchanged(db, before)
