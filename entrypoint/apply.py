@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from . import history
+from . import faults, history
 from .errors import MigrationFailed
 from .sources import Migration
 from .sqltext import TxControl
@@ -85,7 +85,9 @@ def write_transaction(conn: sqlite3.Connection, *, foreign_keys_off: bool) -> It
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            faults.point("apply.commit")
             conn.execute("COMMIT")
+            faults.point("apply.committed")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -146,6 +148,7 @@ def _apply_one(
             continue
         try:
             conn.execute(statement.sql)
+            faults.point("apply.statement")
         except sqlite3.Error as exc:
             raise MigrationFailed(
                 f"{migration.path}: statement {statement.number} failed: {exc} "
@@ -154,6 +157,7 @@ def _apply_one(
             ) from exc
     duration_ms = round((time.monotonic() - started) * 1000)
     history.record(conn, table, migration, duration_ms)
+    faults.point("apply.recorded")
     log.log(level, "Applied %s in %d ms", migration.name, duration_ms)
     return Applied(migration.name, len(migration.statements), duration_ms)
 

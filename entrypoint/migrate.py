@@ -8,7 +8,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import durable, history
+from . import durable, faults, history
 from .apply import Applied, apply_migrations
 from .backup import Backup, prune, take_backup
 from .checks import (
@@ -111,6 +111,7 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
             if existed and wanted
             else None
         )
+        faults.point("migrate.backed_up")
         if saved is None:
             remove_leftovers(options.backups)  # take_backup does it when it runs
         if not pending:

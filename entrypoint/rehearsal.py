@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import history
+from . import faults, history
 from .apply import apply_migrations
 from .database import check_file, connect, online_copy, uri
 from .durable import copy_to_new
@@ -213,6 +213,7 @@ def _rehearse_on(
     except MigrationFailed as exc:
         report.failure = Failure(None, exc.message)
     apply_ms = _ms_since(started)
+    faults.point("rehearsal.applied")
     done = len(history.read(conn, history.locate(conn, source.format, table.name))) - len(rows)
     applied = pending[:done]
     report.applied = [m.name for m in applied]
