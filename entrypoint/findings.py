@@ -43,6 +43,7 @@ RULES: dict[str, str] = {
     "foreign-keys-idiom": "COMMIT; PRAGMA foreign_keys=...; BEGIN: foreign keys off for the file",
     "transaction-control": "BEGIN / COMMIT / ROLLBACK / SAVEPOINT that would end the "
     "migration's transaction",
+    "attach": "ATTACH or VACUUM INTO: a database file other than the migrated one is opened",
     "empty-chunk": "an empty or comment-only statement chunk",
     "rename": "RENAME of a table or column (breaks the old version during a rolling deploy)",
 }

@@ -167,7 +167,17 @@ def rehearse(options: Options, *, workdir: Path | None = None) -> RehearsalRepor
         snapshot_ms = _ms_since(started)
         with contextlib.closing(connect(after)) as conn:
             conn.execute("PRAGMA synchronous = OFF")  # a throw-away copy needs no fsync
+            fence = Fence(folder)
+            conn.set_authorizer(fence)
             _rehearse_on(conn, before, source, options, report)
+            if report.failure is not None and fence.refused:
+                report.failure = Failure(
+                    report.failure.migration,
+                    f"it opens {fence.refused[0]} (ATTACH or VACUUM INTO), a file outside the "
+                    "rehearsal's copy, which the rehearsal may not write (an acknowledged "
+                    "migration that must open it runs with --no-rehearse); "
+                    f"SQLite said: {report.failure.error}",
+                )
         report.cost = Cost(snapshot_ms, report.cost.apply_ms, report.cost.compare_ms, size)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -220,6 +230,7 @@ def _rehearse_on(
     if report.failure is not None and not options.one_transaction:
         report.failure = Failure(pending[done].name, report.failure.error)
     started = time.perf_counter()
+    conn.set_authorizer(None)  # the fence is for the migrations; the judge reads `before`
     conn.execute(f"ATTACH DATABASE ? AS {BEFORE}", (uri(before, "ro"),))
     try:
         found = judge(conn, applied, [table.name])
@@ -233,6 +244,35 @@ def _rehearse_on(
 def acknowledgements(pending: list[Any], options: Options) -> Acknowledgements:
     """The pending migrations' directives, the operator's --allow, and --allow-row-loss."""
     return Acknowledgements.gather(pending, options.allow, row_loss=options.allow_row_loss)
+
+
+class Fence:
+    """An authorizer that keeps the rehearsal inside its folder.
+
+    The migrations run on the copy exactly as written, so a statement that opens another
+    file (ATTACH, VACUUM INTO: both ask for SQLITE_ATTACH) would write the real one: the
+    rehearsal of a migration that moves rows out of an attached database emptied the real
+    file. Only files inside the rehearsal's own folder may be opened; extensions may not be
+    loaded.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder.resolve()
+        self.refused: list[str] = []
+
+    def __call__(
+        self, action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None
+    ) -> int:
+        if action == sqlite3.SQLITE_ATTACH and (arg1 or ":memory:") != ":memory:":
+            target = Path(arg1 or "")
+            inside = target.is_absolute() and target.resolve().is_relative_to(self.folder)
+            if not inside:
+                self.refused.append(arg1 or "(an in-memory or unnamed database)")
+                return sqlite3.SQLITE_DENY
+        if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() == "load_extension":
+            self.refused.append("an extension (load_extension)")
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
 
 
 def _snapshot(db_path: Path, before: Path, after: Path) -> int:

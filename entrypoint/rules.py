@@ -31,6 +31,7 @@ from .sqltext import (
     DropColumn,
     DropTable,
     Insert,
+    Maintenance,
     Op,
     Pragma,
     RenameColumn,
@@ -111,6 +112,7 @@ class Analysis:
                     None,
                 )
         self.transactions()
+        self.other_files()
         rebuilds = find_rebuilds(m.statements, m.ops)
         self.display = {r.new.lower(): r.old for r in rebuilds.values()}
         rebuild_names = {r.new.lower() for r in rebuilds.values()} | {
@@ -118,13 +120,16 @@ class Analysis:
         }
         fk_on = not m.wants_foreign_keys_off
         ref = f"{m.name} statement {{}}"
+        attached = False
         for s, op in zip(m.statements, m.ops, strict=True):
             if s.number in rebuilds:
                 self.rebuild(rebuilds[s.number])
             else:
                 self.before(s, op, rebuild_names)
             error = self.replay.step(op, ref.format(s.number), foreign_keys_on=fk_on)
-            if error is not None:
+            if isinstance(op, Maintenance) and op.verb == "ATTACH":
+                attached = True  # the replay cannot see the other file: no verdict after it
+            if error is not None and not attached:
                 self.add(
                     "statement-fails",
                     "block",
@@ -141,6 +146,23 @@ class Analysis:
         return sorted(self.findings, key=lambda f: f.statement or 0)
 
     # -- the file itself
+
+    def other_files(self) -> None:
+        m = self.migration
+        for s, op in zip(m.statements, m.ops, strict=True):
+            if isinstance(op, Maintenance) and op.opens_another_file:
+                self.add(
+                    "attach",
+                    "block",
+                    s.number,
+                    f"statement {s.number} ({op.verb}) opens a database file other than this "
+                    "one: the backup does not cover it and the rehearsal may not write it",
+                    "move the data with the app, or with a migration of the other database; if "
+                    "this one must run, acknowledge it (-- litedeploy: allow attach "
+                    f"{m.name}) and run it with --no-rehearse",
+                    m.name,
+                    "migration",
+                )
 
     def transactions(self) -> None:
         m = self.migration

@@ -258,6 +258,13 @@ class Maintenance(Op):
 
     verb: str
 
+    @property
+    def opens_another_file(self) -> bool:
+        """ATTACH and VACUUM INTO open a database file other than the one being migrated."""
+        if self.verb == "ATTACH":
+            return True
+        return self.verb == "VACUUM" and any(t.upper == "INTO" for t in tokens(self.sql))
+
 
 @dataclass(frozen=True)
 class Select(Op):

@@ -260,6 +260,13 @@ CASES = [
         "copied them to t_a.a",
     ),
     (
+        "attach",
+        "block",
+        (ROWS, "ATTACH DATABASE 'other.db' AS o;\nINSERT INTO t SELECT * FROM o.t;"),
+        (ROWS, "CREATE TABLE x (id integer);"),
+        "opens a database file other than this one",
+    ),
+    (
         "empty-chunk",
         "warn",
         (
