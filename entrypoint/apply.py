@@ -61,13 +61,20 @@ def _apply_group(
     level: int,
 ) -> tuple[list[Applied], history.Table]:
     fk_off = any(m.wants_foreign_keys_off for m in group)
-    with write_transaction(conn, foreign_keys_off=fk_off):
-        if prepare is not None:
-            table = prepare(conn)
-        existing = violations(conn) if fk_off else set()
-        done = [_apply_one(conn, table, m, fk_off=fk_off, level=level) for m in group]
-        if fk_off:
-            _check_foreign_keys(conn, group, existing, level)
+    try:
+        with write_transaction(conn, foreign_keys_off=fk_off):
+            if prepare is not None:
+                table = prepare(conn)
+            existing = violations(conn) if fk_off else set()
+            done = [_apply_one(conn, table, m, fk_off=fk_off, level=level) for m in group]
+            if fk_off:
+                _check_foreign_keys(conn, group, existing, level)
+    except sqlite3.Error as exc:  # outside a statement: the history row, COMMIT, the pragma
+        raise MigrationFailed(
+            f"{', '.join(m.name for m in group)}: SQLite failed around the migration: {exc}",
+            hint="check the disk (free space, I/O errors), then start again; the migration "
+            "was rolled back, or undone with the backup taken before the run",
+        ) from exc
     return done, table
 
 

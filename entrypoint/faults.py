@@ -7,6 +7,7 @@ that point; the fault suite sets it on the processes it starts:
     LITEDEPLOY_FAULT=restore.quarantined            kill -9 the first time it is reached
     LITEDEPLOY_FAULT=apply.statement@5              ... the 5th time
     LITEDEPLOY_FAULT=backup.copy@1:error            raise OSError(EIO) there instead
+    LITEDEPLOY_FAULT=apply.statement@2:sqlerror     raise sqlite3.OperationalError (disk I/O)
     LITEDEPLOY_FAULT=lock.wait:hang                 sleep (for signal tests), until killed
 
 Several specs may be given, separated by commas. `LITEDEPLOY_FAULT_LOG=FILE` appends one line
@@ -20,6 +21,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -61,6 +63,8 @@ def point(name: str) -> None:
         return
     if spec.action == "error":
         raise OSError(errno.EIO, f"injected I/O error at {name}@{count}")
+    if spec.action == "sqlerror":
+        raise sqlite3.OperationalError(f"disk I/O error (injected at {name}@{count})")
     if spec.action == "hang":
         while True:
             time.sleep(3600)

@@ -7,6 +7,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from . import durable, faults, history
 from .apply import Applied, apply_migrations
@@ -21,7 +22,14 @@ from .checks import (
 )
 from .database import check_file, check_volume, connect, uri
 from .drift import against_snapshot
-from .errors import BackupFailed, CheckFailed, CorruptDatabase, MigrationFailed, SourceError
+from .errors import (
+    BackupFailed,
+    CheckFailed,
+    CorruptDatabase,
+    DatabaseError,
+    MigrationFailed,
+    SourceError,
+)
 from .gate import gate
 from .judge import BEFORE, judge
 from .lock import migration_lock
@@ -77,6 +85,14 @@ def migrate(options: Options) -> Outcome:
         existed = check_file(options.db_path)
         try:
             return _migrate(source, options, existed)
+        except sqlite3.Error as exc:  # before anything was written (later ones are caught)
+            if not existed:
+                remove_created(options.db_path)
+            raise DatabaseError(
+                f"SQLite failed on {options.db_path} before migrating: {exc}; nothing was written",
+                hint="check the disk (free space, I/O errors) and the file's permissions, "
+                "then start again",
+            ) from exc
         except BaseException:
             if not existed:
                 remove_created(options.db_path)
@@ -138,11 +154,15 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
             conn.close()
             restored = replace_database(options.db_path, saved.path, saved.manifest.sha256)
             raise MigrationFailed(
-                f"{exc.message}; the migrations before it had committed, so the backup taken "
-                f"before this run was restored ({'; '.join(restored.summary())})",
+                f"{exc.message}; migrations of this run had committed, so the backup taken "
+                f"before it was restored ({'; '.join(restored.summary())})",
                 hint=exc.hint,
             ) from exc
-        report = check_database(conn, options.check_level, counts_before=counts_before)
+        try:
+            report = check_database(conn, options.check_level, counts_before=counts_before)
+        except sqlite3.Error as exc:  # the migrated file cannot even be read back
+            conn.close()
+            restore_after_error(options, saved, exc)
         if old := [p for p in report.foreign_keys if p in violations_before]:
             log.warning(
                 "%d foreign key violation(s) were there before migrating (not failing for "
@@ -251,6 +271,24 @@ def _failed(report: Report, options: Options) -> bool:
     if report.integrity or report.foreign_keys:
         return True
     return bool(report.losses) and not options.allow_row_loss
+
+
+def restore_after_error(options: Options, saved: Backup | None, exc: sqlite3.Error) -> NoReturn:
+    """SQLite failed after the migrations committed: back to the backup, or say there is none."""
+    if saved is None:
+        raise CheckFailed(
+            f"SQLite failed checking the migrated database ({exc}) and there is no backup to "
+            f"restore (BACKUP={options.backup.value}); the database is left as migrated",
+            hint="check the disk, then `entrypoint check`; restore it yourself if it is damaged",
+        ) from exc
+    restored = replace_database(options.db_path, saved.path, saved.manifest.sha256)
+    for line in restored.summary():
+        log.info("%s", line)
+    raise CheckFailed(
+        f"SQLite failed checking the migrated database ({exc}); restored the backup taken "
+        f"before migrating ({saved.path.name})",
+        hint="check the disk (free space, I/O errors), then start again",
+    ) from exc
 
 
 def restore_after_failed_check(options: Options, saved: Backup | None, report: Report) -> None:

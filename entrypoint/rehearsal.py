@@ -228,7 +228,8 @@ def _rehearse_on(
     applied = pending[:done]
     report.applied = [m.name for m in applied]
     if report.failure is not None and not options.one_transaction:
-        report.failure = Failure(pending[done].name, report.failure.error)
+        failed = pending[min(done, len(pending) - 1)]  # it may fail after its own COMMIT
+        report.failure = Failure(failed.name, report.failure.error)
     started = time.perf_counter()
     conn.set_authorizer(None)  # the fence is for the migrations; the judge reads `before`
     conn.execute(f"ATTACH DATABASE ? AS {BEFORE}", (uri(before, "ro"),))

@@ -1,0 +1,378 @@
+"""The fault lab: real `entrypoint` processes, killed or failed at named points, then restarted.
+
+A scenario is a database with rows and a migrations folder. The lab first runs it once with
+`LITEDEPLOY_FAULT_LOG` to list every injection point the run passes (`faults.point`), then,
+for each point, starts from a fresh copy of the same database, injects the fault there
+(`LITEDEPLOY_FAULT=NAME@N[:ACTION]`), and checks what the fault left:
+
+- after the faulty run: the database is a *consistent prefix* of the migration (byte for
+  byte in content the state after 0, 1, ... N of its migrations, never in between), or the
+  run refused with a documented exit code and one error line, without a traceback;
+- after starting again with no fault: exit 0, and the content equals a clean run's, row for
+  row (so nothing was lost and nothing half-applied), history complete, integrity ok.
+
+Every case returns a `Result` (what was injected, exit codes, rows before and after, what
+held); tests assert on them and bench/faults.py writes docs/reliability.md from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+
+from harness import CLI_ENV_VARS, write_journal  # noqa: E402
+
+TIMEOUT_S = 120
+DOCUMENTED_EXITS = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 126, 127, 130, 143}
+
+
+# --------------------------------------------------------------------------------------
+# Scenarios
+
+
+INIT = """CREATE TABLE users (id integer PRIMARY KEY, email text NOT NULL, name text);
+--> statement-breakpoint
+CREATE TABLE posts (id integer PRIMARY KEY, user_id integer NOT NULL REFERENCES users(id)
+  ON DELETE CASCADE, title text NOT NULL, body text);
+--> statement-breakpoint
+CREATE INDEX posts_user ON posts (user_id);"""
+
+STEPS = [
+    ("0001_add_role", "ALTER TABLE `users` ADD `role` text DEFAULT 'member' NOT NULL;"),
+    (
+        "0002_rebuild_users",
+        "PRAGMA foreign_keys=OFF;\n--> statement-breakpoint\n"
+        "CREATE TABLE `__new_users` (`id` integer PRIMARY KEY, `email` text NOT NULL UNIQUE, "
+        "`name` text, `role` text DEFAULT 'member' NOT NULL);\n--> statement-breakpoint\n"
+        'INSERT INTO `__new_users`("id", "email", "name", "role") '
+        'SELECT "id", "email", "name", "role" FROM `users`;\n--> statement-breakpoint\n'
+        "DROP TABLE `users`;\n--> statement-breakpoint\n"
+        "ALTER TABLE `__new_users` RENAME TO `users`;\n--> statement-breakpoint\n"
+        "PRAGMA foreign_keys=ON;",
+    ),
+    (
+        "0003_titles",
+        "-- litedeploy: allow lost-values posts.title\n"
+        "UPDATE posts SET title = upper(title) WHERE id % 2 = 0;",
+    ),
+    (
+        "0004_tags",
+        "CREATE TABLE tags (post_id integer NOT NULL REFERENCES posts(id) ON DELETE CASCADE, "
+        "tag text NOT NULL);\n--> statement-breakpoint\n"
+        "INSERT INTO tags SELECT id, 'imported' FROM posts WHERE id % 5 = 0;\n"
+        "--> statement-breakpoint\nCREATE INDEX tags_post ON tags (post_id);",
+    ),
+]
+FAILING = ("0005_broken", "CREATE TABLE later (x integer);\nINSERT INTO missing VALUES (1);")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A database at 0000_init with rows, and the migrations a start applies."""
+
+    name: str
+    steps: list[tuple[str, str]]
+    extra: tuple[str, ...] = ()  # options for `entrypoint run`
+    users: int = 200
+    posts: int = 600
+
+
+SCENARIOS = {
+    "migrate": Scenario("migrate", STEPS),
+    "one-transaction": Scenario("one-transaction", STEPS, ("--transaction", "all")),
+    # the last migration fails for real after three committed: the backup is restored
+    "restore-after-failure": Scenario(
+        "restore-after-failure", [*STEPS[:3], FAILING], ("--no-rehearse", "--findings", "warn")
+    ),
+}
+
+
+def seed(db: Path, scenario: Scenario) -> None:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executemany(
+            "INSERT INTO users VALUES (?, ?, ?)",
+            [(i, f"user{i}@example.com", f"User {i}") for i in range(1, scenario.users + 1)],
+        )
+        conn.executemany(
+            "INSERT INTO posts VALUES (?, ?, ?, ?)",
+            [
+                (i, 1 + i % scenario.users, f"post {i}", "x" * (i % 50))
+                for i in range(1, scenario.posts + 1)
+            ],
+        )
+        conn.commit()
+
+
+# --------------------------------------------------------------------------------------
+# Running the entrypoint
+
+
+def env(**extra: str) -> dict[str, str]:
+    out = {k: v for k, v in os.environ.items() if k not in CLI_ENV_VARS}
+    out["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), out.get("PYTHONPATH")]))
+    out.update(extra)
+    return out
+
+
+def entrypoint(
+    *args: str | Path, cwd: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "entrypoint", *map(str, args)],
+        cwd=cwd,
+        env=env(**(extra_env or {})),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@dataclass
+class Workspace:
+    """A scenario laid out in a folder: data/app.db, migrations/, the clean references."""
+
+    root: Path
+    scenario: Scenario
+
+    @property
+    def db(self) -> Path:
+        return self.root / "data" / "app.db"
+
+    @property
+    def migrations(self) -> Path:
+        return self.root / "migrations"
+
+    def run(self, *args: str, fault: str | None = None, log: Path | None = None) -> Any:
+        extra = {}
+        if fault:
+            extra["LITEDEPLOY_FAULT"] = fault
+        if log:
+            extra["LITEDEPLOY_FAULT_LOG"] = str(log)
+        argv = ["run", "--db", self.db, "--migrations", self.migrations, *self.scenario.extra]
+        return entrypoint(*argv, *args, "--", "true", cwd=self.root, extra_env=extra)
+
+
+def lay_out(root: Path, scenario: Scenario) -> Workspace:
+    """A fresh workspace: 0000_init applied by the entrypoint, rows in, the rest pending."""
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "data").mkdir(parents=True)
+    ws = Workspace(root, scenario)
+    write_journal(ws.migrations, [("0000_init", INIT)])
+    proc = entrypoint("run", "--db", ws.db, "--migrations", ws.migrations, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    seed(ws.db, scenario)
+    write_journal(ws.migrations, [("0000_init", INIT), *scenario.steps])
+    return ws
+
+
+def clone(ws: Workspace, root: Path) -> Workspace:
+    """A copy of a laid-out workspace (database files and migrations)."""
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(ws.root, root, symlinks=True)
+    return Workspace(root, ws.scenario)
+
+
+# --------------------------------------------------------------------------------------
+# Reading a database
+
+
+def content(db: Path) -> tuple[tuple[Any, ...], ...]:
+    """Schema and every row of every table, ordered: two equal contents are the same data."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        out: list[tuple[Any, ...]] = []
+        for kind, name, sql in conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
+            "ORDER BY type, name"
+        ):
+            out.append((kind, name, " ".join(str(sql).split())))
+        for t in tables:
+            cols = "*" if t != "__drizzle_migrations" else "hash, created_at"
+            rows = conn.execute(f'SELECT {cols} FROM "{t}" ORDER BY 1, 2').fetchall()
+            out.append((t, tuple(rows)))
+        return tuple(out)
+
+
+def rows(db: Path) -> int:
+    """Rows in the app's tables (not the history)."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return sum(
+            int(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0])
+            for (t,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                "AND name NOT LIKE '\\_\\_%' ESCAPE '\\'"
+            )
+        )
+
+
+def integrity(db: Path) -> str:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+@dataclass
+class References:
+    """The content after 0, 1, ... N of the scenario's migrations, from clean runs."""
+
+    prefixes: list[tuple[tuple[Any, ...], ...]]
+    final_rows: int
+    start_rows: int
+
+
+def references(ws: Workspace, scratch: Path) -> References:
+    steps = ws.scenario.steps
+    prefixes = []
+    good = [s for s in steps if s != FAILING]
+    for n in range(len(good) + 1):
+        ref = clone(ws, scratch / f"ref{n}")
+        write_journal(ref.migrations, [("0000_init", INIT), *good[:n]])
+        proc = ref.run("--no-rehearse", "--findings", "warn", "--env", "staging")
+        assert proc.returncode == 0, proc.stderr
+        prefixes.append(content(ref.db))
+    return References(prefixes, rows(scratch / f"ref{len(good)}" / "data" / "app.db"), rows(ws.db))
+
+
+# --------------------------------------------------------------------------------------
+# One case
+
+
+@dataclass
+class Result:
+    """What one injected fault did, and what held."""
+
+    case: str
+    scenario: str
+    injected: str
+    first_exit: int
+    first_error: str
+    restart_exit: int | None
+    rows_before: int
+    rows_after: int
+    prefix: int | None  # the faulty run left the content after this many migrations
+    expected_rows: int
+    held: bool
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def error_line(stderr: str) -> str:
+    for line in stderr.splitlines():
+        if line.startswith("entrypoint: error:"):
+            return line[len("entrypoint: error: ") :][:200]
+    return ""
+
+
+def points(ws: Workspace, scratch: Path) -> list[str]:
+    """Every injection point a clean run of the scenario passes, as NAME@N, in order."""
+    probe = clone(ws, scratch / "probe")
+    log = scratch / "points.log"
+    log.unlink(missing_ok=True)
+    proc = probe.run(log=log)
+    expected = 6 if FAILING in ws.scenario.steps else 0
+    assert proc.returncode == expected, proc.stderr
+    return [line.strip() for line in log.read_text().splitlines() if line.strip()]
+
+
+def inject(ws: Workspace, refs: References, point: str, action: str, scratch: Path) -> Result:
+    """Run the scenario with `action` at `point`, then start again; what held."""
+    started = time.monotonic()
+    case = clone(ws, scratch / "case")
+    fault = point if action == "kill" else f"{point}:{action}"
+    first = case.run(fault=fault)
+    problems: list[str] = []
+    killed = first.returncode == -signal.SIGKILL
+    if not killed and first.returncode not in DOCUMENTED_EXITS:
+        problems.append(f"exit {first.returncode} is not a documented code")
+    if "Traceback" in first.stderr:
+        problems.append("a traceback")
+    if not killed and first.returncode and not error_line(first.stderr):
+        problems.append("no error line")
+    if integrity(case.db) != "ok":
+        problems.append("the database fails integrity_check after the fault")
+    now = content(case.db)
+    prefix = next((i for i, ref in enumerate(refs.prefixes) if ref == now), None)
+    if prefix is None:
+        problems.append("the fault left content that is no migration's end: half-applied")
+    again = case.run()
+    failing = FAILING in ws.scenario.steps
+    if failing:
+        # the scenario ends in a failing migration: the restart must fail the same way,
+        # leaving the content after the migrations that come before it
+        if again.returncode != 6:
+            problems.append(f"restart exited {again.returncode}, expected 6")
+        if content(case.db) not in refs.prefixes:
+            problems.append("after the restart the content is no migration's end")
+        expected_rows = refs.start_rows
+    else:
+        if again.returncode != 0:
+            problems.append(f"restart exited {again.returncode}: {error_line(again.stderr)}")
+        if content(case.db) != refs.prefixes[-1]:
+            problems.append("after the restart the content differs from a clean run's")
+        expected_rows = refs.final_rows
+    if integrity(case.db) != "ok":
+        problems.append("the database fails integrity_check after the restart")
+    after = rows(case.db)
+    if after != expected_rows:
+        problems.append(f"{after} rows after, {expected_rows} expected")
+    return Result(
+        case=f"{ws.scenario.name}: {action} at {point}",
+        scenario=ws.scenario.name,
+        injected=fault,
+        first_exit=first.returncode,
+        first_error=error_line(first.stderr) or ("killed (SIGKILL)" if killed else ""),
+        restart_exit=again.returncode,
+        rows_before=refs.start_rows,
+        rows_after=after,
+        prefix=prefix,
+        expected_rows=expected_rows,
+        held=not problems,
+        problems=problems,
+        seconds=round(time.monotonic() - started, 2),
+    )
+
+
+def sweep(
+    scenario: Scenario, scratch: Path, actions: tuple[str, ...] = ("kill",), every: int = 1
+) -> Iterator[Result]:
+    """Inject each action at every `every`-th point the scenario passes (1: all of them)."""
+    ws = lay_out(scratch / "base", scenario)
+    refs = references(ws, scratch)
+    for i, point in enumerate(points(ws, scratch)):
+        if i % every:
+            continue
+        for action in actions:
+            yield inject(ws, refs, point, action, scratch)
+
+
+def action_for(point: str) -> str:
+    """The I/O error a point meets in life: SQLite's for SQL work, the OS's for file copies."""
+    sqlite_work = ("apply.", "migrate.", "rehearsal.")
+    return "sqlerror" if point.startswith(sqlite_work) else "error"
+
+
+Reporter = Callable[[Result], None]
