@@ -232,7 +232,7 @@ def test_failure_after_earlier_migrations_committed_restores_the_backup(
     # past the gate: no rehearsal, and the findings' prediction relaxed (staging)
     proc = cli("run", "--db", db, "--migrations", folder, *PAST_THE_GATE)
     assert_one_clear_error(
-        proc, 6, "0004_bad.sql", "no such table: nope", "the backup taken before this run"
+        proc, 6, "0004_bad.sql", "no such table: nope", "the backup taken before it was restored"
     )
     after = db_state(db)
     assert after.dump == before.dump
