@@ -15,6 +15,7 @@ from typing import Any
 import docker
 import yaml
 
+from entrypoint import faults
 from entrypoint.backup import Backup, list_backups
 from entrypoint.durable import sha256_of
 from entrypoint.errors import EntrypointError
@@ -75,7 +76,9 @@ class Deployer:
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
-        """Time a step and print one line for it."""
+        """Time a step and print one line for it (and give the fault suite a point each side)."""
+        point = "deploy." + "-".join(name.split()[:2]).lower()
+        faults.point(f"{point}.start")
         started = time.monotonic()
         try:
             yield
@@ -85,6 +88,7 @@ class Deployer:
             raise
         self.report.durations[name] = round(time.monotonic() - started, 2)
         self.progress(f"✓ {name} ({self.report.durations[name]:.1f}s)")
+        faults.point(f"{point}.done")
 
     # -- the deploy -------------------------------------------------------------------------
 
