@@ -89,6 +89,7 @@ class Scenario:
     extra: tuple[str, ...] = ()  # options for `entrypoint run`
     users: int = 200
     posts: int = 600
+    body: int = 50  # posts' bodies are up to this long
 
 
 SCENARIOS = {
@@ -99,6 +100,14 @@ SCENARIOS = {
         "restore-after-failure", [*STEPS[:3], FAILING], ("--no-rehearse", "--findings", "warn")
     ),
 }
+# a few MB, so that a disk sized to it has no room for another copy
+BIG_RESTORE = Scenario(
+    "restore-after-failure-big",
+    [*STEPS[:3], FAILING],
+    ("--no-rehearse", "--findings", "warn"),
+    posts=8000,
+    body=1000,
+)
 
 
 def seed(db: Path, scenario: Scenario) -> None:
@@ -111,7 +120,7 @@ def seed(db: Path, scenario: Scenario) -> None:
         conn.executemany(
             "INSERT INTO posts VALUES (?, ?, ?, ?)",
             [
-                (i, 1 + i % scenario.users, f"post {i}", "x" * (i % 50))
+                (i, 1 + i % scenario.users, f"post {i}", "x" * (i % scenario.body))
                 for i in range(1, scenario.posts + 1)
             ],
         )
@@ -376,3 +385,206 @@ def action_for(point: str) -> str:
 
 
 Reporter = Callable[[Result], None]
+
+
+# --------------------------------------------------------------------------------------
+# Concurrent starts, a writer committing throughout, full disks
+
+
+def concurrent_starts(scratch: Path, n: int, *, new: bool) -> Result:
+    """`n` starts at the same moment on one database (or none yet): one migrates, all end 0."""
+    started = time.monotonic()
+    scenario = SCENARIOS["migrate"]
+    ws = lay_out(scratch / "base", scenario)
+    refs = references(ws, scratch)
+    case = clone(ws, scratch / "case")
+    if new:  # no database yet: the migrations create it (0000_init included)
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            Path(f"{case.db}{suffix}").unlink(missing_ok=True)
+    argv = ["run", "--db", case.db, "--migrations", case.migrations, "--", "true"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "entrypoint", *map(str, argv)],
+            cwd=case.root,
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
+    outs = [p.communicate(timeout=TIMEOUT_S)[1] for p in procs]
+    codes = [p.returncode for p in procs]
+    problems = [f"a start exited {c}: {error_line(o)}" for c, o in zip(codes, outs) if c]
+    problems += ["a traceback"] if any("Traceback" in o for o in outs) else []
+    migrated = sum(1 for o in outs if "Applying 0004_tags" in o)
+    if migrated != 1:
+        problems.append(f"{migrated} starts applied the migrations, expected exactly 1")
+    expected_rows = refs.final_rows if not new else 0
+    final = content(case.db)
+    if not new and final != refs.prefixes[-1]:
+        problems.append("the content differs from a clean run's")
+    if integrity(case.db) != "ok":
+        problems.append("the database fails integrity_check")
+    after = rows(case.db)
+    if after != expected_rows:
+        problems.append(f"{after} rows, {expected_rows} expected")
+    return Result(
+        case=f"{n} concurrent starts on {'a new' if new else 'an existing'} database",
+        scenario="concurrency",
+        injected=f"{n} processes at once",
+        first_exit=max(codes),
+        first_error=next((error_line(o) for o in outs if error_line(o)), ""),
+        restart_exit=None,
+        rows_before=0 if new else refs.start_rows,
+        rows_after=after,
+        prefix=None,
+        expected_rows=expected_rows,
+        held=not problems,
+        problems=problems,
+        seconds=round(time.monotonic() - started, 2),
+    )
+
+
+WRITER = """
+import sqlite3, sys, time
+db, done, stop = sys.argv[1], sys.argv[2], sys.argv[3]
+conn = sqlite3.connect(db, timeout=60, isolation_level=None)
+conn.execute("CREATE TABLE IF NOT EXISTS events (id integer PRIMARY KEY, at real)")
+with open(done, "a") as out:
+    i = 0
+    while True:
+        i += 1
+        conn.execute("INSERT INTO events VALUES (?, ?)", (i, time.time()))
+        out.write(f"{i}\\n"); out.flush()
+        if i > 20:
+            import os
+            if os.path.exists(stop):
+                break
+        time.sleep(0.002)
+"""
+
+
+def writer_throughout(scratch: Path) -> Result:
+    """A process commits a row every few ms while a start backs up, rehearses and migrates."""
+    started = time.monotonic()
+    ws = lay_out(scratch / "base", SCENARIOS["migrate"])
+    refs = references(ws, scratch)
+    case = clone(ws, scratch / "case")
+    done, stop = scratch / "committed.txt", scratch / "stop"
+    stop.unlink(missing_ok=True)
+    done.unlink(missing_ok=True)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(case.db), str(done), str(stop)])
+    time.sleep(0.3)
+    proc = case.run()
+    stop.touch()
+    writer.wait(timeout=60)
+    problems = []
+    if proc.returncode != 0:
+        problems.append(f"the start exited {proc.returncode}: {error_line(proc.stderr)}")
+    committed = {int(x) for x in done.read_text().split()}
+    with contextlib.closing(sqlite3.connect(f"file:{case.db}?mode=ro", uri=True)) as conn:
+        present = {int(r[0]) for r in conn.execute("SELECT id FROM events")}
+    missing = committed - present
+    if missing:
+        problems.append(f"{len(missing)} row(s) the writer committed are missing")
+    without_events = tuple(
+        x for x in content(case.db) if x[:1] != ("events",) and "events" not in x
+    )
+    reference = tuple(x for x in refs.prefixes[-1] if x[:1] != ("events",) and "events" not in x)
+    if without_events != reference:
+        problems.append("the migrated content differs from a clean run's")
+    if integrity(case.db) != "ok":
+        problems.append("the database fails integrity_check")
+    return Result(
+        case="a writer commits throughout a start (backup, rehearsal, migrations)",
+        scenario="writer",
+        injected=f"{len(committed)} commits by another process during the run",
+        first_exit=proc.returncode,
+        first_error=error_line(proc.stderr),
+        restart_exit=None,
+        rows_before=refs.start_rows,
+        rows_after=rows(case.db),
+        prefix=None,
+        expected_rows=refs.final_rows + len(committed),
+        held=not problems,
+        problems=problems,
+        seconds=round(time.monotonic() - started, 2),
+    )
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: int) -> Iterator[Path]:
+    """A tmpfs of `size` bytes mounted at `where` for the block (root only)."""
+    where.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)], check=True
+    )
+    try:
+        yield where
+    finally:
+        if subprocess.run(["umount", str(where)], check=False).returncode:
+            subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+def full_disk(scratch: Path, place: str) -> Result:
+    """A start whose `place` (database, backups, rehearsal, restore) has no room left."""
+    started = time.monotonic()
+    scenario = BIG_RESTORE if place == "restore" else SCENARIOS["migrate"]
+    ws = lay_out(scratch / "base", scenario)
+    refs = references(ws, scratch)
+    size = ws.db.stat().st_size + sum(
+        Path(f"{ws.db}{s}").stat().st_size for s in ("-wal",) if Path(f"{ws.db}{s}").exists()
+    )
+    mount = scratch / "mnt"
+    extra: list[str] = []
+    expected = {"database": 9, "backups": 9, "rehearsal": 8, "restore": 12}[place]
+    with tmpfs(
+        mount, max(size * 13 // 10, 1 << 20) if place in ("database", "restore") else 64 << 10
+    ):
+        case = clone(ws, scratch / "case")
+        if place in ("database", "restore"):  # the data folder itself on the small disk
+            shutil.copytree(case.root / "data", mount / "data")
+            shutil.rmtree(case.root / "data")
+            (case.root / "data").symlink_to(mount / "data")
+            if place == "restore":  # the backup elsewhere: the restore's copy is what fails
+                extra = ["--backup-dir", str(scratch / "backups")]
+        elif place == "backups":
+            extra = ["--backup-dir", str(mount / "backups")]
+        else:
+            extra = ["--rehearsal-dir", str(mount)]
+        before = content(case.db)
+        proc = case.run(*extra)
+        problems = []
+        if proc.returncode != expected:
+            problems.append(
+                f"exit {proc.returncode}, expected {expected}: {error_line(proc.stderr)}"
+            )
+        if "Traceback" in proc.stderr:
+            problems.append("a traceback")
+        if not error_line(proc.stderr):
+            problems.append("no error line")
+        now = content(case.db)
+        if place == "restore":
+            if now not in refs.prefixes:
+                problems.append("the database is no migration's end: half-applied")
+        elif now != before:
+            problems.append("the database changed although the run was refused")
+        if integrity(case.db) != "ok":
+            problems.append("the database fails integrity_check")
+        after = rows(case.db)
+    return Result(
+        case=f"no room left for the {place}",
+        scenario="full-disk",
+        injected=f"a full tmpfs under the {place}",
+        first_exit=proc.returncode,
+        first_error=error_line(proc.stderr),
+        restart_exit=None,
+        rows_before=refs.start_rows,
+        rows_after=after,
+        prefix=None,
+        expected_rows=refs.start_rows,
+        held=not problems,
+        problems=problems,
+        seconds=round(time.monotonic() - started, 2),
+    )

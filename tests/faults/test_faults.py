@@ -7,10 +7,11 @@ loops) and writes docs/reliability.md from the results.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from lab import SCENARIOS, sweep
+from lab import SCENARIOS, concurrent_starts, full_disk, sweep, writer_throughout
 
 SWEEPS = [(name, action) for name in SCENARIOS for action in ("kill", "sqlerror")]
 
@@ -22,3 +23,22 @@ def test_every_injection_point_holds(tmp_path: Path, name: str, action: str) -> 
     failed = [f"{r.case}: {'; '.join(r.problems)}" for r in results if not r.held]
     assert not failed, "\n".join(failed)
     assert {r.rows_after for r in results} == {results[0].expected_rows}  # 0 rows lost
+
+
+@pytest.mark.parametrize(("n", "new"), [(2, False), (8, False), (4, True)])
+def test_concurrent_starts_migrate_once(tmp_path: Path, n: int, new: bool) -> None:
+    result = concurrent_starts(tmp_path, n, new=new)
+    assert result.held, result.problems
+
+
+def test_a_writer_committing_throughout_loses_nothing(tmp_path: Path) -> None:
+    result = writer_throughout(tmp_path)
+    assert result.held, result.problems
+
+
+@pytest.mark.parametrize("place", ["database", "backups", "rehearsal", "restore"])
+def test_a_full_disk_is_refused_cleanly(tmp_path: Path, place: str) -> None:
+    if os.geteuid() != 0:
+        pytest.fail("the full-disk cases mount a tmpfs: run the suite as root (CI does)")
+    result = full_disk(tmp_path, place)
+    assert result.held, result.problems
