@@ -37,6 +37,8 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 from harness import CLI_ENV_VARS, write_journal  # noqa: E402
 
 TIMEOUT_S = 120
+# the faults injected at every point: kill -9, and the I/O error the point meets in life
+ACTIONS = ("kill", "sqlerror")
 DOCUMENTED_EXITS = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 126, 127, 130, 143}
 
 
@@ -138,18 +140,28 @@ def env(**extra: str) -> dict[str, str]:
     return out
 
 
+HUNG = 999  # the exit code a run gets in a Result when it did not end within TIMEOUT_S
+
+
 def entrypoint(
     *args: str | Path, cwd: Path, extra_env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "entrypoint", *map(str, args)],
-        cwd=cwd,
-        env=env(**(extra_env or {})),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        stdin=subprocess.DEVNULL,
-    )
+    """Run `python -m entrypoint ARGS`; a run that does not end in TIMEOUT_S is killed and
+    reported with the exit code HUNG."""
+    argv = [sys.executable, "-m", "entrypoint", *map(str, args)]
+    try:
+        return subprocess.run(
+            argv,
+            cwd=cwd,
+            env=env(**(extra_env or {})),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        return subprocess.CompletedProcess(argv, HUNG, "", err + "\n(hung: killed by the lab)")
 
 
 @dataclass
@@ -285,8 +297,16 @@ class Result:
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
+    @property
+    def rows_lost(self) -> int:
+        return max(0, self.expected_rows - self.rows_after)
+
+    @property
+    def hung(self) -> bool:
+        return HUNG in (self.first_exit, self.restart_exit)
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "rows_lost": self.rows_lost, "hung": self.hung}
 
 
 def error_line(stderr: str) -> str:
@@ -315,7 +335,9 @@ def inject(ws: Workspace, refs: References, point: str, action: str, scratch: Pa
     first = case.run(fault=fault)
     problems: list[str] = []
     killed = first.returncode == -signal.SIGKILL
-    if not killed and first.returncode not in DOCUMENTED_EXITS:
+    if first.returncode == HUNG:
+        problems.append("the run hung")
+    elif not killed and first.returncode not in DOCUMENTED_EXITS:
         problems.append(f"exit {first.returncode} is not a documented code")
     if "Traceback" in first.stderr:
         problems.append("a traceback")
@@ -588,3 +610,81 @@ def full_disk(scratch: Path, place: str) -> Result:
         problems=problems,
         seconds=round(time.monotonic() - started, 2),
     )
+
+
+def random_kills(scratch: Path, iterations: int, seed_value: int = 1) -> list[Result]:
+    """kill -9 at random moments of a run (not only at the named points), then restart."""
+    import random
+
+    rng = random.Random(seed_value)
+    scenario = Scenario("random-kills", STEPS, posts=20000, body=400)
+    ws = lay_out(scratch / "base", scenario)
+    refs = references(ws, scratch)
+    probe = clone(ws, scratch / "probe")
+    t0 = time.monotonic()
+    proc = probe.run()
+    assert proc.returncode == 0, proc.stderr
+    span = time.monotonic() - t0
+    out = []
+    for i in range(iterations):
+        started = time.monotonic()
+        case = clone(ws, scratch / "case")
+        delay = rng.uniform(0.05, span)
+        argv = ["run", "--db", case.db, "--migrations", case.migrations, "--", "true"]
+        running = subprocess.Popen(
+            [sys.executable, "-m", "entrypoint", *map(str, argv)],
+            cwd=case.root,
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        running.kill()
+        _, err = running.communicate(timeout=TIMEOUT_S)
+        problems = []
+        now = content(case.db)
+        prefix = next((k for k, ref in enumerate(refs.prefixes) if ref == now), None)
+        if prefix is None:
+            problems.append("the kill left content that is no migration's end")
+        again = case.run()
+        if again.returncode != 0:
+            problems.append(f"restart exited {again.returncode}: {error_line(again.stderr)}")
+        if content(case.db) != refs.prefixes[-1]:
+            problems.append("after the restart the content differs from a clean run's")
+        after = rows(case.db)
+        out.append(
+            Result(
+                case=f"kill -9 after {delay:.2f} s of a {span:.2f} s run (#{i + 1})",
+                scenario="random-kills",
+                injected=f"SIGKILL at {delay:.2f} s",
+                first_exit=running.returncode,
+                first_error="killed (SIGKILL)" if running.returncode == -9 else error_line(err),
+                restart_exit=again.returncode,
+                rows_before=refs.start_rows,
+                rows_after=after,
+                prefix=prefix,
+                expected_rows=refs.final_rows,
+                held=not problems and after == refs.final_rows,
+                problems=problems,
+                seconds=round(time.monotonic() - started, 2),
+            )
+        )
+    return out
+
+
+def case_names(scratch: Path) -> set[str]:
+    """The names of the cases the suite has now (random kills aside): one run per scenario."""
+    names = set()
+    for scenario in SCENARIOS.values():
+        ws = lay_out(scratch / scenario.name, scenario)
+        for point in points(ws, scratch / scenario.name):
+            names |= {f"{scenario.name}: {action} at {point}" for action in ACTIONS}
+    names |= {
+        f"{n} concurrent starts on {'a new' if new else 'an existing'} database"
+        for n in (2, 4, 8)
+        for new in (False, True)
+    }
+    names.add("a writer commits throughout a start (backup, rehearsal, migrations)")
+    names |= {f"no room left for the {p}" for p in ("database", "backups", "rehearsal", "restore")}
+    return names

@@ -11,9 +11,17 @@ import os
 from pathlib import Path
 
 import pytest
-from lab import SCENARIOS, concurrent_starts, full_disk, sweep, writer_throughout
+from lab import (
+    ACTIONS,
+    SCENARIOS,
+    concurrent_starts,
+    full_disk,
+    random_kills,
+    sweep,
+    writer_throughout,
+)
 
-SWEEPS = [(name, action) for name in SCENARIOS for action in ("kill", "sqlerror")]
+SWEEPS = [(name, action) for name in SCENARIOS for action in ACTIONS]
 
 
 @pytest.mark.parametrize(("name", "action"), SWEEPS, ids=[f"{n}-{a}" for n, a in SWEEPS])
@@ -42,3 +50,9 @@ def test_a_full_disk_is_refused_cleanly(tmp_path: Path, place: str) -> None:
         pytest.fail("the full-disk cases mount a tmpfs: run the suite as root (CI does)")
     result = full_disk(tmp_path, place)
     assert result.held, result.problems
+
+
+def test_kill_at_random_moments_then_restart(tmp_path: Path) -> None:
+    results = random_kills(tmp_path, iterations=int(os.environ.get("LITEDEPLOY_KILLS", "6")))
+    failed = [f"{r.case}: {'; '.join(r.problems)}" for r in results if not r.held]
+    assert not failed, "\n".join(failed)
