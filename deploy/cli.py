@@ -22,7 +22,7 @@ from entrypoint.restore import find_backup
 
 from . import engine, records
 from .config import Settings, load_file, settings
-from .deployer import Deployer, Report
+from .deployer import Deployer, Report, engine_stopped
 from .errors import ConfigError, DeployError
 from .stack import resolve
 
@@ -62,6 +62,11 @@ def _errors_to_exit() -> Iterator[None]:
             _say(f"hint: {exc.hint}")
         code = exc.exit_code if isinstance(exc, DeployError) else 3
         raise typer.Exit(code) from None
+    except engine.UNREACHABLE as exc:  # a command other than deploy met a stopped engine
+        stopped = engine_stopped(exc)
+        _say(f"error: {stopped.message}")
+        _say(f"hint: {stopped.hint}")
+        raise typer.Exit(stopped.exit_code) from None
 
 
 def _say(line: str) -> None:

@@ -61,6 +61,16 @@ class Report:
         return asdict(self)
 
 
+def engine_stopped(exc: Exception) -> StepFailed:
+    """The engine stopped answering in the middle of a step: say so, and what to do next."""
+    first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    return StepFailed(
+        f"the Docker engine stopped answering during the deploy ({first})",
+        hint="when it answers again, `deploy status` shows what runs; deploy again (the next "
+        "deploy takes over) or `deploy rollback`",
+    )
+
+
 def new_deploy_id() -> str:
     """Sortable and unique: UTC time plus a little randomness."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
@@ -105,7 +115,10 @@ class Deployer:
                         f"! the previous deploy {stale.deploy_id} (pid {stale.pid}) died "
                         f"{stale.age_seconds:.0f}s ago while holding the lock; taking over"
                     )
-                self._deploy_locked(client, stack, tag, new_image)
+                try:
+                    self._deploy_locked(client, stack, tag, new_image)
+                except engine.UNREACHABLE as exc:
+                    raise engine_stopped(exc) from exc
         except DeployError as exc:
             if self.report.outcome == "running":
                 self.report.outcome = type(exc).__name__
@@ -379,7 +392,11 @@ class Deployer:
         )
 
     def _show_failure(self, client: docker.DockerClient, stack: Stack) -> None:
-        container = engine.service_container(client, stack.project, stack.service.name)
+        try:
+            container = engine.service_container(client, stack.project, stack.service.name)
+        except engine.UNREACHABLE:
+            self.progress("  (no logs: the Docker engine does not answer)")
+            return
         if container is None:
             return
         with contextlib.suppress(Exception):

@@ -6,6 +6,7 @@ import contextlib
 from typing import Any
 
 import docker
+import requests
 from docker.errors import DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.models.images import Image
@@ -33,6 +34,11 @@ def connect(attempts: int = 4) -> docker.DockerClient:
             hint="start the engine (systemctl start docker) or check DOCKER_HOST",
         ) from exc
     raise AssertionError("unreachable")  # pragma: no cover - Retrying either returns or raises
+
+
+# What the SDK raises when the engine does not answer (restarting, stopped, socket gone):
+# its own errors, and requests' connection errors, which it lets through.
+UNREACHABLE = (DockerException, requests.exceptions.RequestException)
 
 
 def _short(exc: Exception) -> str:

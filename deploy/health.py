@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import docker
-from docker.errors import DockerException, NotFound
+from docker.errors import NotFound
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from .engine import service_container
+from .engine import UNREACHABLE, service_container
 
 PENDING = object()
 
@@ -77,15 +77,21 @@ def wait_until_healthy(
     running_since: float | None = None
     last: Observation | None = None
 
+    engine_down: str | None = None
+
     def check() -> object:
-        nonlocal first, running_since, last
-        container = service_container(client, project, service)
-        if container is None:
-            raise Unhealthy(f"no container for service {service} (was it removed?)")
+        nonlocal first, running_since, last, engine_down
         try:
+            container = service_container(client, project, service)
+            if container is None:
+                raise Unhealthy(f"no container for service {service} (was it removed?)")
             container.reload()
-        except (NotFound, DockerException) as exc:
+        except NotFound as exc:
             raise Unhealthy(f"container of {service} vanished: {exc}") from exc
+        except UNREACHABLE as exc:  # the engine restarting: wait for it, within the timeout
+            engine_down = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            return PENDING
+        engine_down = None
         seen = observe(container.attrs)
         first = first or seen
         last = seen
@@ -110,6 +116,8 @@ def wait_until_healthy(
         result = retrying(check)
     except RetryError as exc:
         state = f"status {last.status}, health {last.health}" if last else "no container seen"
+        if engine_down is not None:
+            state = f"the Docker engine stopped answering: {engine_down}"
         probe = f", probe {probe_url} not answering" if probe_url else ""
         raise Unhealthy(f"not healthy after {timeout:g}s ({state}{probe})") from exc
     assert isinstance(result, Observation)
