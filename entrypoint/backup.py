@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -83,15 +84,39 @@ def default_dir(db_path: Path) -> Path:
 
 
 def prepare_dir(folder: Path) -> None:
-    """Create the backup folder private (0700) and check it is writable."""
+    """Create the backup folder private (0700), or use the existing one as it is; check it.
+
+    A symlink another user could have planted on the way is refused (durable.open_folder):
+    as root, following one would write root's backups, and delete temporary files, wherever
+    it points. An existing folder's mode is never changed; one others can write is used
+    with a warning (the backups themselves are 0600).
+    """
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        folder.chmod(0o700)
+        opened = durable.open_folder(folder, create=True)
+    except durable.UnsafePath as exc:
+        raise BackupFailed(
+            f"backup folder {folder} is not safe to write to as uid {os.geteuid()}: "
+            f"{exc.strerror}; not following it",
+            hint="replace the link with a real folder, or set --backup-dir / BACKUP_DIR to a "
+            "folder only root (or this user) can change",
+        ) from exc
     except OSError as exc:
         raise BackupFailed(
             f"cannot create backup folder {folder}: {exc.strerror}",
             hint="set --backup-dir / BACKUP_DIR to a writable folder on the data volume",
         ) from exc
+    try:
+        st = os.fstat(opened.fd)
+    finally:
+        opened.close()
+    if not opened.created and (st.st_uid != os.geteuid() or st.st_mode & 0o022):
+        log.warning(
+            "warning: backup folder %s (mode %o, owner uid %d) can be changed by another user, "
+            "who could delete or replace the backups; left as it is",
+            folder,
+            stat.S_IMODE(st.st_mode),
+            st.st_uid,
+        )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise BackupFailed(
             f"backup folder {folder} is not writable",
