@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,36 @@ def test_leftover_removal_never_follows_a_link(tmp_path: Path, cli: Cli) -> None
     assert (target / "keep.txt").read_text() == "keep"
     assert_untouched(target)
     assert (backups / ".dir.1.tmp").is_symlink()
+
+
+# --- quarantine/, where a restore keeps the replaced files ------------------------------------
+
+
+def restore_latest(cli: Cli, db: Path) -> subprocess.CompletedProcess[str]:
+    proc = cli("backup", "--db", db)
+    assert proc.returncode == 0, proc.stderr
+    return cli("restore", "--db", db, "--latest")
+
+
+def test_a_planted_quarantine_link_is_refused(tmp_path: Path, cli: Cli) -> None:
+    db, _ = app_owned_data(tmp_path, pending=False)
+    target = victim(tmp_path)
+    plant(db.parent / "quarantine", target)
+    before = db_state(db)
+    proc = restore_latest(cli, db)
+    assert_one_clear_error(proc, 12, "symbolic link", "the live database was not touched")
+    assert_untouched(target)
+    assert_unchanged(db, before)
+    assert not db.with_name("app.db.restoring").exists()  # no intent, no copy left behind
+    assert not db.with_name(".app.db.restore-copy").exists()
+
+
+def test_quarantine_is_created_private(tmp_path: Path, cli: Cli) -> None:
+    db, _ = app_owned_data(tmp_path, pending=False)
+    proc = restore_latest(cli, db)
+    assert proc.returncode == 0, proc.stderr
+    quarantine = db.parent / "quarantine"
+    [kept] = quarantine.iterdir()
+    assert mode_of(quarantine) == 0o700
+    assert mode_of(kept) == 0o700
+    assert (db.stat().st_uid, db.stat().st_gid) == (APP_UID, APP_UID)  # the app can write it
