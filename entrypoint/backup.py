@@ -12,12 +12,12 @@ import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from . import durable
+from . import durable, faults
 from .checks import Level, file_problems
 from .database import online_copy, uri
 from .errors import BackupFailed, CorruptDatabase, NoSpace
@@ -28,6 +28,12 @@ SUFFIX = ".backup"
 MANIFEST_SUFFIX = ".json"
 MARGIN_BYTES = 16 << 20
 MARGIN_RATIO = 0.05
+# Containers' clocks disagree a little; beyond this a manifest's time is not believed.
+CLOCK_SLACK = timedelta(minutes=5)
+
+# The backup this process took last, by (device, inode): the current run's, which retention
+# never deletes, whatever the clocks say (prune's callers run it right after take_backup).
+_last_taken: list[tuple[int, int]] = []
 
 
 class Method(StrEnum):
@@ -213,6 +219,7 @@ def take_backup(
     except OSError as exc:
         _delete(target)
         raise BackupFailed(f"cannot write manifest beside {target}: {exc.strerror}") from exc
+    _last_taken[:] = [taken] if (taken := _identity(target)) is not None else []
     return Backup(target, manifest)
 
 
@@ -328,10 +335,68 @@ def read_manifest(backup: Path) -> Manifest | None:
 
 
 def prune(folder: Path, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` backups; the newest one is never deleted."""
-    backups = list_backups(folder)
-    doomed = backups[: max(len(backups) - max(keep, 1), 0)]
+    """Delete all but the newest `keep` backups, trusting no clock with the ones that matter.
+
+    Never deleted, whatever the manifests' times say: the backup this process took last (the
+    current run's), the newest backup whose file still matches its manifest, and a backup
+    whose time is unreadable or in the future (it cannot be placed; it is named in a
+    warning, for the operator to judge).
+    """
+    keep = max(keep, 1)
+    dated, undated = by_time(list_backups(folder))
+    for backup in undated:
+        log.warning(
+            "warning: backup %s says it was made at %r, which is %s; retention leaves it (delete "
+            "it by hand if it is not needed)",
+            backup.path.name,
+            backup.manifest.created_at,
+            "in the future" if _created(backup) else "not a time",
+        )
+    newest_sound = [b for b in dated if _matches_manifest(b)][-1:]
+    spared = {b.path for b in dated[-keep:] + newest_sound}
+    spared |= {b.path for b in dated if _identity(b.path) in _last_taken}
+    doomed = [b for b in dated if b.path not in spared]
     for backup in doomed:
         _delete(backup.path)
-        log.info("removed old backup %s (keeping %d)", backup.path.name, max(keep, 1))
+        log.info("removed old backup %s (keeping %d)", backup.path.name, keep)
+        faults.point("backup.pruned")
     return [b.path for b in doomed]
+
+
+def by_time(backups: list[Backup]) -> tuple[list[Backup], list[Backup]]:
+    """(backups oldest first by manifest time, backups whose time is unreadable or ahead)."""
+    latest_credible = datetime.now(UTC) + CLOCK_SLACK
+    dated = []
+    undated = []
+    for backup in backups:
+        created = _created(backup)
+        if created is not None and created <= latest_credible:
+            dated.append((created, backup))
+        else:
+            undated.append(backup)
+    return [b for _, b in sorted(dated, key=lambda pair: pair[0])], undated
+
+
+def _created(backup: Backup) -> datetime | None:
+    try:
+        created = datetime.fromisoformat(backup.manifest.created_at.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return None
+    return created if created.tzinfo is not None else None
+
+
+def _matches_manifest(backup: Backup) -> bool:
+    """A cheap check (size and recorded check) that the file is the backup it says it is."""
+    try:
+        size = backup.path.stat().st_size
+    except OSError:
+        return False
+    return size == backup.manifest.size and backup.manifest.check.endswith(" ok")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

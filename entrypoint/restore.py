@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import durable, swap
-from .backup import list_backups, read_manifest
+from .backup import by_time, list_backups, read_manifest
 from .checks import file_problems
 from .errors import DatabaseBusy, LockTimeout, RestoreFailed
 from .lock import migration_lock
@@ -68,7 +68,15 @@ def find_backup(
     if latest:
         if not backups:
             raise RestoreFailed(f"there are no backups in {folder}")
-        return backups[-1].path
+        dated, undated = by_time(backups)
+        for backup in undated if dated else []:
+            log.warning(
+                "warning: --latest passes over %s, dated %r (in the future, or not a time); "
+                "restore it by name if it is the one",
+                backup.path.name,
+                backup.manifest.created_at,
+            )
+        return (dated or backups)[-1].path
     raise RestoreFailed(
         "say which backup to restore: a file, --latest or --deploy-id ID",
         hint="list them with `entrypoint backups`",

@@ -649,3 +649,99 @@ def test_backup_killed_mid_way(tmp_path: Path, cli: Cli, method: str) -> None:
     [backup] = backup_files(backups)
     assert dump_of_file(backup) == before.dump
     assert "tag" in columns(db)
+
+
+# --- retention never trusts a clock with the backups that matter ------------------------------
+
+FAILS_HALF_WAY = "ALTER TABLE items ADD flag integer;\nINSERT INTO nowhere VALUES (1);"
+
+
+def date_manifest(backup: Path, created_at: str) -> None:
+    """Give a backup's manifest another time (as a copy from a host with a wrong clock has)."""
+    m = manifest_of(backup)
+    m["created_at"] = created_at
+    backup.with_name(backup.name + ".json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("created_at", ["2099-01-01T00:00:00.000Z", "not a time", ""])
+def test_a_backup_dated_in_the_future_does_not_cost_the_run_its_own(
+    tmp_path: Path, cli: Cli, created_at: str
+) -> None:
+    """Keep 1, a manifest dated 2099 (or garbage) in the folder: the run's own backup stays,
+    so a migration failing after another committed still has a backup to restore."""
+    db, folder = app(tmp_path, pending=False)
+    proc = cli("backup", "--db", db)
+    assert proc.returncode == 0, proc.stderr
+    odd = Path(proc.stdout.splitlines()[0])
+    date_manifest(odd, created_at)
+    write_plain(folder, [("0002_next", NEXT), ("0003_broken", FAILS_HALF_WAY)])
+    before = dump(db)
+
+    proc = run(cli, db, folder, "--backup-keep", "1", "--no-rehearse", "--findings", "warn")
+    line = assert_one_clear_error(proc, 6, "0003_broken", "the backup taken before this run")
+    assert "was restored" in line
+    assert dump(db) == before  # not half-migrated
+    assert "tag" not in columns(db)
+    [taken] = [b for b in backup_files(db.parent / "backups") if b != odd]
+    assert dump_of_file(taken) == before
+    assert odd.exists()  # left alone, and named
+    assert f"backup {odd.name} says it was made at {created_at!r}" in proc.stderr
+
+
+def fake_backups(tmp_path: Path, stamps: list[str]) -> tuple[Path, list[Path]]:
+    """Backups (real copies, with manifests) whose manifests carry the given times."""
+    db, _ = app(tmp_path, pending=False)
+    made = []
+    for stamp in stamps:
+        proc = run_with((), tmp_path, "backup", "--db", db, "--backup-keep", "99")
+        assert proc.returncode == 0, proc.stderr
+        made.append(Path(proc.stdout.splitlines()[0]))
+        date_manifest(made[-1], stamp)
+    return db.parent / "backups", made
+
+
+def test_prune_ranks_only_credible_times_and_never_deletes_the_rest(tmp_path: Path) -> None:
+    from entrypoint.backup import prune
+
+    now = datetime.now(UTC)
+    stamps = [
+        (now - timedelta(days=3)).isoformat().replace("+00:00", "Z"),  # 0: oldest
+        "2099-01-01T00:00:00.000Z",  # 1: in the future
+        (now - timedelta(days=1)).isoformat().replace("+00:00", "Z"),  # 2
+        "garbage",  # 3: not a time
+        (now - timedelta(days=2)).isoformat().replace("+00:00", "Z"),  # 4
+        (now + timedelta(minutes=1)).isoformat().replace("+00:00", "Z"),  # 5: a skewed clock
+    ]
+    folder, made = fake_backups(tmp_path, stamps)
+    removed = prune(folder, 2)
+    assert sorted(removed) == sorted([made[0], made[4]])
+    assert backup_files(folder) == sorted([made[1], made[2], made[3], made[5]])
+
+
+def test_prune_keeps_the_newest_backup_that_matches_its_manifest(tmp_path: Path) -> None:
+    from entrypoint.backup import prune
+
+    now = datetime.now(UTC)
+    stamps = [(now - timedelta(hours=h)).isoformat().replace("+00:00", "Z") for h in (3, 2, 1)]
+    folder, made = fake_backups(tmp_path, stamps)
+    with made[2].open("r+b") as f:  # the newest, truncated: not the backup it says it is
+        f.truncate(4096)
+    assert prune(folder, 1) == [made[0]]
+    assert backup_files(folder) == [made[1], made[2]]
+
+
+def test_restore_latest_passes_over_a_backup_dated_in_the_future(tmp_path: Path, cli: Cli) -> None:
+    db, _ = app(tmp_path, pending=False)
+    proc = cli("backup", "--db", db, "--deploy-id", "future")
+    assert proc.returncode == 0, proc.stderr
+    date_manifest(Path(proc.stdout.splitlines()[0]), "2099-01-01T00:00:00.000Z")
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("INSERT INTO items (body) VALUES ('in the real latest')")
+        conn.commit()
+    proc = cli("backup", "--db", db, "--deploy-id", "real")
+    assert proc.returncode == 0, proc.stderr
+    real = Path(proc.stdout.splitlines()[0])
+    proc = cli("restore", "--db", db, "--latest")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == f"restored {db} from {real}"
+    assert "--latest passes over" in proc.stderr
