@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from . import durable, faults
+from . import durable, faults, swap
 from .checks import Level, file_problems
 from .database import online_copy, uri
 from .errors import BackupFailed, CorruptDatabase, NoSpace
@@ -168,12 +168,14 @@ def take_backup(
 ) -> Backup:
     """Snapshot the database into `folder`, fsynced and verified, with its manifest.
 
-    A backup that fails its check is deleted. Call while holding the migration lock, so
-    leftover temporary files from a killed run can be removed safely.
+    A backup that fails its check is deleted. The manifest is written before the backup is
+    renamed into place, so a killed run never leaves a backup without one. Call while
+    holding the migration lock, so what a killed run left can be removed safely.
     """
     started = time.monotonic()
+    _refuse_during_a_restore(db_path)
     prepare_dir(folder)
-    for leftover in durable.remove_leftovers(folder):
+    for leftover in durable.remove_leftovers(folder) + _remove_orphan_manifests(folder, db_path):
         log.info("removed %s, left by an interrupted backup", leftover)
     check_free_space(db_path, folder)
     stamp = datetime.now(UTC)
@@ -182,6 +184,7 @@ def take_backup(
     try:
         try:
             used, journal_mode = _snapshot(db_path, tmp, method)
+            faults.point("backup.copy")
             problems, digest = _settle(tmp, level)
         except OSError as exc:
             raise BackupFailed(
@@ -195,32 +198,78 @@ def take_backup(
             ) from exc
         if problems:
             _refuse_damaged(db_path, target, level, problems)
-        durable.commit(tmp, target)
+        manifest = Manifest(
+            file=target.name,
+            source=str(db_path),
+            size=tmp.stat().st_size,
+            sha256=digest,
+            created_at=stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            sqlite_version=sqlite3.sqlite_version,
+            journal_mode=journal_mode,
+            method=used.value,
+            check=f"{level.value}_check ok",
+            head_before=head_before,
+            pending=list(pending or []),
+            deploy_id=deploy_id,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            acknowledged=list(acknowledged or []),
+        )
+        _publish(tmp, target, manifest)
     finally:
         _remove_temporary(tmp)
-    manifest = Manifest(
-        file=target.name,
-        source=str(db_path),
-        size=target.stat().st_size,
-        sha256=digest,
-        created_at=stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        sqlite_version=sqlite3.sqlite_version,
-        journal_mode=journal_mode,
-        method=used.value,
-        check=f"{level.value}_check ok",
-        head_before=head_before,
-        pending=list(pending or []),
-        deploy_id=deploy_id,
-        duration_ms=round((time.monotonic() - started) * 1000),
-        acknowledged=list(acknowledged or []),
-    )
-    try:
-        durable.atomic_write(manifest_path(target), manifest.to_json().encode())
-    except OSError as exc:
-        _delete(target)
-        raise BackupFailed(f"cannot write manifest beside {target}: {exc.strerror}") from exc
     _last_taken[:] = [taken] if (taken := _identity(target)) is not None else []
     return Backup(target, manifest)
+
+
+def _publish(tmp: Path, target: Path, manifest: Manifest) -> None:
+    """The manifest first, then the backup renamed into place beside it."""
+    try:
+        durable.atomic_write(manifest_path(target), manifest.to_json().encode())
+        faults.point("backup.manifest")
+        durable.commit(tmp, target)
+    except OSError as exc:
+        _delete(target)
+        raise BackupFailed(
+            f"cannot write backup {target} or its manifest: {exc.strerror or exc}",
+            hint="check the backup folder's space and permissions",
+        ) from exc
+    faults.point("backup.published")
+
+
+def _refuse_during_a_restore(db_path: Path) -> None:
+    """A database a restore was swapping when it was killed is no thing to back up."""
+    intent = swap.intent_path(db_path)
+    if intent.exists():
+        raise BackupFailed(
+            f"a restore into {db_path} was interrupted ({intent.name} is there); refusing to "
+            "back up a database half-way through a restore",
+            hint="`entrypoint run` finishes the restore first (or `entrypoint restore` again)",
+        )
+
+
+def _remove_orphan_manifests(folder: Path, db_path: Path) -> list[Path]:
+    """Manifests of this database's backups whose backup never got renamed beside them."""
+    removed = []
+    opened = durable.open_folder(folder)
+    try:
+        for entry in os.scandir(opened.fd):
+            name = entry.name
+            if not (
+                name.startswith(f"{db_path.name}.") and name.endswith(SUFFIX + MANIFEST_SUFFIX)
+            ):
+                continue
+            try:
+                os.stat(name.removesuffix(MANIFEST_SUFFIX), dir_fd=opened.fd, follow_symlinks=False)
+                continue  # its backup is there
+            except FileNotFoundError:
+                pass
+            if entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=opened.fd)
+                    removed.append(folder / name)
+    finally:
+        opened.close()
+    return removed
 
 
 def _settle(tmp: Path, level: Level) -> tuple[list[str], str]:

@@ -38,6 +38,7 @@ from harness import (
     without_caps,
     write_plain,
 )
+from kill_sweep import killed_at_call
 
 INIT = (
     "CREATE TABLE items (id integer PRIMARY KEY, body text NOT NULL);\n"
@@ -745,3 +746,82 @@ def test_restore_latest_passes_over_a_backup_dated_in_the_future(tmp_path: Path,
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == f"restored {db} from {real}"
     assert "--latest passes over" in proc.stderr
+
+
+# --- a backup killed at each of its points: the next start cleans up and goes on --------------
+
+BACKUP_POINTS = ["backup.copy@1", "backup.manifest@1", "backup.published@1", "backup.pruned@1"]
+
+
+@pytest.mark.parametrize("point", BACKUP_POINTS)
+def test_a_run_killed_at_a_backup_point(tmp_path: Path, cli: Cli, point: str) -> None:
+    db, folder = app(tmp_path, rows=300)
+    for _ in range(2):  # older backups, for retention to prune
+        assert cli("backup", "--db", db).returncode == 0
+    before = db_state(db)
+    backups = db.parent / "backups"
+
+    proc = run(cli, db, folder, "--backup-keep", "1", env={"LITEDEPLOY_FAULT": point})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert_unchanged(db, before)  # the backup comes before anything is applied
+    for backup in backup_files(backups):
+        assert manifest_of(backup)["sha256"] == sha256_file(backup)  # never one without
+
+    proc = run(cli, db, folder, "--backup-keep", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "tag" in columns(db)
+    assert leftover_names(backups) == []
+    names = sorted(p.name for p in backups.iterdir())
+    assert names == sorted(
+        [b.name for b in backup_files(backups)] + [b.name + ".json" for b in backup_files(backups)]
+    )  # every backup with its manifest, no manifest without its backup
+    newest = max(backup_files(backups), key=lambda b: manifest_of(b)["created_at"])
+    assert dump_of_file(newest) == before.dump
+
+
+def test_the_points_a_backup_passes(tmp_path: Path, cli: Cli) -> None:
+    db, folder = app(tmp_path)
+    assert cli("backup", "--db", db).returncode == 0
+    log = tmp_path / "points"
+    proc = run(cli, db, folder, "--backup-keep", "1", env={"LITEDEPLOY_FAULT_LOG": str(log)})
+    assert proc.returncode == 0, proc.stderr
+    assert [p for p in log.read_text().split() if p.startswith("backup.")] == BACKUP_POINTS
+
+
+def test_no_backup_of_a_database_half_way_through_a_restore(tmp_path: Path, cli: Cli) -> None:
+    db, folder = app(tmp_path, pending=False)
+    assert cli("backup", "--db", db).returncode == 0
+    proc = cli("restore", "--db", db, "--latest", env={"LITEDEPLOY_FAULT": "restore.copied@1"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    proc = cli("backup", "--db", db)
+    assert_one_clear_error(proc, 8, "a restore into", "was interrupted")
+    assert run(cli, db, folder).returncode == 0  # which finishes the restore
+    assert cli("backup", "--db", db).returncode == 0
+
+
+def test_a_backup_killed_at_every_call(tmp_path: Path) -> None:
+    """SIGKILL at each file-changing call of `entrypoint backup` in turn: never a backup
+    without its manifest, and the next start removes whatever was left."""
+    for call in range(1, 100):
+        case = tmp_path / str(call)
+        case.mkdir()
+        db, folder = app(case)
+        before = db_state(db)
+        backups = db.parent / "backups"
+        killed = killed_at_call(call, "backup", "--db", db, cwd=case)
+        if killed.returncode == 0:
+            break
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert_unchanged(db, before)
+        for backup in backup_files(backups):
+            assert backup.with_name(backup.name + ".json").exists(), f"call {call}: no manifest"
+        proc = run_with((), case, "run", "--db", db, "--migrations", folder)
+        assert proc.returncode == 0, proc.stderr
+        names = {p.name for p in backups.iterdir()}
+        assert {n for n in names if n.endswith(".backup.json")} == {
+            b.name + ".json" for b in backup_files(backups)
+        }, f"call {call}: a manifest without its backup was left"
+        assert leftover_names(backups) == []
+    else:
+        raise AssertionError("the backup never got through")
+    assert call > 5

@@ -30,6 +30,7 @@ from harness import (
     query,
     write_plain,
 )
+from kill_sweep import killed_at_call
 
 INIT = (
     "CREATE TABLE items (id integer PRIMARY KEY, body text NOT NULL);\n"
@@ -55,25 +56,6 @@ conn = sqlite3.connect(sys.argv[1])
 conn.execute("INSERT INTO items (body) VALUES ('{LATE}')")
 conn.commit()
 os.kill(os.getpid(), signal.SIGKILL)
-"""
-
-# The entrypoint with every call that changes files (or makes them durable) counted, and
-# SIGKILL at the Nth: a sweep over every instruction that matters, old code or new.
-KILLED_AT_CALL = """
-import os, signal, sys
-limit, calls = int(os.environ["KILL_AT_CALL"]), [0]
-def counted(call):
-    def run(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == limit:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return call(*args, **kwargs)
-    return run
-for name in ("rename", "replace", "unlink", "link", "mkdir", "rmdir", "fsync", "copy_file_range"):
-    setattr(os, name, counted(getattr(os, name)))
-from entrypoint.cli import main
-sys.argv[0] = "entrypoint"
-main()
 """
 
 
@@ -188,8 +170,7 @@ def test_restore_killed_at_every_call(tmp_path: Path) -> None:
         case = tmp_path / str(call)
         case.mkdir()
         app = App(case)
-        argv = [sys.executable, "-c", KILLED_AT_CALL, "restore", "--db", str(app.db), "--latest"]
-        killed = process(cwd=case, argv=argv, env={"KILL_AT_CALL": str(call)})
+        killed = killed_at_call(call, "restore", "--db", app.db, "--latest", cwd=case)
         if killed.returncode == 0:
             break
         assert_killed(killed)
