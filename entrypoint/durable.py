@@ -19,6 +19,7 @@ from pathlib import Path
 TMP_SUFFIX = ".tmp"
 CHUNK = 1 << 20
 MAX_LINKS = 40  # as the kernel's own limit on symlinks in one lookup
+_PATH = getattr(os, "O_PATH", os.O_RDONLY)  # Linux; elsewhere passing through needs read
 # what `temporary_for` names a file, and what SQLite writes beside such a file
 LEFTOVER = re.compile(r"\..+\.tmp(-journal|-wal|-shm)?")
 
@@ -48,7 +49,7 @@ def open_folder(path: Path, *, create: bool = False, mode: int = 0o700) -> Folde
     existing folder's mode is never changed. The caller closes the result.
     """
     parts = list(Path(os.path.normpath(os.path.abspath(path))).parts[1:])
-    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = os.open("/", _PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     where = Path("/")
     created = followed = 0
     try:
@@ -84,21 +85,21 @@ def open_folder(path: Path, *, create: bool = False, mode: int = 0o700) -> Folde
                 )
             fd = _descend(fd, name)
             where = where / name
-    except BaseException:
+        readable = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+    finally:
         os.close(fd)
-        raise
-    return Folder(path, fd, bool(created))
+    return Folder(path, readable, bool(created))
 
 
 def _descend(fd: int, name: str) -> int:
-    """Open `name` in the folder `fd` (never through a symlink) and close `fd`."""
-    try:
-        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-        if name != "/":
-            flags |= os.O_NOFOLLOW
-        return os.open(name, flags, dir_fd=fd)
-    finally:
-        os.close(fd)
+    """Open `name` in the folder `fd` (never through a symlink), then close `fd`.
+
+    O_PATH: passing through a folder needs only its search permission, as a path lookup does.
+    """
+    flags = _PATH | os.O_DIRECTORY | os.O_CLOEXEC | (os.O_NOFOLLOW if name != "/" else 0)
+    opened = os.open(name, flags, dir_fd=fd)
+    os.close(fd)
+    return opened
 
 
 def _refuse_untrusted_link(
