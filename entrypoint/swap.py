@@ -182,7 +182,7 @@ def complete(db: Path, intent: Intent) -> Swapped:
         os.fsync(folder.fd)
     finally:
         folder.close()
-    return Swapped(quarantine_root(db) / intent.quarantine, kept)
+    return Swapped(quarantine_root(db) / intent.quarantine if kept else None, kept)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -288,9 +288,13 @@ def _quarantine(db: Path, intent: Intent, dir_fd: int) -> list[Path]:
             os.fsync(qfd)
         finally:
             os.close(qfd)
+        if not kept:  # no database was there: nothing to keep
+            os.rmdir(intent.quarantine, dir_fd=root.fd)
         os.fsync(root.fd)
     finally:
         root.close()
+    if not kept and root.created:
+        os.rmdir(quarantine_root(db).name, dir_fd=dir_fd)
     os.fsync(dir_fd)
     faults.point("restore.quarantined")
     return kept
