@@ -8,15 +8,16 @@ import logging
 import os
 import shutil
 import sqlite3
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from . import durable
+from . import durable, faults, swap
 from .checks import Level, file_problems
 from .database import online_copy, uri
 from .errors import BackupFailed, CorruptDatabase, NoSpace
@@ -27,6 +28,12 @@ SUFFIX = ".backup"
 MANIFEST_SUFFIX = ".json"
 MARGIN_BYTES = 16 << 20
 MARGIN_RATIO = 0.05
+# Containers' clocks disagree a little; beyond this a manifest's time is not believed.
+CLOCK_SLACK = timedelta(minutes=5)
+
+# The backup this process took last, by (device, inode): the current run's, which retention
+# never deletes, whatever the clocks say (prune's callers run it right after take_backup).
+_last_taken: list[tuple[int, int]] = []
 
 
 class Method(StrEnum):
@@ -83,15 +90,39 @@ def default_dir(db_path: Path) -> Path:
 
 
 def prepare_dir(folder: Path) -> None:
-    """Create the backup folder private (0700) and check it is writable."""
+    """Create the backup folder private (0700), or use the existing one as it is; check it.
+
+    A symlink another user could have planted on the way is refused (durable.open_folder):
+    as root, following one would write root's backups, and delete temporary files, wherever
+    it points. An existing folder's mode is never changed; one others can write is used
+    with a warning (the backups themselves are 0600).
+    """
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        folder.chmod(0o700)
+        opened = durable.open_folder(folder, create=True)
+    except durable.UnsafePath as exc:
+        raise BackupFailed(
+            f"backup folder {folder} is not safe to write to as uid {os.geteuid()}: "
+            f"{exc.strerror}; not following it",
+            hint="replace the link with a real folder, or set --backup-dir / BACKUP_DIR to a "
+            "folder only root (or this user) can change",
+        ) from exc
     except OSError as exc:
         raise BackupFailed(
             f"cannot create backup folder {folder}: {exc.strerror}",
             hint="set --backup-dir / BACKUP_DIR to a writable folder on the data volume",
         ) from exc
+    try:
+        st = os.fstat(opened.fd)
+    finally:
+        opened.close()
+    if not opened.created and (st.st_uid != os.geteuid() or st.st_mode & 0o022):
+        log.warning(
+            "warning: backup folder %s (mode %o, owner uid %d) can be changed by another user, "
+            "who could delete or replace the backups; left as it is",
+            folder,
+            stat.S_IMODE(st.st_mode),
+            st.st_uid,
+        )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise BackupFailed(
             f"backup folder {folder} is not writable",
@@ -137,12 +168,14 @@ def take_backup(
 ) -> Backup:
     """Snapshot the database into `folder`, fsynced and verified, with its manifest.
 
-    A backup that fails its check is deleted. Call while holding the migration lock, so
-    leftover temporary files from a killed run can be removed safely.
+    A backup that fails its check is deleted. The manifest is written before the backup is
+    renamed into place, so a killed run never leaves a backup without one. Call while
+    holding the migration lock, so what a killed run left can be removed safely.
     """
     started = time.monotonic()
+    _refuse_during_a_restore(db_path)
     prepare_dir(folder)
-    for leftover in durable.remove_leftovers(folder):
+    for leftover in durable.remove_leftovers(folder) + _remove_orphan_manifests(folder, db_path):
         log.info("removed %s, left by an interrupted backup", leftover)
     check_free_space(db_path, folder)
     stamp = datetime.now(UTC)
@@ -151,6 +184,7 @@ def take_backup(
     try:
         try:
             used, journal_mode = _snapshot(db_path, tmp, method)
+            faults.point("backup.copy")
             problems, digest = _settle(tmp, level)
         except OSError as exc:
             raise BackupFailed(
@@ -164,31 +198,78 @@ def take_backup(
             ) from exc
         if problems:
             _refuse_damaged(db_path, target, level, problems)
-        durable.commit(tmp, target)
+        manifest = Manifest(
+            file=target.name,
+            source=str(db_path),
+            size=tmp.stat().st_size,
+            sha256=digest,
+            created_at=stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            sqlite_version=sqlite3.sqlite_version,
+            journal_mode=journal_mode,
+            method=used.value,
+            check=f"{level.value}_check ok",
+            head_before=head_before,
+            pending=list(pending or []),
+            deploy_id=deploy_id,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            acknowledged=list(acknowledged or []),
+        )
+        _publish(tmp, target, manifest)
     finally:
         _remove_temporary(tmp)
-    manifest = Manifest(
-        file=target.name,
-        source=str(db_path),
-        size=target.stat().st_size,
-        sha256=digest,
-        created_at=stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        sqlite_version=sqlite3.sqlite_version,
-        journal_mode=journal_mode,
-        method=used.value,
-        check=f"{level.value}_check ok",
-        head_before=head_before,
-        pending=list(pending or []),
-        deploy_id=deploy_id,
-        duration_ms=round((time.monotonic() - started) * 1000),
-        acknowledged=list(acknowledged or []),
-    )
+    _last_taken[:] = [taken] if (taken := _identity(target)) is not None else []
+    return Backup(target, manifest)
+
+
+def _publish(tmp: Path, target: Path, manifest: Manifest) -> None:
+    """The manifest first, then the backup renamed into place beside it."""
     try:
         durable.atomic_write(manifest_path(target), manifest.to_json().encode())
+        faults.point("backup.manifest")
+        durable.commit(tmp, target)
     except OSError as exc:
         _delete(target)
-        raise BackupFailed(f"cannot write manifest beside {target}: {exc.strerror}") from exc
-    return Backup(target, manifest)
+        raise BackupFailed(
+            f"cannot write backup {target} or its manifest: {exc.strerror or exc}",
+            hint="check the backup folder's space and permissions",
+        ) from exc
+    faults.point("backup.published")
+
+
+def _refuse_during_a_restore(db_path: Path) -> None:
+    """A database a restore was swapping when it was killed is no thing to back up."""
+    intent = swap.intent_path(db_path)
+    if intent.exists():
+        raise BackupFailed(
+            f"a restore into {db_path} was interrupted ({intent.name} is there); refusing to "
+            "back up a database half-way through a restore",
+            hint="`entrypoint run` finishes the restore first (or `entrypoint restore` again)",
+        )
+
+
+def _remove_orphan_manifests(folder: Path, db_path: Path) -> list[Path]:
+    """Manifests of this database's backups whose backup never got renamed beside them."""
+    removed = []
+    opened = durable.open_folder(folder)
+    try:
+        for entry in os.scandir(opened.fd):
+            name = entry.name
+            if not (
+                name.startswith(f"{db_path.name}.") and name.endswith(SUFFIX + MANIFEST_SUFFIX)
+            ):
+                continue
+            try:
+                os.stat(name.removesuffix(MANIFEST_SUFFIX), dir_fd=opened.fd, follow_symlinks=False)
+                continue  # its backup is there
+            except FileNotFoundError:
+                pass
+            if entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=opened.fd)
+                    removed.append(folder / name)
+    finally:
+        opened.close()
+    return removed
 
 
 def _settle(tmp: Path, level: Level) -> tuple[list[str], str]:
@@ -303,10 +384,68 @@ def read_manifest(backup: Path) -> Manifest | None:
 
 
 def prune(folder: Path, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` backups; the newest one is never deleted."""
-    backups = list_backups(folder)
-    doomed = backups[: max(len(backups) - max(keep, 1), 0)]
+    """Delete all but the newest `keep` backups, trusting no clock with the ones that matter.
+
+    Never deleted, whatever the manifests' times say: the backup this process took last (the
+    current run's), the newest backup whose file still matches its manifest, and a backup
+    whose time is unreadable or in the future (it cannot be placed; it is named in a
+    warning, for the operator to judge).
+    """
+    keep = max(keep, 1)
+    dated, undated = by_time(list_backups(folder))
+    for backup in undated:
+        log.warning(
+            "warning: backup %s says it was made at %r, which is %s; retention leaves it (delete "
+            "it by hand if it is not needed)",
+            backup.path.name,
+            backup.manifest.created_at,
+            "in the future" if _created(backup) else "not a time",
+        )
+    newest_sound = [b for b in dated if _matches_manifest(b)][-1:]
+    spared = {b.path for b in dated[-keep:] + newest_sound}
+    spared |= {b.path for b in dated if _identity(b.path) in _last_taken}
+    doomed = [b for b in dated if b.path not in spared]
     for backup in doomed:
         _delete(backup.path)
-        log.info("removed old backup %s (keeping %d)", backup.path.name, max(keep, 1))
+        log.info("removed old backup %s (keeping %d)", backup.path.name, keep)
+        faults.point("backup.pruned")
     return [b.path for b in doomed]
+
+
+def by_time(backups: list[Backup]) -> tuple[list[Backup], list[Backup]]:
+    """(backups oldest first by manifest time, backups whose time is unreadable or ahead)."""
+    latest_credible = datetime.now(UTC) + CLOCK_SLACK
+    dated = []
+    undated = []
+    for backup in backups:
+        created = _created(backup)
+        if created is not None and created <= latest_credible:
+            dated.append((created, backup))
+        else:
+            undated.append(backup)
+    return [b for _, b in sorted(dated, key=lambda pair: pair[0])], undated
+
+
+def _created(backup: Backup) -> datetime | None:
+    try:
+        created = datetime.fromisoformat(backup.manifest.created_at.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return None
+    return created if created.tzinfo is not None else None
+
+
+def _matches_manifest(backup: Backup) -> bool:
+    """A cheap check (size and recorded check) that the file is the backup it says it is."""
+    try:
+        size = backup.path.stat().st_size
+    except OSError:
+        return False
+    return size == backup.manifest.size and backup.manifest.check.endswith(" ok")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

@@ -36,7 +36,7 @@ from .lock import migration_lock
 from .loss import Acknowledgements, Loss
 from .plan import Plan, State, check_policy, make_plan, prepare_history_table
 from .rehearsal import acknowledgements
-from .restore import replace_database
+from .restore import finish_interrupted, replace_database
 from .settings import Options, Policy
 from .sources import Format, Migration, Source, load_source
 
@@ -81,6 +81,7 @@ def migrate(options: Options) -> Outcome:
     check_file(options.db_path)
     check_volume(options.db_path.parent, required=options.require_volume)
     with migration_lock(options.db_path, options.lock_timeout):
+        finish_interrupted(options.db_path)  # a killed restore is finished, never taken as new
         # Only now: the holder we waited for may have created the database meanwhile.
         existed = check_file(options.db_path)
         try:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import faults, history
+from . import faults, history, scratch
 from .apply import apply_migrations
 from .database import check_file, connect, online_copy, uri
 from .durable import copy_to_new
@@ -151,8 +151,9 @@ def rehearse(options: Options, *, workdir: Path | None = None) -> RehearsalRepor
         plan = make_plan(source, history.new_table(source.format, options.history_table).kind, [])
         report.pending = [m.name for m in plan.to_apply(allow_out_of_order=False)]
         return report
+    scratch.remove_stale(workdir)  # the copies of runs that were killed
     try:
-        folder = Path(tempfile.mkdtemp(prefix="litedeploy-rehearsal-", dir=workdir))
+        folder = Path(tempfile.mkdtemp(prefix=scratch.prefix(), dir=workdir))
     except OSError as exc:
         raise BackupFailed(
             f"cannot make the rehearsal's folder in {workdir or tempfile.gettempdir()}: "

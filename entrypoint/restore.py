@@ -1,4 +1,8 @@
-"""Put a verified backup back in place, keeping the replaced files in quarantine."""
+"""Put a verified backup back in place, keeping the replaced files in quarantine.
+
+Which backup, whether it is sound, and whether anyone has the database open are decided
+here; the swap itself, crash-safe and finished by the next start if interrupted, is swap.py.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,17 @@ import fcntl
 import logging
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from . import durable
-from .backup import list_backups, read_manifest
+from . import durable, swap
+from .backup import by_time, list_backups, read_manifest
 from .checks import file_problems
 from .errors import DatabaseBusy, LockTimeout, RestoreFailed
 from .lock import migration_lock
 
 log = logging.getLogger("litedeploy.entrypoint")
 
-SIDE_FILES = ("-wal", "-shm", "-journal")
+SIDE_FILES = swap.SIDE_FILES
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,15 @@ def find_backup(
     if latest:
         if not backups:
             raise RestoreFailed(f"there are no backups in {folder}")
-        return backups[-1].path
+        dated, undated = by_time(backups)
+        for backup in undated if dated else []:
+            log.warning(
+                "warning: --latest passes over %s, dated %r (in the future, or not a time); "
+                "restore it by name if it is the one",
+                backup.path.name,
+                backup.manifest.created_at,
+            )
+        return (dated or backups)[-1].path
     raise RestoreFailed(
         "say which backup to restore: a file, --latest or --deploy-id ID",
         hint="list them with `entrypoint backups`",
@@ -86,29 +97,106 @@ def restore_backup(db_path: Path, backup_path: Path, *, lock_timeout: float = 0.
 
 
 def replace_database(db_path: Path, backup_path: Path, expected: str | None = None) -> Restored:
-    """With the migration lock held: quarantine the live files, copy the backup in, verify.
+    """With the migration lock held: swap the verified backup in, crash-safe (see swap.py).
 
-    If the restored copy is not sound, the quarantined files are put back, so the live
-    database is either the verified backup or exactly what it was.
+    The live files are kept in quarantine. If the backup cannot be copied and verified, no
+    live file is changed. An interrupted restore found first is finished; one that cannot
+    be finished (its backup gone) is taken over by this one.
     """
     if expected is None:
         expected = _verified_hash(backup_path)
     _refuse_if_in_use(db_path)
-    moves, quarantine = _quarantine(db_path)
+    unfinished = _unfinished(db_path)
     try:
-        durable.atomic_copy(backup_path, db_path, mode=0o644)
-        _match_owner(db_path, moves)
-        problem = _check_restored(db_path, expected)
+        intent = swap.begin(db_path, backup_path, expected, taking_over=unfinished)
     except OSError as exc:
-        problem = f"cannot copy it into place: {exc.strerror or exc}"
-    if problem is not None:
-        _put_back(db_path, moves)
+        if unfinished is None:
+            with contextlib.suppress(FileNotFoundError):
+                swap.intent_path(db_path).unlink()
         raise RestoreFailed(
-            f"restored copy of {backup_path} is not sound ({problem}); the previous "
-            "database was put back",
+            f"cannot restore {backup_path}: cannot write {swap.intent_path(db_path).name}: "
+            f"{exc.strerror or exc}; the live database was not touched",
             hint="check the disk holding the database",
-        )
-    return Restored(backup_path, db_path, quarantine, [kept for _, kept in moves])
+        ) from exc
+    try:
+        done = swap.complete(db_path, intent)
+    except swap.Unusable as exc:
+        if unfinished is None:
+            swap.abandon(db_path, intent)
+            raise RestoreFailed(
+                f"cannot restore {backup_path}: {exc}; the live database was not touched",
+                hint="check the disk holding the database",
+            ) from None
+        raise _cannot_finish(db_path, intent, str(exc)) from None
+    except OSError as exc:
+        raise RestoreFailed(
+            f"the restore of {backup_path} stopped half-way: {exc.strerror or exc}; "
+            f"{swap.intent_path(db_path).name} says what is left to do",
+            hint="the next `entrypoint run` (or `entrypoint restore` again) finishes it",
+        ) from exc
+    return Restored(backup_path, db_path, done.quarantine, done.kept)
+
+
+def finish_interrupted(db_path: Path) -> Restored | None:
+    """With the migration lock held, before anything opens the database: finish a restore
+    a killed process left half-done, or refuse (exit 12) when it cannot be finished."""
+    try:
+        intent = swap.read_intent(db_path)
+    except swap.Unreadable as exc:
+        raise RestoreFailed(
+            f"{swap.intent_path(db_path)} says a restore of {db_path} was interrupted, but {exc}",
+            hint="restore a backup (`entrypoint restore --latest`, or a FILE): it takes the "
+            "interrupted restore's place",
+        ) from None
+    if intent is None:
+        return None
+    log.warning(
+        "warning: a restore of %s into %s was interrupted (started %s by pid %d); finishing it",
+        intent.backup,
+        db_path,
+        intent.started_at,
+        intent.pid,
+    )
+    _refuse_if_in_use(db_path)
+    try:
+        done = swap.complete(db_path, intent)
+    except swap.Unusable as exc:
+        raise _cannot_finish(db_path, intent, str(exc)) from None
+    except OSError as exc:
+        raise RestoreFailed(
+            f"cannot finish the interrupted restore of {intent.backup} into {db_path}: "
+            f"{exc.strerror or exc}",
+            hint="check the disk holding the database, then start again",
+        ) from exc
+    restored = Restored(Path(intent.backup), db_path, done.quarantine, done.kept)
+    if done.earlier:
+        log.info("the restore had swapped the files before it was interrupted; nothing was left")
+    for line in restored.summary():
+        log.info("%s", line)
+    return restored
+
+
+def _unfinished(db_path: Path) -> swap.Intent | None:
+    """Finish an interrupted restore; return its intent only when it cannot be finished."""
+    try:
+        finish_interrupted(db_path)
+    except RestoreFailed:
+        try:
+            return swap.read_intent(db_path)
+        except swap.Unreadable:
+            log.warning("warning: replacing %s, which cannot be read", swap.intent_path(db_path))
+    return None
+
+
+def _cannot_finish(db_path: Path, intent: swap.Intent, reason: str) -> RestoreFailed:
+    kept = swap.quarantine_root(db_path) / intent.quarantine
+    return RestoreFailed(
+        f"a restore of {intent.backup} into {db_path} was interrupted and cannot be finished: "
+        f"{reason}; {db_path} still holds the database it was replacing"
+        + (f" (its files are also kept in {kept})" if kept.is_dir() else ""),
+        hint="restore another backup (`entrypoint backups` lists them; `entrypoint restore "
+        "FILE`): it takes the interrupted restore's place",
+    )
 
 
 def _verified_hash(backup_path: Path) -> str:
@@ -158,7 +246,7 @@ def _refuse_if_in_use(db_path: Path) -> None:
 def _locked_by_another(path: Path) -> bool:
     """True when another process holds a POSIX lock on any byte of the file."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return False
     try:
@@ -194,55 +282,3 @@ def open_by(db_path: Path) -> list[tuple[int, str]]:
                         found.append((int(entry.name), name))
                         break
     return found
-
-
-Moves = list[tuple[Path, Path]]
-
-
-def _quarantine(db_path: Path) -> tuple[Moves, Path | None]:
-    """Move the live database and its side files into a new quarantine folder."""
-    present = [
-        db_path.parent / (db_path.name + s)
-        for s in ("", *SIDE_FILES)
-        if (db_path.parent / (db_path.name + s)).exists()
-    ]
-    if not present:
-        return [], None
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    folder = db_path.parent / "quarantine" / stamp
-    folder.mkdir(mode=0o700, parents=True)
-    moves = [(path, folder / path.name) for path in present]
-    for original, kept in moves:
-        os.rename(original, kept)
-        log.info("moved %s to %s", original, kept)
-    durable.fsync_dir(folder)
-    durable.fsync_dir(db_path.parent)
-    return moves, folder
-
-
-def _match_owner(db_path: Path, moves: Moves) -> None:
-    """Give the restored file the replaced file's owner and mode, so the app can write it."""
-    replaced = next((kept for original, kept in moves if original == db_path), None)
-    if replaced is None:
-        return
-    st = replaced.stat()
-    os.chmod(db_path, st.st_mode & 0o777)
-    if os.getuid() == 0:
-        os.chown(db_path, st.st_uid, st.st_gid)
-
-
-def _check_restored(db_path: Path, expected: str) -> str | None:
-    if durable.sha256_of(db_path) != expected:
-        return "its sha256 differs from the backup's"
-    problems = file_problems(db_path, immutable=True)
-    return problems[0] if problems else None
-
-
-def _put_back(db_path: Path, moves: Moves) -> None:
-    """Undo a failed restore: the quarantined files go back where they were."""
-    with contextlib.suppress(FileNotFoundError):
-        db_path.unlink()
-    for original, kept in moves:
-        os.rename(kept, original)
-        log.info("put %s back", original)
-    durable.fsync_dir(db_path.parent)

@@ -38,6 +38,7 @@ from harness import (
     without_caps,
     write_plain,
 )
+from kill_sweep import killed_at_call
 
 INIT = (
     "CREATE TABLE items (id integer PRIMARY KEY, body text NOT NULL);\n"
@@ -471,7 +472,7 @@ def folder_of_another_user(tmp_path: Path) -> tuple[Path, tuple[str, ...], str]:
     folder.mkdir(mode=0o755)
     os.chown(folder, 65534, 65534)
     prefix = without_caps("dac_override", "dac_read_search", "fowner")
-    return folder, prefix, "Operation not permitted"
+    return folder, prefix, "is not writable"  # and never chmodded to make it so
 
 
 UNWRITABLE = {
@@ -498,6 +499,7 @@ def test_backup_folder_not_writable(tmp_path: Path, case: str, command: str) -> 
     assert "tag" not in columns(db)
     if target.is_dir():
         assert list(target.iterdir()) == []
+        assert mode_of(target) == 0o755  # a folder it did not create keeps its mode
 
 
 MIB_RE = re.compile(r"need ([\d.]+) MiB \(database ([\d.]+) MiB plus margin\), ([\d.]+) MiB free")
@@ -648,3 +650,178 @@ def test_backup_killed_mid_way(tmp_path: Path, cli: Cli, method: str) -> None:
     [backup] = backup_files(backups)
     assert dump_of_file(backup) == before.dump
     assert "tag" in columns(db)
+
+
+# --- retention never trusts a clock with the backups that matter ------------------------------
+
+FAILS_HALF_WAY = "ALTER TABLE items ADD flag integer;\nINSERT INTO nowhere VALUES (1);"
+
+
+def date_manifest(backup: Path, created_at: str) -> None:
+    """Give a backup's manifest another time (as a copy from a host with a wrong clock has)."""
+    m = manifest_of(backup)
+    m["created_at"] = created_at
+    backup.with_name(backup.name + ".json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("created_at", ["2099-01-01T00:00:00.000Z", "not a time", ""])
+def test_a_backup_dated_in_the_future_does_not_cost_the_run_its_own(
+    tmp_path: Path, cli: Cli, created_at: str
+) -> None:
+    """Keep 1, a manifest dated 2099 (or garbage) in the folder: the run's own backup stays,
+    so a migration failing after another committed still has a backup to restore."""
+    db, folder = app(tmp_path, pending=False)
+    proc = cli("backup", "--db", db)
+    assert proc.returncode == 0, proc.stderr
+    odd = Path(proc.stdout.splitlines()[0])
+    date_manifest(odd, created_at)
+    write_plain(folder, [("0002_next", NEXT), ("0003_broken", FAILS_HALF_WAY)])
+    before = dump(db)
+
+    proc = run(cli, db, folder, "--backup-keep", "1", "--no-rehearse", "--findings", "warn")
+    line = assert_one_clear_error(proc, 6, "0003_broken", "the backup taken before this run")
+    assert "was restored" in line
+    assert dump(db) == before  # not half-migrated
+    assert "tag" not in columns(db)
+    [taken] = [b for b in backup_files(db.parent / "backups") if b != odd]
+    assert dump_of_file(taken) == before
+    assert odd.exists()  # left alone, and named
+    assert f"backup {odd.name} says it was made at {created_at!r}" in proc.stderr
+
+
+def fake_backups(tmp_path: Path, stamps: list[str]) -> tuple[Path, list[Path]]:
+    """Backups (real copies, with manifests) whose manifests carry the given times."""
+    db, _ = app(tmp_path, pending=False)
+    made = []
+    for stamp in stamps:
+        proc = run_with((), tmp_path, "backup", "--db", db, "--backup-keep", "99")
+        assert proc.returncode == 0, proc.stderr
+        made.append(Path(proc.stdout.splitlines()[0]))
+        date_manifest(made[-1], stamp)
+    return db.parent / "backups", made
+
+
+def test_prune_ranks_only_credible_times_and_never_deletes_the_rest(tmp_path: Path) -> None:
+    from entrypoint.backup import prune
+
+    now = datetime.now(UTC)
+    stamps = [
+        (now - timedelta(days=3)).isoformat().replace("+00:00", "Z"),  # 0: oldest
+        "2099-01-01T00:00:00.000Z",  # 1: in the future
+        (now - timedelta(days=1)).isoformat().replace("+00:00", "Z"),  # 2
+        "garbage",  # 3: not a time
+        (now - timedelta(days=2)).isoformat().replace("+00:00", "Z"),  # 4
+        (now + timedelta(minutes=1)).isoformat().replace("+00:00", "Z"),  # 5: a skewed clock
+    ]
+    folder, made = fake_backups(tmp_path, stamps)
+    removed = prune(folder, 2)
+    assert sorted(removed) == sorted([made[0], made[4]])
+    assert backup_files(folder) == sorted([made[1], made[2], made[3], made[5]])
+
+
+def test_prune_keeps_the_newest_backup_that_matches_its_manifest(tmp_path: Path) -> None:
+    from entrypoint.backup import prune
+
+    now = datetime.now(UTC)
+    stamps = [(now - timedelta(hours=h)).isoformat().replace("+00:00", "Z") for h in (3, 2, 1)]
+    folder, made = fake_backups(tmp_path, stamps)
+    with made[2].open("r+b") as f:  # the newest, truncated: not the backup it says it is
+        f.truncate(4096)
+    assert prune(folder, 1) == [made[0]]
+    assert backup_files(folder) == [made[1], made[2]]
+
+
+def test_restore_latest_passes_over_a_backup_dated_in_the_future(tmp_path: Path, cli: Cli) -> None:
+    db, _ = app(tmp_path, pending=False)
+    proc = cli("backup", "--db", db, "--deploy-id", "future")
+    assert proc.returncode == 0, proc.stderr
+    date_manifest(Path(proc.stdout.splitlines()[0]), "2099-01-01T00:00:00.000Z")
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("INSERT INTO items (body) VALUES ('in the real latest')")
+        conn.commit()
+    proc = cli("backup", "--db", db, "--deploy-id", "real")
+    assert proc.returncode == 0, proc.stderr
+    real = Path(proc.stdout.splitlines()[0])
+    proc = cli("restore", "--db", db, "--latest")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == f"restored {db} from {real}"
+    assert "--latest passes over" in proc.stderr
+
+
+# --- a backup killed at each of its points: the next start cleans up and goes on --------------
+
+BACKUP_POINTS = ["backup.copy@1", "backup.manifest@1", "backup.published@1", "backup.pruned@1"]
+
+
+@pytest.mark.parametrize("point", BACKUP_POINTS)
+def test_a_run_killed_at_a_backup_point(tmp_path: Path, cli: Cli, point: str) -> None:
+    db, folder = app(tmp_path, rows=300)
+    for _ in range(2):  # older backups, for retention to prune
+        assert cli("backup", "--db", db).returncode == 0
+    before = db_state(db)
+    backups = db.parent / "backups"
+
+    proc = run(cli, db, folder, "--backup-keep", "1", env={"LITEDEPLOY_FAULT": point})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert_unchanged(db, before)  # the backup comes before anything is applied
+    for backup in backup_files(backups):
+        assert manifest_of(backup)["sha256"] == sha256_file(backup)  # never one without
+
+    proc = run(cli, db, folder, "--backup-keep", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "tag" in columns(db)
+    assert leftover_names(backups) == []
+    names = sorted(p.name for p in backups.iterdir())
+    assert names == sorted(
+        [b.name for b in backup_files(backups)] + [b.name + ".json" for b in backup_files(backups)]
+    )  # every backup with its manifest, no manifest without its backup
+    newest = max(backup_files(backups), key=lambda b: manifest_of(b)["created_at"])
+    assert dump_of_file(newest) == before.dump
+
+
+def test_the_points_a_backup_passes(tmp_path: Path, cli: Cli) -> None:
+    db, folder = app(tmp_path)
+    assert cli("backup", "--db", db).returncode == 0
+    log = tmp_path / "points"
+    proc = run(cli, db, folder, "--backup-keep", "1", env={"LITEDEPLOY_FAULT_LOG": str(log)})
+    assert proc.returncode == 0, proc.stderr
+    assert [p for p in log.read_text().split() if p.startswith("backup.")] == BACKUP_POINTS
+
+
+def test_no_backup_of_a_database_half_way_through_a_restore(tmp_path: Path, cli: Cli) -> None:
+    db, folder = app(tmp_path, pending=False)
+    assert cli("backup", "--db", db).returncode == 0
+    proc = cli("restore", "--db", db, "--latest", env={"LITEDEPLOY_FAULT": "restore.copied@1"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    proc = cli("backup", "--db", db)
+    assert_one_clear_error(proc, 8, "a restore into", "was interrupted")
+    assert run(cli, db, folder).returncode == 0  # which finishes the restore
+    assert cli("backup", "--db", db).returncode == 0
+
+
+def test_a_backup_killed_at_every_call(tmp_path: Path) -> None:
+    """SIGKILL at each file-changing call of `entrypoint backup` in turn: never a backup
+    without its manifest, and the next start removes whatever was left."""
+    for call in range(1, 100):
+        case = tmp_path / str(call)
+        case.mkdir()
+        db, folder = app(case)
+        before = db_state(db)
+        backups = db.parent / "backups"
+        killed = killed_at_call(call, "backup", "--db", db, cwd=case)
+        if killed.returncode == 0:
+            break
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert_unchanged(db, before)
+        for backup in backup_files(backups):
+            assert backup.with_name(backup.name + ".json").exists(), f"call {call}: no manifest"
+        proc = run_with((), case, "run", "--db", db, "--migrations", folder)
+        assert proc.returncode == 0, proc.stderr
+        names = {p.name for p in backups.iterdir()}
+        assert {n for n in names if n.endswith(".backup.json")} == {
+            b.name + ".json" for b in backup_files(backups)
+        }, f"call {call}: a manifest without its backup was left"
+        assert leftover_names(backups) == []
+    else:
+        raise AssertionError("the backup never got through")
+    assert call > 5

@@ -325,3 +325,18 @@ def test_restore_while_another_process_holds_the_migration_lock(
     # The control: once the lock is free, the same restore goes through.
     assert cli("restore", "--db", db, "--latest").returncode == 0
     assert "after the backup" not in bodies(db)
+
+
+def test_restore_onto_a_missing_database(tmp_path: Path, cli: Cli, invoke: Invoke) -> None:
+    """The database deleted by hand: the backup is put there, there is nothing to quarantine."""
+    db = app(tmp_path)
+    backup = take_backup(invoke, db, "d1")
+    for name in SIDE:
+        with contextlib.suppress(FileNotFoundError):
+            (db.parent / name).unlink()
+    proc = cli("restore", "--db", db, "--latest")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"restored {db} from {backup}"]
+    assert sha256_file(db) == manifest_of(backup)["sha256"]
+    assert mode_of(db) == 0o644
+    assert not (db.parent / "quarantine").exists()
