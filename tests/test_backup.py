@@ -679,7 +679,7 @@ def test_a_backup_dated_in_the_future_does_not_cost_the_run_its_own(
     before = dump(db)
 
     proc = run(cli, db, folder, "--backup-keep", "1", "--no-rehearse", "--findings", "warn")
-    line = assert_one_clear_error(proc, 6, "0003_broken", "the backup taken before this run")
+    line = assert_one_clear_error(proc, 6, "0003_broken", "the backup taken before it")
     assert "was restored" in line
     assert dump(db) == before  # not half-migrated
     assert "tag" not in columns(db)

@@ -688,3 +688,89 @@ def case_names(scratch: Path) -> set[str]:
     names.add("a writer commits throughout a start (backup, rehearsal, migrations)")
     names |= {f"no room left for the {p}" for p in ("database", "backups", "rehearsal", "restore")}
     return names
+
+
+SIGNALS = {"term": (signal.SIGTERM, 143), "int": (signal.SIGINT, 130)}
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
+
+
+def signal_at(
+    ws: Workspace, refs: References, point: str, name: str, scratch: Path, *, pid1: bool = False
+) -> Result:
+    """The run waits at `point` (a hang there); SIGTERM or SIGINT it: it must stop at once,
+    with its documented code, leaving a migration's end; then start again."""
+    started = time.monotonic()
+    sig, expected = SIGNALS[name]
+    case = clone(ws, scratch / "case")
+    log = scratch / "signal.log"
+    log.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "entrypoint", "run", "--db", str(case.db)]
+    argv += ["--migrations", str(case.migrations), *ws.scenario.extra, "--", "true"]
+    if pid1:  # PID 1 of a PID namespace, as in a container: no default signal actions
+        argv = ["unshare", "--fork", "--pid", "--mount-proc", *argv]
+    extra = {"LITEDEPLOY_FAULT": f"{point}:hang", "LITEDEPLOY_FAULT_LOG": str(log)}
+    proc = subprocess.Popen(
+        argv,
+        cwd=case.root,
+        env=env(**extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (
+        log.exists() and any(line.strip() == point for line in log.read_text().splitlines())
+    ):
+        time.sleep(0.02)
+    target = proc.pid
+    if pid1:
+        inner = children(proc.pid)
+        target = inner[0] if inner else proc.pid
+    os.kill(target, sig)
+    problems: list[str] = []
+    try:
+        _, err = proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        problems.append(f"did not stop within 5 s of {sig.name}")
+    code = proc.returncode
+    if code != expected and not problems:
+        problems.append(f"exit {code}, expected {expected}")
+    if "Traceback" in err:
+        problems.append("a traceback")
+    now = content(case.db)
+    prefix = next((i for i, ref in enumerate(refs.prefixes) if ref == now), None)
+    if prefix is None:
+        problems.append("the signal left content that is no migration's end: half-applied")
+    again = case.run()
+    failing = FAILING in ws.scenario.steps
+    if again.returncode != (6 if failing else 0):
+        problems.append(f"restart exited {again.returncode}: {error_line(again.stderr)}")
+    expected_rows = refs.start_rows if failing else refs.final_rows
+    after = rows(case.db)
+    if after != expected_rows:
+        problems.append(f"{after} rows after, {expected_rows} expected")
+    where = " as PID 1" if pid1 else ""
+    return Result(
+        case=f"{ws.scenario.name}: {name}{where} at {point}",
+        scenario=ws.scenario.name,
+        injected=f"{sig.name}{where} while waiting at {point}",
+        first_exit=code if code is not None else HUNG,
+        first_error=error_line(err),
+        restart_exit=again.returncode,
+        rows_before=refs.start_rows,
+        rows_after=after,
+        prefix=prefix,
+        expected_rows=expected_rows,
+        held=not problems,
+        problems=problems,
+        seconds=round(time.monotonic() - started, 2),
+    )
