@@ -34,6 +34,7 @@ from .migrate import (
     take_run_backup,
 )
 from .push_plan import PushPlan, ignored, make_plan, parse_renames
+from .restore import finish_interrupted
 from .schema import read_schema
 from .settings import Options, Policy
 from .sources import load_source
@@ -79,6 +80,7 @@ def push(options: Options, push_options: PushOptions) -> Pushed:
     check_file(options.db_path)
     check_volume(options.db_path.parent, required=options.require_volume)
     with migration_lock(options.db_path, options.lock_timeout):
+        finish_interrupted(options.db_path)  # a killed restore is finished, never taken as new
         existed = check_file(options.db_path)
         try:
             return _push(options, push_options, declared, existed)

@@ -115,8 +115,12 @@ def restore(
         typer.Option(min=0, help="Seconds to wait for a running migrator before refusing."),
     ] = 0.0,
 ) -> None:
-    """Put a backup back: verify it, move the live files to quarantine, copy it in, verify.
+    """Put a backup back, crash-safe: a verified copy beside the database, then one rename.
 
+    The backup is copied next to the database and checked (sha256, quick_check) before any
+    live file is touched; the live files are linked into quarantine, then the copy is renamed
+    over the database. An intent file beside it lets the next start finish a restore that
+    was killed half-way, so the path always holds the old database or the verified backup.
     Refuses while another process has the database open or holds its lock. The replaced
     files are kept in <database folder>/quarantine/<time>/ and never deleted automatically.
     """
