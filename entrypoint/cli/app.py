@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, Protocol, cast
 
 import typer
 
@@ -71,11 +72,44 @@ def _configure_logging() -> None:
     root.setLevel(logging.INFO)
 
 
+class _ParseError(Protocol):
+    """What typer's parser raises for an unknown option or a value that does not convert."""
+
+    exit_code: int
+    ctx: Any
+
+    def format_message(self) -> str: ...
+
+    def show(self) -> None: ...
+
+
+# click's ClickException: typer exports only its subclass BadParameter (and vendors click in
+# a private module), so it is found from there.
+_PARSE_ERROR = cast(
+    "type[Exception]",
+    next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"),
+)
+
+
+def _parse_error_to_exit(exc: _ParseError) -> int:
+    """A usage error from the parser, as one line and a hint like every other error."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `entrypoint` alone: the help, as before
+        exc.show()
+        return exc.exit_code
+    message = " ".join(exc.format_message().split())
+    log.error("error: %s", message[:1].lower() + message[1:])
+    command = exc.ctx.command_path if exc.ctx is not None else "entrypoint"
+    log.error("hint: `%s --help` lists the options, their values and variables", command)
+    return exc.exit_code
+
+
 def main() -> None:
     """Console-script entry point."""
     _configure_logging()
     try:
-        app()
+        code = app(standalone_mode=False)
+    except _PARSE_ERROR as exc:
+        code = _parse_error_to_exit(cast(_ParseError, exc))
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if os.environ.get("LITEDEPLOY_DEBUG"):
             raise
@@ -84,4 +118,5 @@ def main() -> None:
             type(exc).__name__,
             exc,
         )
-        sys.exit(70)
+        code = 70
+    sys.exit(code if isinstance(code, int) else 0)
