@@ -25,13 +25,13 @@ from .options import (
     DbOption,
     DeployIdOption,
     JsonOption,
+    lock_timeout_option,
 )
 
 log = logging.getLogger("litedeploy.entrypoint")
 
 LockTimeoutOption = Annotated[
-    float,
-    typer.Option(envvar="LOCK_TIMEOUT", min=0, help="Seconds to wait for another migrator."),
+    float, lock_timeout_option("Seconds to wait for another migrator (0 to 86400).")
 ]
 
 
@@ -112,7 +112,9 @@ def restore(
     backup_dir: BackupDirOption = None,
     lock_timeout: Annotated[
         float,
-        typer.Option(min=0, help="Seconds to wait for a running migrator before refusing."),
+        lock_timeout_option(
+            "Seconds to wait for a running migrator before refusing (0 to 86400).", envvar=None
+        ),
     ] = 0.0,
 ) -> None:
     """Put a backup back: verify it, move the live files to quarantine, copy it in, verify.

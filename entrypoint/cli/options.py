@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -80,6 +81,30 @@ def make_options(
     )
 
 
+MAX_WAIT = 86_400.0  # a day; more is a typo, and nan or inf would wait for ever
+MAX_BACKUP_KEEP = 10_000
+
+
+def seconds(value: str | float) -> float:
+    """A wait from an option or the environment: a finite number of seconds, 0 to a day."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number of seconds") from None
+    if not (math.isfinite(number) and 0 <= number <= MAX_WAIT):
+        raise typer.BadParameter(
+            f"must be a number of seconds from 0 to {MAX_WAIT:g} (got {value!r})"
+        )
+    return number
+
+
+def lock_timeout_option(help: str, envvar: str | None = "LOCK_TIMEOUT") -> Any:
+    """--lock-timeout SECONDS, validated by `seconds`."""
+    return typer.Option(
+        "--lock-timeout", envvar=envvar, parser=seconds, metavar="SECONDS", help=help
+    )
+
+
 ALLOW_ENV = "LITEDEPLOY_ALLOW"
 
 AllowOption = Annotated[
@@ -139,6 +164,7 @@ BackupKeepOption = Annotated[
         "--backup-keep",
         envvar="BACKUP_KEEP",
         min=1,
+        max=MAX_BACKUP_KEEP,
         help="Keep the newest N backups; the newest is never deleted.",
     ),
 ]

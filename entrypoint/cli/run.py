@@ -32,6 +32,7 @@ from .options import (
     RehearsalDirOption,
     TableOption,
     TransactionChoice,
+    lock_timeout_option,
     make_options,
 )
 
@@ -84,10 +85,7 @@ def run(
         ),
     ] = TransactionChoice.EACH,
     lock_timeout: Annotated[
-        float,
-        typer.Option(
-            envvar="LOCK_TIMEOUT", min=0, help="Seconds to wait for another migrator to finish."
-        ),
+        float, lock_timeout_option("Seconds to wait for another migrator to finish (0 to 86400).")
     ] = 60.0,
     user: Annotated[
         str | None,
