@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
+from . import signals
 from .errors import DatabaseError, NoVolume
 
 log = logging.getLogger("litedeploy.entrypoint")
@@ -63,10 +64,16 @@ def online_copy(source: sqlite3.Connection, target: Path) -> None:
 def connect(
     path: Path, *, busy_timeout: float = 30.0, read_only: bool = False
 ) -> sqlite3.Connection:
-    """A connection in autocommit mode (we issue BEGIN ourselves) with foreign keys ON."""
+    """A connection in autocommit mode (we issue BEGIN ourselves) with foreign keys ON.
+
+    A stop signal aborts its statements (`signals.interruptible`).
+    """
+    signals.check()
     target = uri(path, "ro" if read_only else "rwc")
     try:
-        conn = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None, uri=True)
+        conn = signals.interruptible(
+            sqlite3.connect(target, timeout=busy_timeout, isolation_level=None, uri=True)
+        )
         # better-sqlite3, the app's usual driver, enforces foreign keys by default.
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import signals
 from .errors import CommandNotExecutable, CommandNotFound, UsageError
 
 log = logging.getLogger("litedeploy.entrypoint")
@@ -88,6 +89,8 @@ def exec_command(command: Sequence[str]) -> None:
     log.info("exec %s", " ".join(command))
     sys.stdout.flush()
     sys.stderr.flush()
+    signals.check()  # a stop that arrived on the way is not handed to the app to ignore
+    signals.restore_defaults()  # the app gets signals as if started by itself
     try:
         os.execv(path, list(command))  # noqa: S606 - argv as data, no shell
     except OSError as exc:

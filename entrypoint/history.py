@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from . import signals
 from .sources import Format, Migration
 
 DRIZZLE_TABLE = "__drizzle_migrations"
@@ -131,7 +132,12 @@ def _millis(value: object) -> int | None:
 
 
 def record(conn: sqlite3.Connection, table: Table, migration: Migration, duration_ms: int) -> None:
-    """Insert the row for an applied migration, exactly as drizzle would."""
+    """Insert the row for an applied migration, exactly as drizzle would.
+
+    Never after a stop signal: the migration's transaction then rolls back instead of
+    committing, even if the signal's own exception was swallowed on the way.
+    """
+    signals.check()
     q = table.quoted
     if table.kind is Kind.DRIZZLE_V0:
         conn.execute(

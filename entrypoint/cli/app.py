@@ -11,7 +11,8 @@ from typing import Any, Protocol, cast
 
 import typer
 
-from ..errors import EntrypointError
+from .. import signals
+from ..errors import EntrypointError, Stopped
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -38,6 +39,10 @@ Exit codes:
        --accept-data-loss (or that only deleting rows could fit)
   126  the app command is not executable
   127  the app command was not found
+  129  stopped by SIGHUP before the app was started
+  130  stopped by SIGINT (ctrl-c) before the app was started
+  143  stopped by SIGTERM (docker stop) before the app was started; for 129-143 each
+       migration is committed with its history row or rolled back
   70   internal error (a bug: please report it with LITEDEPLOY_DEBUG=1 output)
 """
 
@@ -58,6 +63,8 @@ def errors_to_exit() -> Iterator[None]:
     try:
         yield
     except EntrypointError as exc:
+        if (signum := signals.received()) is not None:  # the error is what the stop caused
+            raise Stopped(signum) from exc
         log.error("error: %s", exc.message)
         if exc.hint:
             log.error("hint: %s", exc.hint)
@@ -103,14 +110,33 @@ def _parse_error_to_exit(exc: _ParseError) -> int:
     return exc.exit_code
 
 
+def _stopped_to_exit(stop: Stopped) -> int:
+    """A stop signal before exec: one line and the shell's code (128 + the signal).
+
+    Whatever error the stop caused on its way out (a statement "interrupted", a check that
+    could not finish) is its consequence, not news: saying it would only mislead.
+    """
+    log.error("error: stopped by %s before the app was started", stop.name)
+    log.error(
+        "hint: each migration is committed with its history row or rolled back; start "
+        "again to carry on (`entrypoint status` shows what is applied)"
+    )
+    return stop.exit_code
+
+
 def main() -> None:
     """Console-script entry point."""
     _configure_logging()
+    signals.install()
     try:
         code = app(standalone_mode=False)
+    except Stopped as stop:
+        code = _stopped_to_exit(stop)
     except _PARSE_ERROR as exc:
         code = _parse_error_to_exit(cast(_ParseError, exc))
     except Exception as exc:  # the last line of defence: one line, never a traceback
+        if (signum := signals.received()) is not None:  # e.g. a statement the stop aborted
+            sys.exit(_stopped_to_exit(Stopped(signum)))
         if os.environ.get("LITEDEPLOY_DEBUG"):
             raise
         log.error(
