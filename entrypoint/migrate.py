@@ -21,7 +21,14 @@ from .checks import (
 )
 from .database import check_file, check_volume, connect, uri
 from .drift import against_snapshot
-from .errors import BackupFailed, CheckFailed, CorruptDatabase, MigrationFailed, SourceError
+from .errors import (
+    BackupFailed,
+    CheckFailed,
+    CorruptDatabase,
+    MigrationFailed,
+    SourceError,
+    UsageError,
+)
 from .gate import gate
 from .judge import BEFORE, judge
 from .lock import migration_lock
@@ -29,7 +36,7 @@ from .loss import Acknowledgements, Loss
 from .plan import Plan, State, check_policy, make_plan, prepare_history_table
 from .rehearsal import acknowledgements
 from .restore import replace_database
-from .settings import Options, Policy
+from .settings import JOURNAL_MODES, Options, Policy
 from .sources import Format, Migration, Source, load_source
 
 log = logging.getLogger("litedeploy.entrypoint")
@@ -331,7 +338,12 @@ def set_journal_mode(conn: sqlite3.Connection, options: Options, existed: bool) 
     wanted = options.journal_mode or (None if existed else "wal")
     if wanted is None:
         return
-    got = str(conn.execute(f"PRAGMA journal_mode = {wanted}").fetchone()[0])
+    if wanted.lower() not in JOURNAL_MODES:  # it goes into SQL text: only a known word
+        raise UsageError(
+            f"journal mode {wanted!r} is not one of {', '.join(JOURNAL_MODES)}",
+            hint="set --journal-mode / JOURNAL_MODE to one of them, or leave it unset",
+        )
+    got = str(conn.execute(f"PRAGMA journal_mode = {wanted.lower()}").fetchone()[0])
     if got.lower() != wanted.lower():
         log.warning("journal mode %s requested, SQLite kept %s", wanted, got)
     elif not existed or options.journal_mode:

@@ -14,7 +14,7 @@ from ..backup import Method
 from ..checks import Level
 from ..errors import UsageError
 from ..loss import parse_allow
-from ..settings import Options
+from ..settings import JOURNAL_MODES, Options
 from ..sources import Format
 
 
@@ -103,6 +103,20 @@ def lock_timeout_option(help: str, envvar: str | None = "LOCK_TIMEOUT") -> Any:
     return typer.Option(
         "--lock-timeout", envvar=envvar, parser=seconds, metavar="SECONDS", help=help
     )
+
+
+def known_journal_mode(value: str) -> str:
+    """--journal-mode / JOURNAL_MODE: one of SQLite's modes that can roll back (any case)."""
+    mode = value.strip().lower()
+    if mode == "off":
+        raise typer.BadParameter(
+            "'off' keeps no rollback journal: a migration that fails half-way could not be "
+            f"rolled back; use one of {', '.join(JOURNAL_MODES)} (wal is the default for a "
+            "new database)"
+        )
+    if mode not in JOURNAL_MODES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(JOURNAL_MODES)}")
+    return mode
 
 
 ALLOW_ENV = "LITEDEPLOY_ALLOW"

@@ -32,6 +32,7 @@ from .options import (
     RehearsalDirOption,
     TableOption,
     TransactionChoice,
+    known_journal_mode,
     lock_timeout_option,
     make_options,
 )
@@ -108,7 +109,10 @@ def run(
         str | None,
         typer.Option(
             envvar="JOURNAL_MODE",
-            help="Journal mode to set (wal, delete, ...). Default: wal for a new database; an "
+            parser=known_journal_mode,
+            metavar="MODE",
+            help="Journal mode to set: wal, delete, truncate, persist or memory (off is "
+            "refused: nothing could be rolled back). Default: wal for a new database; an "
             "existing one keeps its mode.",
         ),
     ] = None,
