@@ -13,6 +13,7 @@ import typer
 from ..backup import Method
 from ..checks import Level
 from ..errors import UsageError
+from ..history import name_problem
 from ..loss import parse_allow
 from ..settings import JOURNAL_MODES, Options
 from ..sources import Format
@@ -50,11 +51,21 @@ FormatOption = Annotated[
         "NNNN_name.sql files. Detected when auto.",
     ),
 ]
+
+
+def history_table_name(value: str) -> str:
+    """--history-table / MIGRATIONS_TABLE: a name SQLite lets a table have."""
+    if (problem := name_problem(value)) is not None:
+        raise typer.BadParameter(problem)
+    return value
+
+
 TableOption = Annotated[
     str | None,
     typer.Option(
         "--history-table",
         envvar="MIGRATIONS_TABLE",
+        parser=history_table_name,
         help="History table name (drizzle's migrationsTable). Default __drizzle_migrations, "
         "or __litedeploy_migrations for plain SQL folders.",
     ),
