@@ -9,15 +9,38 @@ from pathlib import Path
 from urllib.parse import quote
 
 from . import signals
-from .errors import DatabaseError, NoVolume
+from .errors import DatabaseError, NoVolume, UsageError
 
 log = logging.getLogger("litedeploy.entrypoint")
 
 HEADER = b"SQLite format 3\x00"
 
 
+def path_problem(path: Path) -> str | None:
+    """Why SQLite could not be given this path (it takes it in a UTF-8 URI); None if it can."""
+    text = str(path)
+    if "\0" in text:
+        return f"the path {text!r} contains a NUL byte"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        byte = os.fsencode(text[exc.start])[0]
+        return f"the path {text!r} is not valid UTF-8 (byte 0x{byte:02x} at character {exc.start})"
+    return None
+
+
 def check_file(path: Path) -> bool:
     """True if the database exists; raise if it exists but is not an SQLite database."""
+    if (problem := path_problem(path)) is not None:
+        raise UsageError(
+            f"database {problem}",
+            hint="rename the file or folder to UTF-8, or point --db / DB_PATH elsewhere",
+        )
+    if path.is_symlink() and not path.exists():
+        raise DatabaseError(
+            f"database path {path} is a symbolic link to {os.readlink(path)}, which does not exist",
+            hint="fix the link, or point --db / DB_PATH at the database file itself",
+        )
     if not path.exists():
         if not path.parent.is_dir():
             raise DatabaseError(

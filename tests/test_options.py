@@ -67,3 +67,30 @@ def test_the_core_refuses_a_journal_mode_it_would_paste_into_sql(tmp_path: Path)
     with pytest.raises(UsageError, match="is not one of"):
         applied(db, write_plain(tmp_path / "m", INIT), journal_mode="wal; DROP TABLE users")
     assert not db.exists()
+
+
+# --- paths SQLite is given ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--db", "--backup-dir", "--rehearsal-dir"])
+def test_a_path_sqlite_cannot_open_is_exit_2(tmp_path: Path, cli: Cli, option: str) -> None:
+    """A name that is not UTF-8 went into SQLite's URI: an internal error, after migrating."""
+    folder = write_plain(tmp_path / "m", INIT)
+    paths = {"--db": tmp_path / "app.db", option: tmp_path / "caf\udce9"}  # latin-1 é
+    proc = cli("run", *[str(a) for pair in paths.items() for a in pair], "--migrations", folder)
+    assert_one_clear_error(proc, 2, option, "is not valid UTF-8 (byte 0xe9")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_the_core_refuses_a_database_path_with_a_nul(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="contains a NUL byte"):
+        applied(tmp_path / "app\0.db", write_plain(tmp_path / "m", INIT))
+
+
+def test_a_database_path_that_is_a_dangling_link_is_refused(tmp_path: Path, cli: Cli) -> None:
+    (tmp_path / "app.db").symlink_to(tmp_path / "gone" / "app.db")
+    proc = cli(
+        "run", "--db", tmp_path / "app.db", "--migrations", write_plain(tmp_path / "m", INIT)
+    )
+    assert_one_clear_error(proc, 4, "is a symbolic link to", "which does not exist")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "m"]

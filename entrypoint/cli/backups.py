@@ -26,6 +26,7 @@ from .options import (
     DeployIdOption,
     JsonOption,
     lock_timeout_option,
+    sqlite_path,
 )
 
 log = logging.getLogger("litedeploy.entrypoint")
@@ -101,7 +102,13 @@ def list_command(
 @app.command()
 def restore(
     backup_file: Annotated[
-        Path | None, typer.Argument(help="The backup file to restore.", show_default=False)
+        Path | None,
+        typer.Argument(
+            parser=sqlite_path,
+            metavar="FILE",
+            help="The backup file to restore.",
+            show_default=False,
+        ),
     ] = None,
     latest: Annotated[bool, typer.Option("--latest", help="Restore the newest backup.")] = False,
     deploy_id: Annotated[

@@ -12,6 +12,7 @@ import typer
 
 from ..backup import Method
 from ..checks import Level
+from ..database import path_problem
 from ..errors import UsageError
 from ..history import name_problem
 from ..loss import parse_allow
@@ -31,10 +32,21 @@ class TransactionChoice(StrEnum):
     ALL = "all"
 
 
-# readable=False: the core checks access itself and reports it with its own exit code.
+def sqlite_path(value: str | Path) -> Path:
+    """A path SQLite will be given (the database, a backup, a folder for copies): UTF-8."""
+    path = Path(value)
+    if (problem := path_problem(path)) is not None:
+        raise typer.BadParameter(f"{problem}; SQLite opens files by UTF-8 names")
+    return path
+
+
+# The core checks access itself and reports it with its own exit code; sqlite_path only
+# refuses names SQLite cannot be given.
 DbOption = Annotated[
     Path,
-    typer.Option("--db", envvar="DB_PATH", readable=False, help="SQLite database file."),
+    typer.Option(
+        "--db", envvar="DB_PATH", parser=sqlite_path, metavar="PATH", help="SQLite database file."
+    ),
 ]
 MigrationsOption = Annotated[
     Path,
@@ -169,7 +181,8 @@ RehearsalDirOption = Annotated[
     typer.Option(
         "--rehearsal-dir",
         envvar="REHEARSAL_DIR",
-        readable=False,
+        parser=sqlite_path,
+        metavar="PATH",
         help="Folder for the rehearsal's temporary copy (needs the database's size free). "
         "Default: $TMPDIR.",
     ),
@@ -179,7 +192,8 @@ BackupDirOption = Annotated[
     typer.Option(
         "--backup-dir",
         envvar="BACKUP_DIR",
-        readable=False,
+        parser=sqlite_path,
+        metavar="PATH",
         help="Folder for backups (0700). Default: <database folder>/backups.",
     ),
 ]
