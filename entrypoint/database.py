@@ -89,23 +89,107 @@ def connect(
 ) -> sqlite3.Connection:
     """A connection in autocommit mode (we issue BEGIN ourselves) with foreign keys ON.
 
-    A stop signal aborts its statements (`signals.interruptible`).
+    A stop signal aborts its statements (`signals.interruptible`). A read-only connection
+    to a database with a hot rollback journal rolls the journal back first when this
+    process may write (any opener does; a read-only one cannot), and says so.
     """
     signals.check()
-    target = uri(path, "ro" if read_only else "rwc")
+    if not read_only:
+        _refuse_unwritable(path)
     try:
-        conn = signals.interruptible(
-            sqlite3.connect(target, timeout=busy_timeout, isolation_level=None, uri=True)
+        return _open(path, busy_timeout, "ro" if read_only else "rwc")
+    except sqlite3.DatabaseError as exc:
+        if not (read_only and exc.sqlite_errorcode == _READONLY_ROLLBACK):
+            raise open_error(path, exc, busy_timeout) from exc
+    journal = path.with_name(path.name + "-journal")
+    if not _writable(path):
+        raise DatabaseError(
+            f"{path} has a hot rollback journal ({journal.name}): a writer stopped in the middle "
+            "of a transaction. The database is not damaged, but a read-only open cannot roll "
+            "the unfinished transaction back",
+            hint=f"open it once with write access (`entrypoint run`, or the app) and SQLite rolls "
+            f"it back; do not delete {journal.name} and do not restore a backup, which would "
+            "throw away committed data",
         )
+    try:
+        _open(path, busy_timeout, "rw").close()  # the open's first read rolls the journal back
+        conn = _open(path, busy_timeout, "ro")
+    except sqlite3.DatabaseError as exc:
+        raise open_error(path, exc, busy_timeout) from exc
+    log.info(
+        "%s had a hot rollback journal (a writer stopped mid-transaction): SQLite rolled the "
+        "unfinished transaction back, as the app's next open would have; committed data is "
+        "untouched",
+        path,
+    )
+    return conn
+
+
+_READONLY_ROLLBACK = 776  # SQLITE_READONLY_ROLLBACK: a hot journal a read-only open cannot undo
+
+
+def _open(path: Path, busy_timeout: float, mode: str) -> sqlite3.Connection:
+    conn = signals.interruptible(
+        sqlite3.connect(uri(path, mode), timeout=busy_timeout, isolation_level=None, uri=True)
+    )
+    try:
         # better-sqlite3, the app's usual driver, enforces foreign keys by default.
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise DatabaseError(
-            f"cannot open {path}: {exc}",
-            hint="the file may be damaged; restore it from a backup",
-        ) from exc
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _writable(path: Path) -> bool:
+    """This process may write the file and create files beside it (the journal, the WAL)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def _refuse_unwritable(path: Path) -> None:
+    """Before migrating: SQLite opens a file it may not write read-only, without a word, and
+    the first statement to write then fails as if the migration were wrong."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot write {path}: {exc.strerror}",
+            hint=UNWRITABLE_HINT,
+        ) from exc
+    os.close(fd)
+
+
+UNWRITABLE_HINT = (
+    "the entrypoint must be able to read and write the database and its folder (SQLite writes "
+    "-journal and -wal files beside it): check the owner and mode, a read-only mount (:ro), "
+    "and the immutable attribute (lsattr; chattr -i)"
+)
+
+
+def open_error(path: Path, exc: sqlite3.Error, busy_timeout: float = 30.0) -> DatabaseError:
+    """SQLite's reason for not opening (or reading) a database, with the hint that fits it."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    message = f"cannot open {path}: {exc}"
+    if code in (_CORRUPT, _NOTADB):
+        hint = "the file is damaged; restore it from a backup (`entrypoint restore --latest`)"
+    elif code in (_READONLY, _PERM, _CANTOPEN, _AUTH):
+        hint = UNWRITABLE_HINT
+    elif code in (_BUSY, _LOCKED):
+        message = f"{path} stayed locked by another process for {busy_timeout:g}s ({exc})"
+        hint = "find the process holding it (a long write, a stuck app) and stop it, then retry"
+    elif code in (_IOERR, _FULL):
+        hint = "check the disk that holds the database (free space, errors in the kernel log)"
+    else:
+        hint = "check that --db / DB_PATH points at the app's SQLite database"
+    return DatabaseError(message, hint=hint)
+
+
+# SQLite's primary result codes (sqlite3.h)
+_PERM, _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT = 3, 5, 6, 8, 10, 11
+_FULL, _CANTOPEN, _AUTH, _NOTADB = 13, 14, 23, 26
 
 
 def check_volume(folder: Path, *, required: bool) -> None:
