@@ -25,7 +25,10 @@ from .errors import (
     BackupFailed,
     CheckFailed,
     CorruptDatabase,
+    DatabaseBusy,
+    EntrypointError,
     MigrationFailed,
+    RestoreFailed,
     SourceError,
     UsageError,
 )
@@ -35,7 +38,7 @@ from .lock import migration_lock
 from .loss import Acknowledgements, Loss
 from .plan import Plan, State, check_policy, make_plan, prepare_history_table
 from .rehearsal import acknowledgements
-from .restore import replace_database
+from .restore import Restored, replace_database
 from .settings import JOURNAL_MODES, Options, Policy
 from .sources import Format, Migration, Source, load_source
 
@@ -143,7 +146,10 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
             if saved is None or partial == len(rows):
                 raise
             conn.close()
-            restored = replace_database(options.db_path, saved.path, saved.manifest.sha256)
+            failure = MigrationFailed(
+                f"{exc.message}; the migrations before it had committed", hint=exc.hint
+            )
+            restored = restore_before_run(options, saved, failure)
             raise MigrationFailed(
                 f"{exc.message}; the migrations before it had committed, so the backup taken "
                 f"before this run was restored ({'; '.join(restored.summary())})",
@@ -242,7 +248,10 @@ def _refuse_drift(options: Options, saved: Backup | None, drifted: list[str]) ->
         return
     restored = ""
     if saved is not None and options.db_path.exists():
-        result = replace_database(options.db_path, saved.path, saved.manifest.sha256)
+        failure = CheckFailed(
+            f"the schema differs from drizzle-kit's latest snapshot ({drifted[0]})"
+        )
+        result = restore_before_run(options, saved, failure)
         for line in result.summary():
             log.info("%s", line)
         restored = f"; restored the backup taken before migrating ({saved.path.name})"
@@ -268,7 +277,8 @@ def restore_after_failed_check(options: Options, saved: Backup | None, report: R
             f"(BACKUP={options.backup.value}); the database is left as migrated",
             hint="restore it yourself (`entrypoint restore --latest`) or fix the migration",
         )
-    restored = replace_database(options.db_path, saved.path, saved.manifest.sha256)
+    failure = CheckFailed(f"check after migrating failed ({problems})")
+    restored = restore_before_run(options, saved, failure)
     for line in restored.summary():
         log.info("%s", line)
     hint = "fix the migration, then deploy again"
@@ -282,6 +292,26 @@ def restore_after_failed_check(options: Options, saved: Backup | None, report: R
         f"migrating ({saved.path.name})",
         hint=hint,
     )
+
+
+def restore_before_run(options: Options, saved: Backup, failure: EntrypointError) -> Restored:
+    """Put back the backup taken before this run, after `failure`.
+
+    When restore refuses (another process has the database open, the backup is damaged),
+    the failure is still what is reported, first, with why the backup stayed where it is.
+    """
+    try:
+        return replace_database(options.db_path, saved.path, saved.manifest.sha256)
+    except (DatabaseBusy, RestoreFailed) as refused:
+        then = (refused.hint or "").rstrip(".")
+        raise type(failure)(
+            f"{failure.message}; the backup taken before this run was not restored: "
+            f"{refused.message}",
+            hint=f"the database stays as migrated so far, each migration with its history row. "
+            f"{then[:1].upper()}{then[1:]}, then `entrypoint restore "
+            f"{saved.path}` to go back to before this run; or fix the failure and deploy again "
+            "to carry on from there",
+        ) from refused
 
 
 def take_run_backup(
