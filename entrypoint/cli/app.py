@@ -37,7 +37,7 @@ Exit codes:
        that nobody acknowledged, transaction control that would commit half a
        migration, a finding with --no-rehearse, or a push losing data without
        --accept-data-loss (or that only deleting rows could fit)
-  126  the app command is not executable
+  126  the app command is not executable (no exec bit, no #! line, missing interpreter)
   127  the app command was not found
   129  stopped by SIGHUP before the app was started
   130  stopped by SIGINT (ctrl-c) before the app was started
