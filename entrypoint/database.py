@@ -30,7 +30,12 @@ def path_problem(path: Path) -> str | None:
 
 
 def check_file(path: Path) -> bool:
-    """True if the database exists; raise if it exists but is not an SQLite database."""
+    """True if the database exists; raise if it exists but is not an SQLite database.
+
+    An empty file (0 bytes: `touch`ed, or left by a tool that created it and failed) is no
+    database yet, and False: SQLite treats it as a new one, and so does the migration (WAL,
+    nothing to back up).
+    """
     if (problem := path_problem(path)) is not None:
         raise UsageError(
             f"database {problem}",
@@ -55,12 +60,19 @@ def check_file(path: Path) -> bool:
             header = f.read(len(HEADER))
     except OSError as exc:
         raise DatabaseError(f"cannot read database {path}: {exc.strerror}") from exc
-    if header and header != HEADER:
+    if not header:
+        return False
+    if header != HEADER:
         raise DatabaseError(
             f"{path} is not an SQLite database (its header is not 'SQLite format 3')",
             hint="check --db / DB_PATH points at the app's database file",
         )
     return True
+
+
+def missing(path: Path) -> str:
+    """How a database check_file found absent is absent: for an error line."""
+    return "is empty (0 bytes): no database yet" if path.is_file() else "does not exist"
 
 
 def uri(path: Path, mode: str = "ro", *, immutable: bool = False) -> str:

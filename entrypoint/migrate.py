@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,11 +86,14 @@ def migrate(options: Options) -> Outcome:
     with migration_lock(options.db_path, options.lock_timeout):
         # Only now: the holder we waited for may have created the database meanwhile.
         existed = check_file(options.db_path)
+        empty = not existed and options.db_path.exists()
+        if empty:
+            log.info("%s is empty (0 bytes): a new database, as SQLite sees it", options.db_path)
         try:
             return _migrate(source, options, existed)
         except BaseException:
             if not existed:
-                remove_created(options.db_path)
+                remove_created(options.db_path, keep_empty_file=empty)
             raise
 
 
@@ -403,9 +407,16 @@ def _log_plan(current: Status, options: Options) -> None:
     )
 
 
-def remove_created(db_path: Path) -> None:
-    """Remove a database this run created: before the run there was none."""
+def remove_created(db_path: Path, *, keep_empty_file: bool = False) -> None:
+    """Remove a database this run created: before the run there was none.
+
+    With `keep_empty_file` (the run started from an empty file, maybe a bind-mounted one)
+    the file is emptied again instead of removed.
+    """
     log.info("removing %s, which this run created, so nothing is left behind", db_path)
     for suffix in ("", "-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError):
-            db_path.with_name(db_path.name + suffix).unlink()
+            if keep_empty_file and not suffix:
+                os.truncate(db_path, 0)
+            else:
+                db_path.with_name(db_path.name + suffix).unlink()

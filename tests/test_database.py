@@ -18,6 +18,7 @@ from harness import (
     cli_env,
     db_state,
     entrypoint_argv,
+    query,
     without_caps,
     write_plain,
 )
@@ -150,3 +151,53 @@ def test_a_database_the_entrypoint_cannot_write_is_not_a_migration_error(
     assert "chattr -i" in proc.stderr and "read-only mount" in proc.stderr
     assert "fix the migration" not in proc.stderr
     assert db_state(db) == before
+
+
+# --- an empty file ------------------------------------------------------------------------------
+
+
+def test_an_empty_file_is_a_new_database_wal_and_nothing_to_back_up(
+    tmp_path: Path, cli: Cli
+) -> None:
+    """It was an existing database: its journal mode kept (delete), a 0-byte backup taken."""
+    db = tmp_path / "app.db"
+    db.touch()
+    proc = cli("run", "--db", db, "--migrations", write_plain(tmp_path / "m", INIT))
+    assert proc.returncode == 0, proc.stderr
+    assert "app.db is empty (0 bytes): a new database" in proc.stderr
+    assert "(new)" in proc.stderr
+    assert str(query(db, "PRAGMA journal_mode")[0][0]) == "wal"
+    assert not list((tmp_path / "backups").glob("*.backup"))
+    assert query(db, "SELECT name FROM __litedeploy_migrations") == [("0001_init",)]
+
+
+def test_an_empty_file_stays_an_empty_file_when_the_first_run_fails(
+    tmp_path: Path, cli: Cli
+) -> None:
+    """Emptied, not deleted: it may be a bind-mounted file, which cannot be removed."""
+    db = tmp_path / "app.db"
+    db.touch()
+    folder = write_plain(tmp_path / "m", [("0001_bad", "INSERT INTO nope VALUES (1);")])
+    proc = cli("run", "--db", db, "--migrations", folder, "--findings", "warn", "--no-rehearse")
+    assert_one_clear_error(proc, 6, "no such table: nope")
+    assert db.exists() and db.stat().st_size == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "app.db.lock", "m"]
+
+
+@pytest.mark.parametrize("command", ["backup", "check"])
+def test_commands_that_need_a_database_say_the_file_is_empty(
+    tmp_path: Path, cli: Cli, command: str
+) -> None:
+    db = tmp_path / "app.db"
+    db.touch()
+    assert_one_clear_error(cli(command, "--db", db), 4, "app.db is empty (0 bytes)")
+    assert db.stat().st_size == 0
+
+
+def test_status_of_an_empty_file(tmp_path: Path, cli: Cli) -> None:
+    db = tmp_path / "app.db"
+    db.touch()
+    proc = cli("status", "--db", db, "--migrations", write_plain(tmp_path / "m", INIT))
+    assert proc.returncode == 0, proc.stderr
+    assert "app.db (is empty (0 bytes): no database yet)" in proc.stdout
+    assert "pending" in proc.stdout

@@ -12,7 +12,7 @@ import typer
 
 from ..backup import Method, default_dir, list_backups, prune, take_backup
 from ..checks import Level
-from ..database import check_file
+from ..database import check_file, missing
 from ..errors import DatabaseError
 from ..lock import migration_lock
 from ..restore import find_backup, restore_backup
@@ -51,7 +51,7 @@ def backup(
     folder = backup_dir or default_dir(db)
     with errors_to_exit():
         if not check_file(db):
-            raise DatabaseError(f"{db} does not exist; there is nothing to back up")
+            raise DatabaseError(f"{db} {missing(db)}; there is nothing to back up")
         with migration_lock(db, lock_timeout):
             made = take_backup(
                 db, folder, method=backup_method, level=check, deploy_id=deploy_id or None
