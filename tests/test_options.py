@@ -94,3 +94,19 @@ def test_a_database_path_that_is_a_dangling_link_is_refused(tmp_path: Path, cli:
     )
     assert_one_clear_error(proc, 4, "is a symbolic link to", "which does not exist")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "m"]
+
+
+@pytest.mark.parametrize("value", ["v1\nforged: true", "v1\x1b[2J", "x" * 201])
+def test_a_deploy_id_is_one_short_line(tmp_path: Path, cli: Cli, value: str) -> None:
+    """It is recorded in the backup's manifest and the log; the deploy finds backups by it."""
+    db = tmp_path / "app.db"
+    proc = cli(
+        "run",
+        "--db",
+        db,
+        "--migrations",
+        write_plain(tmp_path / "m", INIT),
+        env={"DEPLOY_ID": value},
+    )
+    assert_one_clear_error(proc, 2, "--deploy-id", "DEPLOY_ID")
+    assert not db.exists()

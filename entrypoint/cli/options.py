@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import unicodedata
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -224,11 +225,23 @@ BackupMethodOption = Annotated[
         "backup API (consistent while others write); auto: copy when the database is quiet.",
     ),
 ]
+
+
+def deploy_id_value(value: str) -> str:
+    """--deploy-id / DEPLOY_ID: a name the host-side deploy finds its backup by, on one line."""
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in value):
+        raise typer.BadParameter(f"{value!r} contains a control character")
+    if len(value) > 200:
+        raise typer.BadParameter(f"is {len(value)} characters long (at most 200)")
+    return value
+
+
 DeployIdOption = Annotated[
     str | None,
     typer.Option(
         "--deploy-id",
         envvar="DEPLOY_ID",
+        parser=deploy_id_value,
         help="Recorded in the backup's manifest so the host-side deploy can find it.",
     ),
 ]
