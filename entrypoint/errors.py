@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 
 class EntrypointError(Exception):
     """Base class: a failure the operator can act on. Never shown as a traceback."""
@@ -108,3 +110,17 @@ class FindingsBlock(EntrypointError):
     """A pending migration has a blocking finding nobody acknowledged (`entrypoint plan`)."""
 
     exit_code = 15
+
+
+class Stopped(BaseException):
+    """A stop signal (SIGTERM, SIGINT, SIGHUP) arrived before the app was started.
+
+    A BaseException, like KeyboardInterrupt: no `except Exception` on the way swallows it,
+    and every rollback and `finally` still runs. The exit code is the shell's: 128 + signal.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by {self.name}")

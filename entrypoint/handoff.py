@@ -11,13 +11,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import signals
 from .errors import CommandNotExecutable, CommandNotFound, UsageError
 
 log = logging.getLogger("litedeploy.entrypoint")
 
 
 def resolve_command(command: Sequence[str]) -> str:
-    """The executable's path; 127/126-style errors when it is missing or not executable."""
+    """The executable's path; 127/126-style errors when it is missing or not executable.
+
+    Checked before migrating, so that an app that cannot start does not leave a migrated
+    database behind it: that includes a file exec would refuse for its content.
+    """
     program = command[0]
     if os.sep in program:
         path = Path(program)
@@ -25,6 +30,7 @@ def resolve_command(command: Sequence[str]) -> str:
             raise CommandNotFound(f"command not found: {program}")
         if path.is_dir() or not os.access(path, os.X_OK):
             raise CommandNotExecutable(f"command is not executable: {program}")
+        _refuse_unrunnable(program, path)
         return program
     found = shutil.which(program)
     if found is None:
@@ -32,7 +38,76 @@ def resolve_command(command: Sequence[str]) -> str:
             f"command not found: {program}",
             hint="check the image's CMD, or the command after `--`, and PATH",
         )
+    _refuse_unrunnable(program, Path(found))
     return found
+
+
+def _refuse_unrunnable(program: str, path: Path) -> None:
+    """exec runs an ELF binary or a `#!` script whose interpreter exists; anything else fails
+    with ENOEXEC (a shell would have run it as a script; os.execv does not)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(256)
+    except OSError:
+        return  # execute-only: exec can still run a binary we may not read
+    if head.startswith(b"\x7fELF") or _binfmt_misc_runs(path, head):
+        return
+    if head.startswith(b"#!"):
+        line = head[2:].split(b"\n", 1)[0].strip()
+        interpreter = os.fsdecode(line.split()[0]) if line.split() else ""
+        if interpreter and os.path.exists(interpreter):
+            return
+        raise CommandNotExecutable(
+            f"cannot execute {program}: its #! line names the interpreter "
+            f"{interpreter or '(nothing)'!r}, which does not exist in this image",
+            hint="install the interpreter in the image, or fix the first line of the script",
+        )
+    what = "it is empty" if not head else "it starts with neither #! nor an ELF header"
+    raise CommandNotExecutable(
+        f"cannot execute {program}: {what} (a script without a #! line?)",
+        hint=f"make its first line a #! line (#!/bin/sh, #!/usr/bin/env node), or run it "
+        f"through its interpreter: -- sh {program}",
+    )
+
+
+BINFMT_MISC = Path("/proc/sys/fs/binfmt_misc")
+
+
+def _binfmt_misc_runs(path: Path, head: bytes) -> bool:
+    """True when a binfmt_misc handler of the kernel claims the file (a jar, another CPU's
+    ELF, wasm): by its magic bytes, or by its name's extension."""
+    try:
+        if BINFMT_MISC.joinpath("status").read_text().strip() != "enabled":
+            return False
+        entries = [e for e in BINFMT_MISC.iterdir() if e.name not in ("register", "status")]
+    except OSError:
+        return False
+    for entry in entries:
+        try:
+            state, *lines = entry.read_text().splitlines()
+        except (OSError, ValueError):
+            continue
+        fields = dict(line.split(" ", 1) for line in lines if " " in line)
+        if state != "enabled":
+            continue
+        if "extension" in fields and path.name.endswith(fields["extension"].strip()):
+            return True
+        if "magic" in fields and _matches(head, fields):
+            return True
+    return False
+
+
+def _matches(head: bytes, fields: dict[str, str]) -> bool:
+    try:
+        magic = bytes.fromhex(fields["magic"].strip())
+        mask = bytes.fromhex(fields.get("mask", "ff" * len(magic)).strip())
+        offset = int(fields.get("offset", "0"))
+    except ValueError:
+        return False
+    window = head[offset : offset + len(magic)]
+    return len(window) == len(magic) and all(
+        b & m == want & m for b, want, m in zip(window, magic, mask, strict=False)
+    )
 
 
 def lookup_user(name: str) -> pwd.struct_passwd:
@@ -88,6 +163,8 @@ def exec_command(command: Sequence[str]) -> None:
     log.info("exec %s", " ".join(command))
     sys.stdout.flush()
     sys.stderr.flush()
+    signals.check()  # a stop that arrived on the way is not handed to the app to ignore
+    signals.restore_defaults()  # the app gets signals as if started by itself
     try:
         os.execv(path, list(command))  # noqa: S606 - argv as data, no shell
     except OSError as exc:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from . import signals
+from .errors import UsageError
 from .sources import Format, Migration
 
 DRIZZLE_TABLE = "__drizzle_migrations"
@@ -49,8 +52,36 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+# The columns each shape reads: a table without them is not a history (an app's table, say).
+_COLUMNS = {
+    Kind.DRIZZLE_V0: {"hash", "created_at"},
+    Kind.DRIZZLE_V1: {"hash", "created_at"},
+    Kind.LITEDEPLOY: {"name", "hash", "applied_at"},
+}
+_LAYOUT = {Kind.DRIZZLE_V0: "drizzle", Kind.DRIZZLE_V1: "drizzle", Kind.LITEDEPLOY: "litedeploy"}
+NAME_HINT = (
+    "set --history-table / MIGRATIONS_TABLE to drizzle's migrationsTable (default "
+    "__drizzle_migrations), or leave it unset"
+)
+
+
+def name_problem(name: str) -> str | None:
+    """Why a history table name cannot be used, whatever the database; None when it can."""
+    if not name.strip():
+        return "the history table name is empty"
+    if name.lower().startswith("sqlite_"):
+        return f"{name!r} is reserved: SQLite keeps names starting with sqlite_ for itself"
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in name):
+        return f"the history table name {name!r} contains a control character"
+    if len(name) > 128:
+        return f"the history table name is {len(name)} characters long (at most 128)"
+    return None
+
+
 def new_table(fmt: Format, table_name: str | None = None) -> Table:
     """The table a database without history gets for this source format."""
+    if table_name is not None and (problem := name_problem(table_name)) is not None:
+        raise UsageError(problem, hint=NAME_HINT)
     if fmt is Format.SQL:
         return Table(table_name or PLAIN_TABLE, Kind.LITEDEPLOY, exists=False)
     kind = Kind.DRIZZLE_V0 if fmt is Format.DRIZZLE_JOURNAL else Kind.DRIZZLE_V1
@@ -60,20 +91,33 @@ def new_table(fmt: Format, table_name: str | None = None) -> Table:
 def locate(conn: sqlite3.Connection, fmt: Format, table_name: str | None = None) -> Table:
     """Find the history table for a source format; its kind comes from its columns if it exists."""
     table = new_table(fmt, table_name)
-    if not _exists(conn, table.name):
+    kind = _object_type(conn, table.name)
+    if kind is None:
         return table
-    if fmt is Format.SQL:
-        return Table(table.name, table.kind, exists=True)
+    if kind != "table":
+        raise UsageError(
+            f"the history table name {table.name!r} is taken by the database's {kind} of that name",
+            hint=NAME_HINT,
+        )
     name = table.name
     columns = {r[1] for r in conn.execute("SELECT * FROM pragma_table_info(?)", (name,))}
-    return Table(name, Kind.DRIZZLE_V1 if "name" in columns else Kind.DRIZZLE_V0, exists=True)
+    if fmt is not Format.SQL:
+        table = Table(name, Kind.DRIZZLE_V1 if "name" in columns else Kind.DRIZZLE_V0, False)
+    if missing := _COLUMNS[table.kind] - {c.lower() for c in columns}:
+        raise UsageError(
+            f"table {name!r} exists and is not a {_LAYOUT[table.kind]} history table: it lacks "
+            f"column(s) {', '.join(sorted(missing))} (its columns: {', '.join(sorted(columns))})",
+            hint="it is one of the app's tables, or the history of another layout; " + NAME_HINT,
+        )
+    return Table(name, table.kind, exists=True)
 
 
-def _exists(conn: sqlite3.Connection, name: str) -> bool:
+def _object_type(conn: sqlite3.Connection, name: str) -> str | None:
+    """What the schema holds under this name (names are case-insensitive): table, view..."""
     row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        "SELECT type FROM sqlite_master WHERE name = ? COLLATE NOCASE", (name,)
     ).fetchone()
-    return row is not None
+    return None if row is None else str(row[0])
 
 
 def create_sql(table: Table) -> str:
@@ -131,7 +175,12 @@ def _millis(value: object) -> int | None:
 
 
 def record(conn: sqlite3.Connection, table: Table, migration: Migration, duration_ms: int) -> None:
-    """Insert the row for an applied migration, exactly as drizzle would."""
+    """Insert the row for an applied migration, exactly as drizzle would.
+
+    Never after a stop signal: the migration's transaction then rolls back instead of
+    committing, even if the signal's own exception was swallowed on the way.
+    """
+    signals.check()
     q = table.quoted
     if table.kind is Kind.DRIZZLE_V0:
         conn.execute(

@@ -6,13 +6,14 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import DatabaseError, LockTimeout
+from .errors import DatabaseError, LockTimeout, UsageError
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -41,6 +42,11 @@ def migration_lock(db_path: Path, timeout: float, poll: float = 0.1) -> Iterator
     flock locks live in the kernel, so containers on one host that bind-mount the same
     folder exclude each other, and a crashed holder releases its lock when it dies.
     """
+    if not (math.isfinite(timeout) and timeout >= 0):  # nan would never time out
+        raise UsageError(
+            f"lock timeout must be a finite number of seconds >= 0 (got {timeout!r})",
+            hint="set --lock-timeout / LOCK_TIMEOUT to a number of seconds, e.g. 60",
+        )
     path = lock_path(db_path)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +27,13 @@ from .errors import (
     BackupFailed,
     CheckFailed,
     CorruptDatabase,
+    DatabaseBusy,
     DatabaseError,
+    EntrypointError,
     MigrationFailed,
+    RestoreFailed,
     SourceError,
+    UsageError,
 )
 from .gate import gate
 from .judge import BEFORE, judge
@@ -36,8 +41,8 @@ from .lock import migration_lock
 from .loss import Acknowledgements, Loss
 from .plan import Plan, State, check_policy, make_plan, prepare_history_table
 from .rehearsal import acknowledgements
-from .restore import finish_interrupted, replace_database
-from .settings import Options, Policy
+from .restore import Restored, finish_interrupted, replace_database
+from .settings import JOURNAL_MODES, Options, Policy
 from .sources import Format, Migration, Source, load_source
 
 log = logging.getLogger("litedeploy.entrypoint")
@@ -84,6 +89,9 @@ def migrate(options: Options) -> Outcome:
         finish_interrupted(options.db_path)  # a killed restore is finished, never taken as new
         # Only now: the holder we waited for may have created the database meanwhile.
         existed = check_file(options.db_path)
+        empty = not existed and options.db_path.exists()
+        if empty:
+            log.info("%s is empty (0 bytes): a new database, as SQLite sees it", options.db_path)
         try:
             return _migrate(source, options, existed)
         except sqlite3.Error as exc:  # before anything was written (later ones are caught)
@@ -96,7 +104,7 @@ def migrate(options: Options) -> Outcome:
             ) from exc
         except BaseException:
             if not existed:
-                remove_created(options.db_path)
+                remove_created(options.db_path, keep_empty_file=empty)
             raise
 
 
@@ -153,7 +161,10 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
             if saved is None or partial == len(rows):
                 raise
             conn.close()
-            restored = replace_database(options.db_path, saved.path, saved.manifest.sha256)
+            failure = MigrationFailed(
+                f"{exc.message}; the migrations before it had committed", hint=exc.hint
+            )
+            restored = restore_before_run(options, saved, failure)
             raise MigrationFailed(
                 f"{exc.message}; migrations of this run had committed, so the backup taken "
                 f"before it was restored ({'; '.join(restored.summary())})",
@@ -256,7 +267,10 @@ def _refuse_drift(options: Options, saved: Backup | None, drifted: list[str]) ->
         return
     restored = ""
     if saved is not None and options.db_path.exists():
-        result = replace_database(options.db_path, saved.path, saved.manifest.sha256)
+        failure = CheckFailed(
+            f"the schema differs from drizzle-kit's latest snapshot ({drifted[0]})"
+        )
+        result = restore_before_run(options, saved, failure)
         for line in result.summary():
             log.info("%s", line)
         restored = f"; restored the backup taken before migrating ({saved.path.name})"
@@ -282,7 +296,8 @@ def restore_after_error(options: Options, saved: Backup | None, exc: sqlite3.Err
             f"restore (BACKUP={options.backup.value}); the database is left as migrated",
             hint="check the disk, then `entrypoint check`; restore it yourself if it is damaged",
         ) from exc
-    restored = replace_database(options.db_path, saved.path, saved.manifest.sha256)
+    failure = CheckFailed(f"SQLite failed checking the migrated database ({exc})")
+    restored = restore_before_run(options, saved, failure)
     for line in restored.summary():
         log.info("%s", line)
     raise CheckFailed(
@@ -300,7 +315,8 @@ def restore_after_failed_check(options: Options, saved: Backup | None, report: R
             f"(BACKUP={options.backup.value}); the database is left as migrated",
             hint="restore it yourself (`entrypoint restore --latest`) or fix the migration",
         )
-    restored = replace_database(options.db_path, saved.path, saved.manifest.sha256)
+    failure = CheckFailed(f"check after migrating failed ({problems})")
+    restored = restore_before_run(options, saved, failure)
     for line in restored.summary():
         log.info("%s", line)
     hint = "fix the migration, then deploy again"
@@ -314,6 +330,26 @@ def restore_after_failed_check(options: Options, saved: Backup | None, report: R
         f"migrating ({saved.path.name})",
         hint=hint,
     )
+
+
+def restore_before_run(options: Options, saved: Backup, failure: EntrypointError) -> Restored:
+    """Put back the backup taken before this run, after `failure`.
+
+    When restore refuses (another process has the database open, the backup is damaged),
+    the failure is still what is reported, first, with why the backup stayed where it is.
+    """
+    try:
+        return replace_database(options.db_path, saved.path, saved.manifest.sha256)
+    except (DatabaseBusy, RestoreFailed) as refused:
+        then = (refused.hint or "").rstrip(".")
+        raise type(failure)(
+            f"{failure.message}; the backup taken before this run was not restored: "
+            f"{refused.message}",
+            hint=f"the database stays as migrated so far, each migration with its history row. "
+            f"{then[:1].upper()}{then[1:]}, then `entrypoint restore "
+            f"{saved.path}` to go back to before this run; or fix the failure and deploy again "
+            "to carry on from there",
+        ) from refused
 
 
 def take_run_backup(
@@ -370,7 +406,12 @@ def set_journal_mode(conn: sqlite3.Connection, options: Options, existed: bool) 
     wanted = options.journal_mode or (None if existed else "wal")
     if wanted is None:
         return
-    got = str(conn.execute(f"PRAGMA journal_mode = {wanted}").fetchone()[0])
+    if wanted.lower() not in JOURNAL_MODES:  # it goes into SQL text: only a known word
+        raise UsageError(
+            f"journal mode {wanted!r} is not one of {', '.join(JOURNAL_MODES)}",
+            hint="set --journal-mode / JOURNAL_MODE to one of them, or leave it unset",
+        )
+    got = str(conn.execute(f"PRAGMA journal_mode = {wanted.lower()}").fetchone()[0])
     if got.lower() != wanted.lower():
         log.warning("journal mode %s requested, SQLite kept %s", wanted, got)
     elif not existed or options.journal_mode:
@@ -400,9 +441,16 @@ def _log_plan(current: Status, options: Options) -> None:
     )
 
 
-def remove_created(db_path: Path) -> None:
-    """Remove a database this run created: before the run there was none."""
+def remove_created(db_path: Path, *, keep_empty_file: bool = False) -> None:
+    """Remove a database this run created: before the run there was none.
+
+    With `keep_empty_file` (the run started from an empty file, maybe a bind-mounted one)
+    the file is emptied again instead of removed.
+    """
     log.info("removing %s, which this run created, so nothing is left behind", db_path)
     for suffix in ("", "-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError):
-            db_path.with_name(db_path.name + suffix).unlink()
+            if keep_empty_file and not suffix:
+                os.truncate(db_path, 0)
+            else:
+                db_path.with_name(db_path.name + suffix).unlink()

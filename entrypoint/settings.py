@@ -19,6 +19,11 @@ class Policy(StrEnum):
     NEVER = "never"
 
 
+# SQLite's journal modes that keep a rollback journal (or a WAL); OFF has none, so a failed
+# migration could not be rolled back.
+JOURNAL_MODES = ("wal", "delete", "truncate", "persist", "memory")
+
+
 class Findings(StrEnum):
     """What blocking findings and rehearsal losses do to `run`."""
 

@@ -7,7 +7,10 @@ import hashlib
 import json
 import os
 import re
+import stat
+import unicodedata
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +23,8 @@ from .statements import Chunk, Statement, split_statements
 
 JOURNAL = Path("meta") / "_journal.json"
 JOURNAL_VERSIONS = {"5", "6", "7"}
+JOURNAL_MAX_BYTES = 16 << 20  # drizzle-kit writes ~100 bytes a migration
+LATEST_WHEN = 8_640_000_000_000_000  # the last millisecond a JavaScript Date can hold
 _FOLDER_NAME = re.compile(r"^(\d{14})_.+$")
 _PLAIN_NAME = re.compile(r"^\d+[_-].*\.sql$")
 
@@ -170,15 +175,34 @@ def _journal_migrations(folder: Path) -> list[Migration]:
             raise SourceError(f"{where} is not an object")
         tag, when = entry.get("tag"), entry.get("when")
         if not isinstance(tag, str) or not tag:
-            raise SourceError(f"{where}.tag is missing or not a string")
-        if not isinstance(when, int) or isinstance(when, bool):
-            raise SourceError(f"{where}.when must be a number of milliseconds (got {when!r})")
+            raise SourceError(
+                f"{where}.tag is missing or not a string (got {_short(tag)})",
+                hint="restore the journal from version control or regenerate it with drizzle-kit",
+            )
+        _check_name(tag, f"{where}.tag")
+        if not isinstance(when, int) or isinstance(when, bool) or not 0 <= when <= LATEST_WHEN:
+            raise SourceError(
+                f"{where}.when must be a time in milliseconds from 0 to {LATEST_WHEN} "
+                f"(got {_short(when)})",
+                hint="drizzle-kit writes Date.now() there; restore the journal from version "
+                "control or regenerate it",
+            )
         path = _inside(folder, f"{tag}.sql", where=f"{where}.tag")
         migrations.append(_read_migration(tag, path, created_at=when))
     return migrations
 
 
 def _read_journal(path: Path) -> dict[str, Any]:
+    try:
+        size = _regular_file_size(path, what="the journal")
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc}") from exc
+    if size > JOURNAL_MAX_BYTES:
+        raise SourceError(
+            f"{path} is {size} bytes; a drizzle-kit journal is a few kilobytes "
+            f"(at most {JOURNAL_MAX_BYTES} bytes are read)",
+            hint="check --migrations / MIGRATIONS_DIR points at drizzle-kit's output folder",
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -188,6 +212,11 @@ def _read_journal(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise SourceError(
             f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            hint="restore it from version control or regenerate it with drizzle-kit",
+        ) from exc
+    except (ValueError, RecursionError) as exc:  # a 5000-digit number, [[[[...]]]] nested deep
+        raise SourceError(
+            f"{path} is not a journal drizzle-kit writes: {exc}",
             hint="restore it from version control or regenerate it with drizzle-kit",
         ) from exc
     if not isinstance(journal, dict) or not isinstance(journal.get("entries"), list):
@@ -211,6 +240,7 @@ def _folder_migrations(folder: Path) -> list[Migration]:
             continue
         if name == "meta":
             continue
+        _check_name(name, f"folder {folder / name!r}")
         match = _FOLDER_NAME.match(name)
         if match is None:
             if _is_file(folder / name / "migration.sql"):
@@ -221,15 +251,23 @@ def _folder_migrations(folder: Path) -> list[Migration]:
                 )
             continue
         path = _inside(folder, f"{name}/migration.sql", where=f"folder {name}")
-        migrations.append(_read_migration(name, path, created_at=_folder_millis(match.group(1))))
+        millis = _folder_millis(match.group(1), folder / name)
+        migrations.append(_read_migration(name, path, created_at=millis))
     return migrations
 
 
-def _folder_millis(stamp: str) -> int:
+def _folder_millis(stamp: str, where: Path) -> int:
     """drizzle 1.0's created_at: the folder's UTC timestamp in ms, at second precision."""
-    fields = (stamp[0:4], stamp[4:6], stamp[6:8], stamp[8:10], stamp[10:12], stamp[12:14])
-    year, month, day, hour, minute, second = (int(f) for f in fields)
-    return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)) * 1000
+    try:
+        moment = datetime.strptime(stamp, "%Y%m%d%H%M%S")
+    except ValueError:
+        raise SourceError(
+            f"migration folder {where} does not start with a real YYYYMMDDHHMMSS time "
+            f"({stamp[:4]}-{stamp[4:6]}-{stamp[6:8]} {stamp[8:10]}:{stamp[10:12]}:{stamp[12:]})",
+            hint="drizzle-kit 1.0 names folders like 20250220153045_name; rename the folder "
+            "only if it was never applied (the time is its created_at)",
+        ) from None
+    return calendar.timegm(moment.timetuple()) * 1000
 
 
 def _plain_migrations(folder: Path) -> list[Migration]:
@@ -237,6 +275,7 @@ def _plain_migrations(folder: Path) -> list[Migration]:
     for name in _list(folder):
         if not name.endswith(".sql"):
             continue
+        _check_name(name, repr(str(folder / name)))
         if not _PLAIN_NAME.match(name):
             raise SourceError(
                 f"{folder / name} does not start with a number",
@@ -266,6 +305,7 @@ def _inside(folder: Path, relative: str, *, where: str) -> Path:
 
 def _read_migration(name: str, path: Path, *, created_at: int | None) -> Migration:
     try:
+        _regular_file_size(path, what="migration file")
         data = path.read_bytes()
     except FileNotFoundError as exc:
         raise SourceError(
@@ -274,6 +314,11 @@ def _read_migration(name: str, path: Path, *, created_at: int | None) -> Migrati
         ) from exc
     except OSError as exc:
         raise SourceError(f"cannot read migration file {path}: {exc.strerror}") from exc
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SourceError(
+            f"{path} is UTF-16 (it starts with a UTF-16 byte-order mark), not UTF-8",
+            hint="save the file as UTF-8",
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -281,7 +326,14 @@ def _read_migration(name: str, path: Path, *, created_at: int | None) -> Migrati
             f"{path} is not valid UTF-8 (byte {exc.start})",
             hint="save the file as UTF-8",
         ) from exc
-    statements, chunks = split_statements(text)
+    if "\0" in text:
+        raise SourceError(
+            f"{path} contains a NUL byte (byte {data.index(0)}); SQL text never does",
+            hint="the file is binary or damaged: restore it from version control",
+        )
+    # An editor's UTF-8 byte-order mark: SQLite skips it, and so must whoever reads the SQL
+    # (the findings would not see the first keyword). The hash stays the file's bytes'.
+    statements, chunks = split_statements(text.removeprefix("\ufeff"))
     return Migration(
         name=name,
         path=path,
@@ -290,3 +342,49 @@ def _read_migration(name: str, path: Path, *, created_at: int | None) -> Migrati
         statements=statements,
         chunks=chunks,
     )
+
+
+def _regular_file_size(path: Path, *, what: str) -> int:
+    """The size of a regular file; a FIFO (which would block the read), a device or a
+    socket is a SourceError. Missing files raise FileNotFoundError for the caller."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else _special_kind(st.st_mode)
+        raise SourceError(
+            f"{what} {path} is {kind}, not a regular file",
+            hint="migrations are plain files; replace it with the file from version control",
+        )
+    return st.st_size
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a file"
+
+
+def _check_name(name: str, where: str) -> None:
+    """A migration's name becomes a history row and a file name: refuse control characters
+    (NUL, newlines, escapes) and bytes that are not UTF-8 (a file name's surrogates)."""
+    for i, char in enumerate(name):
+        if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
+            what = "a byte that is not UTF-8" if "\udc80" <= char <= "\udcff" else repr(char)
+            raise SourceError(
+                f"{where}: the migration name {_short(name)} contains {what} at character {i}",
+                hint="rename it (and its journal entry) to letters, digits, _ and -",
+            )
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """A value for an error line: repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

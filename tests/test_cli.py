@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import re
+import signal
 import subprocess
 import sys
 import tomllib
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 import typer.main
-from harness import ROOT, Cli, query, write_plain
+from harness import ROOT, Cli, assert_one_clear_error, query, write_plain
 
 from entrypoint import errors
 from entrypoint.cli import app
@@ -67,7 +68,8 @@ def test_every_exit_code_is_documented(invoke: Invoke) -> None:
         if isinstance(cls, type) and issubclass(cls, errors.EntrypointError)
     } - {errors.EntrypointError.exit_code}
     assert codes == {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 126, 127}
-    for code in codes:
+    stopped = {128 + signal.SIGHUP, 128 + signal.SIGINT, 128 + signal.SIGTERM}  # errors.Stopped
+    for code in codes | stopped:
         assert re.search(rf"^\s+{code}\s+\S", text, re.MULTILINE), f"exit code {code}"
 
 
@@ -131,3 +133,24 @@ def test_status_errors_use_the_same_exit_codes(tmp_path: Path, invoke: Invoke) -
     result = invoke("status", "--db", tmp_path / "app.db", "--migrations", tmp_path / "nope")
     assert result.exit_code == 3
     assert "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "needles"),
+    [
+        (["run"], {"BACKUP": "bogus"}, ["--backup", "BACKUP", "'bogus' is not one of"]),
+        (["run", "--transaction", "sometimes"], {}, ["--transaction", "sometimes"]),
+        (["status", "--no-such-option"], {}, ["no such option: --no-such-option"]),
+        (["no-such-command"], {}, ["no such command"]),
+    ],
+)
+def test_a_bad_option_is_one_line_and_a_hint_like_every_error(
+    tmp_path: Path, cli: Cli, args: list[str], env: dict[str, str], needles: list[str]
+) -> None:
+    """Not click's usage block: the same `entrypoint: error:` line as every other failure."""
+    folder = write_plain(tmp_path / "m", [("0001_a", "CREATE TABLE a (id integer);")])
+    proc = cli(*args, "--db", tmp_path / "app.db", "--migrations", folder, env=env)
+    assert_one_clear_error(proc, 2, *needles)
+    assert "entrypoint: hint: `" in proc.stderr and "--help` lists the options" in proc.stderr
+    assert "Usage:" not in proc.stderr
+    assert not (tmp_path / "app.db").exists()

@@ -21,6 +21,9 @@ from harness import (
     write_plain,
 )
 
+from entrypoint import handoff
+from entrypoint.errors import CommandNotExecutable
+
 MIGRATIONS = [
     ("0001_a", "CREATE TABLE a (id integer);"),
     ("0002_b", "CREATE TABLE b (id integer);"),
@@ -108,6 +111,33 @@ def a_directory(tmp_path: Path) -> str:
     return str(tmp_path / "bin")
 
 
+def executable(tmp_path: Path, name: str, data: bytes) -> str:
+    script = tmp_path / name
+    script.write_bytes(data)
+    script.chmod(0o755)
+    return str(script)
+
+
+def no_shebang(tmp_path: Path) -> str:
+    """Runs from a shell (which treats it as a script); os.execv refuses it: ENOEXEC."""
+    return executable(tmp_path, "server.sh", b"echo started\nexec sleep 1\n")
+
+
+def empty_script(tmp_path: Path) -> str:
+    return executable(tmp_path, "server", b"")
+
+
+def missing_interpreter(tmp_path: Path) -> str:
+    return executable(tmp_path, "server.js", b"#!/usr/local/bin/no-such-node\nconsole.log(1)\n")
+
+
+def no_shebang_on_path(tmp_path: Path) -> str:
+    """The same, found through PATH."""
+    (tmp_path / "bin").mkdir()
+    executable(tmp_path / "bin", "start-server", b"echo started\n")
+    return "start-server"
+
+
 @pytest.mark.parametrize(
     ("make_command", "code", "message"),
     [
@@ -115,8 +145,21 @@ def a_directory(tmp_path: Path) -> str:
         (lambda tmp: str(tmp / "missing" / "server"), 127, "command not found"),
         (not_executable, 126, "command is not executable"),
         (a_directory, 126, "command is not executable"),
+        (no_shebang, 126, "neither #! nor an ELF header"),
+        (empty_script, 126, "it is empty"),
+        (missing_interpreter, 126, "'/usr/local/bin/no-such-node', which does not exist"),
+        (no_shebang_on_path, 126, "cannot execute start-server: it starts with neither"),
     ],
-    ids=["not-on-path", "missing-path", "no-exec-bit", "directory"],
+    ids=[
+        "not-on-path",
+        "missing-path",
+        "no-exec-bit",
+        "directory",
+        "no-shebang",
+        "empty",
+        "missing-interpreter",
+        "no-shebang-on-path",
+    ],
 )
 def test_bad_command_fails_before_migrating(
     tmp_path: Path, cli: Cli, pending: tuple[Path, Path], make_command, code, message
@@ -124,7 +167,19 @@ def test_bad_command_fails_before_migrating(
     db, folder = pending
     command = make_command(tmp_path)
     before = db_state(db)
-    proc = cli("run", "--db", db, "--migrations", folder, "--", command, "--port", "3000")
+    path = f"{tmp_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    proc = cli(
+        "run",
+        "--db",
+        db,
+        "--migrations",
+        folder,
+        "--",
+        command,
+        "--port",
+        "3000",
+        env={"PATH": path},
+    )
     assert_one_clear_error(proc, code, message)
     assert "Applying" not in proc.stderr
     assert db_state(db) == before
@@ -180,3 +235,26 @@ def test_user_drops_root_before_exec_and_owns_the_new_database(tmp_path: Path) -
         st = path.stat()
         assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid), path
     assert len(query(db, "SELECT * FROM __litedeploy_migrations")) == 2
+
+
+def test_a_format_binfmt_misc_runs_is_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel's binfmt_misc may run what is neither ELF nor #! (a jar, another CPU's ELF):
+    its entries, as /proc/sys/fs/binfmt_misc shows them, are read and trusted."""
+    proc = tmp_path / "binfmt_misc"
+    proc.mkdir()
+    (proc / "status").write_text("enabled\n")
+    (proc / "register").write_text("")
+    (proc / "jar").write_text("enabled\ninterpreter /usr/bin/jexec\nflags: \nextension .jar\n")
+    (proc / "wasm").write_text(
+        "enabled\ninterpreter /usr/bin/wasmtime\nflags: \noffset 0\nmagic 0061736d\nmask ffffffff\n"
+    )
+    (proc / "off").write_text("disabled\ninterpreter /bin/x\nflags: \noffset 0\nmagic 6563\n")
+    monkeypatch.setattr(handoff, "BINFMT_MISC", proc)
+    jar = executable(tmp_path, "app.jar", b"PK\x03\x04...")
+    wasm = executable(tmp_path, "app", b"\x00asm\x01\x00\x00\x00")
+    assert handoff.resolve_command([jar]) == jar
+    assert handoff.resolve_command([wasm]) == wasm
+    with pytest.raises(CommandNotExecutable, match="neither #! nor an ELF header"):
+        handoff.resolve_command([no_shebang(tmp_path)])  # "ec" matches only a disabled entry

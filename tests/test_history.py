@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 from harness import (
     FIRST_WHEN,
+    Cli,
     applied,
+    assert_one_clear_error,
+    db_state,
     query,
     sha256_file,
     write_folders,
@@ -214,3 +217,56 @@ def test_folder_source_upgrades_a_0x_table_in_place(
     assert rows[0][3] is None and rows[1][3] is None  # back-filled rows: applied_at NULL
     assert ISO_MS.match(rows[2][3])
     assert list(status_of(db, folder)["states"].values()) == ["applied"] * 3
+
+
+# --- a name that cannot be the history ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        ("sqlite_history", "is reserved"),  # was: internal error from SQLite
+        ("SQLite_Stat1", "is reserved"),
+        ("users", "exists and is not a litedeploy history table"),  # the app's own table
+        ("USERS", "exists and is not a litedeploy history table"),  # names ignore case
+        ("users_name", "taken by the database's index"),
+        ("recent", "taken by the database's view"),
+        ("his\ntory", "contains a control character"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "status"])
+def test_a_history_table_name_that_cannot_be_one_is_refused(
+    tmp_path: Path, cli: Cli, name: str, needle: str, command: str
+) -> None:
+    folder = write_plain(
+        tmp_path / "m",
+        [
+            (
+                "0001_init",
+                "CREATE TABLE users (id integer PRIMARY KEY, name text);\n"
+                "CREATE INDEX users_name ON users (name);\n"
+                "CREATE VIEW recent AS SELECT * FROM users;\n"
+                "INSERT INTO users VALUES (1, 'ann');",
+            )
+        ],
+    )
+    db = tmp_path / "app.db"
+    applied(db, folder)
+    write_plain(folder, [("0002_more", "ALTER TABLE users ADD email text;")])
+    before = db_state(db)
+    proc = cli(command, "--db", db, "--migrations", folder, "--history-table", name)
+    assert_one_clear_error(proc, 2, needle)
+    assert db_state(db) == before
+
+
+def test_a_drizzle_folder_against_a_litedeploy_history_is_refused(tmp_path: Path, cli: Cli) -> None:
+    """A history of another layout under the name asked for: not read as drizzle's."""
+    db = tmp_path / "app.db"
+    applied(db, write_plain(tmp_path / "plain", [("0001_init", "CREATE TABLE a (id integer);")]))
+    folder = write_journal(tmp_path / "m", [("0000_init", "CREATE TABLE b (id integer);")])
+    before = db_state(db)
+    proc = cli(
+        "run", "--db", db, "--migrations", folder, "--history-table", "__litedeploy_migrations"
+    )
+    assert_one_clear_error(proc, 2, "not a drizzle history table", "created_at")
+    assert db_state(db) == before

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from harness import (
     applied,
     assert_one_clear_error,
@@ -20,6 +21,7 @@ from harness import (
     write_plain,
 )
 
+from entrypoint.errors import UsageError
 from entrypoint.lock import migration_lock
 
 MIGRATIONS = [
@@ -124,3 +126,47 @@ def test_lock_timeout_on_a_new_database_creates_nothing(tmp_path: Path) -> None:
         )
     assert_one_clear_error(proc, 7)
     assert not db.exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "-1", "1e9", "ten"])
+def test_a_lock_timeout_that_would_never_end_is_refused(tmp_path: Path, value: str) -> None:
+    """LOCK_TIMEOUT=nan used to wait for ever behind a holder (nan >= deadline is never true)."""
+    folder = write_plain(tmp_path / "m", MIGRATIONS)
+    db = tmp_path / "app.db"
+    applied(db, write_plain(tmp_path / "first", MIGRATIONS[:1]))
+    before = db_state(db)
+    with migration_lock(db, timeout=5):
+        proc = subprocess.run(
+            entrypoint_argv("run", "--db", db, "--migrations", folder),
+            cwd=tmp_path,
+            env=cli_env({"LOCK_TIMEOUT": value}),
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    assert_one_clear_error(proc, 2, "--lock-timeout", "LOCK_TIMEOUT")
+    assert db_state(db) == before
+
+
+@pytest.mark.parametrize("command", ["backup", "restore"])
+def test_every_command_validates_its_lock_timeout(tmp_path: Path, command: str) -> None:
+    db = tmp_path / "app.db"
+    applied(db, write_plain(tmp_path / "m", MIGRATIONS))
+    extra = ["--latest"] if command == "restore" else []
+    proc = subprocess.run(
+        entrypoint_argv(command, "--db", db, "--lock-timeout", "nan", *extra),
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert_one_clear_error(proc, 2, "--lock-timeout", "nan")
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -1.0])
+def test_the_lock_itself_refuses_a_wait_without_end(tmp_path: Path, timeout: float) -> None:
+    lock = migration_lock(tmp_path / "app.db", timeout)
+    with pytest.raises(UsageError, match="finite number of seconds"), lock:
+        pass
+    assert not (tmp_path / "app.db.lock").exists()

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import FIRST_WHEN, write_folders, write_journal, write_plain
+from harness import (
+    FIRST_WHEN,
+    Cli,
+    assert_one_clear_error,
+    write_folders,
+    write_journal,
+    write_plain,
+)
 
 from entrypoint.errors import SourceError
 from entrypoint.sources import Format, detect_format, load_source
@@ -178,3 +187,67 @@ def test_statements_of_a_journal_migration(tmp_path: Path) -> None:
     )
     migration = load_source(folder).migrations[0]
     assert [s.sql for s in migration.statements] == ["CREATE TABLE a (id integer);", "SELECT 1;"]
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_statement(
+    tmp_path: Path, cli: Cli
+) -> None:
+    """SQLite skips an editor's BOM; the findings read past it too (it hid a DROP TABLE)."""
+    folder = write_plain(tmp_path / "m", [("0001_init", "CREATE TABLE users (id integer);")])
+    db = tmp_path / "app.db"
+    assert cli("run", "--db", db, "--migrations", folder).returncode == 0
+    query_db = sqlite3.connect(db)
+    query_db.execute("INSERT INTO users VALUES (1)")
+    query_db.commit()
+    query_db.close()
+    data = "\ufeffDROP TABLE users;\n".encode()
+    write_plain(folder, [("0002_drop", data)])
+    migration = load_source(folder).migrations[1]
+    assert migration.statements[0].sql == "DROP TABLE users;"
+    assert migration.hash == hashlib.sha256(data).hexdigest()  # the file's bytes, BOM and all
+    proc = cli("plan", "--db", db, "--migrations", folder)
+    assert_one_clear_error(proc, 15, "drops table users")
+
+
+def test_a_fifo_in_place_of_a_migration_is_refused_without_blocking(tmp_path: Path) -> None:
+    folder = write_plain(tmp_path / "m", [("0001_init", ONE)])
+    os.mkfifo(folder / "0002_next.sql")  # reading it would wait for a writer for ever
+    with pytest.raises(SourceError, match=r"0002_next.sql is a FIFO \(named pipe\), not a regular"):
+        load_source(folder)
+
+
+@pytest.mark.parametrize(
+    ("when", "message"),
+    [
+        (2**63, "from 0 to 8640000000000000"),  # SQLite's integer overflowed: exit 70
+        (10**30, "from 0 to 8640000000000000"),
+        (-1, "from 0 to 8640000000000000"),
+        (1.5e12, "from 0 to 8640000000000000"),
+        ("1740000000000", "from 0 to 8640000000000000"),
+    ],
+)
+def test_a_journal_when_must_be_a_time_drizzle_could_write(
+    tmp_path: Path, when: object, message: str
+) -> None:
+    folder = write_journal(tmp_path / "m", [("0000_init", ONE)])
+    journal = json.loads((folder / "meta" / "_journal.json").read_text())
+    journal["entries"][0]["when"] = when
+    (folder / "meta" / "_journal.json").write_text(json.dumps(journal))
+    with pytest.raises(SourceError, match=message):
+        load_source(folder)
+
+
+@pytest.mark.parametrize("tag", ["0000_in\x00it", "0000_in\nit", "0000_\x1b[31mred", "0000_\u2028"])
+def test_a_journal_tag_with_a_control_character_is_refused(tmp_path: Path, tag: str) -> None:
+    folder = write_journal(tmp_path / "m", [("0000_init", ONE)])
+    journal = json.loads((folder / "meta" / "_journal.json").read_text())
+    journal["entries"][0]["tag"] = tag
+    (folder / "meta" / "_journal.json").write_text(json.dumps(journal))
+    with pytest.raises(SourceError, match=r"contains .* at character"):
+        load_source(folder)
+
+
+def test_a_folder_time_that_is_no_time_is_refused(tmp_path: Path) -> None:
+    folder = write_folders(tmp_path / "m", [("20251399250000_init", ONE)])
+    with pytest.raises(SourceError, match="real YYYYMMDDHHMMSS time"):
+        load_source(folder)

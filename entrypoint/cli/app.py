@@ -7,10 +7,12 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, Protocol, cast
 
 import typer
 
-from ..errors import EntrypointError
+from .. import signals
+from ..errors import EntrypointError, Stopped
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -35,8 +37,12 @@ Exit codes:
        that nobody acknowledged, transaction control that would commit half a
        migration, a finding with --no-rehearse, or a push losing data without
        --accept-data-loss (or that only deleting rows could fit)
-  126  the app command is not executable
+  126  the app command is not executable (no exec bit, no #! line, missing interpreter)
   127  the app command was not found
+  129  stopped by SIGHUP before the app was started
+  130  stopped by SIGINT (ctrl-c) before the app was started
+  143  stopped by SIGTERM (docker stop) before the app was started; for 129-143 each
+       migration is committed with its history row or rolled back
   70   internal error (a bug: please report it with LITEDEPLOY_DEBUG=1 output)
 """
 
@@ -57,6 +63,8 @@ def errors_to_exit() -> Iterator[None]:
     try:
         yield
     except EntrypointError as exc:
+        if (signum := signals.received()) is not None:  # the error is what the stop caused
+            raise Stopped(signum) from exc
         log.error("error: %s", exc.message)
         if exc.hint:
             log.error("hint: %s", exc.hint)
@@ -71,12 +79,64 @@ def _configure_logging() -> None:
     root.setLevel(logging.INFO)
 
 
+class _ParseError(Protocol):
+    """What typer's parser raises for an unknown option or a value that does not convert."""
+
+    exit_code: int
+    ctx: Any
+
+    def format_message(self) -> str: ...
+
+    def show(self) -> None: ...
+
+
+# click's ClickException: typer exports only its subclass BadParameter (and vendors click in
+# a private module), so it is found from there.
+_PARSE_ERROR = cast(
+    "type[Exception]",
+    next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"),
+)
+
+
+def _parse_error_to_exit(exc: _ParseError) -> int:
+    """A usage error from the parser, as one line and a hint like every other error."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `entrypoint` alone: the help, as before
+        exc.show()
+        return exc.exit_code
+    message = " ".join(exc.format_message().split())
+    log.error("error: %s", message[:1].lower() + message[1:])
+    command = exc.ctx.command_path if exc.ctx is not None else "entrypoint"
+    log.error("hint: `%s --help` lists the options, their values and variables", command)
+    return exc.exit_code
+
+
+def _stopped_to_exit(stop: Stopped) -> int:
+    """A stop signal before exec: one line and the shell's code (128 + the signal).
+
+    Whatever error the stop caused on its way out (a statement "interrupted", a check that
+    could not finish) is its consequence, not news: saying it would only mislead.
+    """
+    log.error("error: stopped by %s before the app was started", stop.name)
+    log.error(
+        "hint: each migration is committed with its history row or rolled back; start "
+        "again to carry on (`entrypoint status` shows what is applied)"
+    )
+    return stop.exit_code
+
+
 def main() -> None:
     """Console-script entry point."""
     _configure_logging()
+    signals.install()
     try:
-        app()
+        code = app(standalone_mode=False)
+    except Stopped as stop:
+        code = _stopped_to_exit(stop)
+    except _PARSE_ERROR as exc:
+        code = _parse_error_to_exit(cast(_ParseError, exc))
     except Exception as exc:  # the last line of defence: one line, never a traceback
+        if (signum := signals.received()) is not None:  # e.g. a statement the stop aborted
+            sys.exit(_stopped_to_exit(Stopped(signum)))
         if os.environ.get("LITEDEPLOY_DEBUG"):
             raise
         log.error(
@@ -84,4 +144,5 @@ def main() -> None:
             type(exc).__name__,
             exc,
         )
-        sys.exit(70)
+        code = 70
+    sys.exit(code if isinstance(code, int) else 0)

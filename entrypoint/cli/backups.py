@@ -12,7 +12,7 @@ import typer
 
 from ..backup import Method, default_dir, list_backups, prune, take_backup
 from ..checks import Level
-from ..database import check_file
+from ..database import check_file, missing
 from ..errors import DatabaseError
 from ..lock import migration_lock
 from ..restore import find_backup, restore_backup
@@ -25,13 +25,14 @@ from .options import (
     DbOption,
     DeployIdOption,
     JsonOption,
+    lock_timeout_option,
+    sqlite_path,
 )
 
 log = logging.getLogger("litedeploy.entrypoint")
 
 LockTimeoutOption = Annotated[
-    float,
-    typer.Option(envvar="LOCK_TIMEOUT", min=0, help="Seconds to wait for another migrator."),
+    float, lock_timeout_option("Seconds to wait for another migrator (0 to 86400).")
 ]
 
 
@@ -50,7 +51,7 @@ def backup(
     folder = backup_dir or default_dir(db)
     with errors_to_exit():
         if not check_file(db):
-            raise DatabaseError(f"{db} does not exist; there is nothing to back up")
+            raise DatabaseError(f"{db} {missing(db)}; there is nothing to back up")
         with migration_lock(db, lock_timeout):
             made = take_backup(
                 db, folder, method=backup_method, level=check, deploy_id=deploy_id or None
@@ -101,7 +102,13 @@ def list_command(
 @app.command()
 def restore(
     backup_file: Annotated[
-        Path | None, typer.Argument(help="The backup file to restore.", show_default=False)
+        Path | None,
+        typer.Argument(
+            parser=sqlite_path,
+            metavar="FILE",
+            help="The backup file to restore.",
+            show_default=False,
+        ),
     ] = None,
     latest: Annotated[bool, typer.Option("--latest", help="Restore the newest backup.")] = False,
     deploy_id: Annotated[
@@ -112,7 +119,9 @@ def restore(
     backup_dir: BackupDirOption = None,
     lock_timeout: Annotated[
         float,
-        typer.Option(min=0, help="Seconds to wait for a running migrator before refusing."),
+        lock_timeout_option(
+            "Seconds to wait for a running migrator before refusing (0 to 86400).", envvar=None
+        ),
     ] = 0.0,
 ) -> None:
     """Put a backup back, crash-safe: a verified copy beside the database, then one rename.

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from ..checks import Level, check_database
-from ..database import check_file, connect
+from ..database import check_file, connect, missing
 from ..drift import against_snapshot
 from ..errors import CheckFailed, DatabaseError, UsageError
 from ..sources import load_source
@@ -50,7 +50,7 @@ def check(
         if strict and migrations is None:
             raise UsageError("--strict needs --migrations (the folder to compare with)")
         if not check_file(db):
-            raise DatabaseError(f"{db} does not exist")
+            raise DatabaseError(f"{db} {missing(db)}")
         drift: list[str] | None = None
         note: str | None = None
         source = load_source(migrations) if migrations is not None else None

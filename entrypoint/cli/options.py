@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import unicodedata
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,9 +13,11 @@ import typer
 
 from ..backup import Method
 from ..checks import Level
+from ..database import path_problem
 from ..errors import UsageError
+from ..history import name_problem
 from ..loss import parse_allow
-from ..settings import Options
+from ..settings import JOURNAL_MODES, Options
 from ..sources import Format
 
 
@@ -29,10 +33,21 @@ class TransactionChoice(StrEnum):
     ALL = "all"
 
 
-# readable=False: the core checks access itself and reports it with its own exit code.
+def sqlite_path(value: str | Path) -> Path:
+    """A path SQLite will be given (the database, a backup, a folder for copies): UTF-8."""
+    path = Path(value)
+    if (problem := path_problem(path)) is not None:
+        raise typer.BadParameter(f"{problem}; SQLite opens files by UTF-8 names")
+    return path
+
+
+# The core checks access itself and reports it with its own exit code; sqlite_path only
+# refuses names SQLite cannot be given.
 DbOption = Annotated[
     Path,
-    typer.Option("--db", envvar="DB_PATH", readable=False, help="SQLite database file."),
+    typer.Option(
+        "--db", envvar="DB_PATH", parser=sqlite_path, metavar="PATH", help="SQLite database file."
+    ),
 ]
 MigrationsOption = Annotated[
     Path,
@@ -49,11 +64,21 @@ FormatOption = Annotated[
         "NNNN_name.sql files. Detected when auto.",
     ),
 ]
+
+
+def history_table_name(value: str) -> str:
+    """--history-table / MIGRATIONS_TABLE: a name SQLite lets a table have."""
+    if (problem := name_problem(value)) is not None:
+        raise typer.BadParameter(problem)
+    return value
+
+
 TableOption = Annotated[
     str | None,
     typer.Option(
         "--history-table",
         envvar="MIGRATIONS_TABLE",
+        parser=history_table_name,
         help="History table name (drizzle's migrationsTable). Default __drizzle_migrations, "
         "or __litedeploy_migrations for plain SQL folders.",
     ),
@@ -78,6 +103,44 @@ def make_options(
         allow=allowances(allow),
         **flags,
     )
+
+
+MAX_WAIT = 86_400.0  # a day; more is a typo, and nan or inf would wait for ever
+MAX_BACKUP_KEEP = 10_000
+
+
+def seconds(value: str | float) -> float:
+    """A wait from an option or the environment: a finite number of seconds, 0 to a day."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number of seconds") from None
+    if not (math.isfinite(number) and 0 <= number <= MAX_WAIT):
+        raise typer.BadParameter(
+            f"must be a number of seconds from 0 to {MAX_WAIT:g} (got {value!r})"
+        )
+    return number
+
+
+def lock_timeout_option(help: str, envvar: str | None = "LOCK_TIMEOUT") -> Any:
+    """--lock-timeout SECONDS, validated by `seconds`."""
+    return typer.Option(
+        "--lock-timeout", envvar=envvar, parser=seconds, metavar="SECONDS", help=help
+    )
+
+
+def known_journal_mode(value: str) -> str:
+    """--journal-mode / JOURNAL_MODE: one of SQLite's modes that can roll back (any case)."""
+    mode = value.strip().lower()
+    if mode == "off":
+        raise typer.BadParameter(
+            "'off' keeps no rollback journal: a migration that fails half-way could not be "
+            f"rolled back; use one of {', '.join(JOURNAL_MODES)} (wal is the default for a "
+            "new database)"
+        )
+    if mode not in JOURNAL_MODES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(JOURNAL_MODES)}")
+    return mode
 
 
 ALLOW_ENV = "LITEDEPLOY_ALLOW"
@@ -119,7 +182,8 @@ RehearsalDirOption = Annotated[
     typer.Option(
         "--rehearsal-dir",
         envvar="REHEARSAL_DIR",
-        readable=False,
+        parser=sqlite_path,
+        metavar="PATH",
         help="Folder for the rehearsal's temporary copy (needs the database's size free). "
         "Default: $TMPDIR.",
     ),
@@ -129,7 +193,8 @@ BackupDirOption = Annotated[
     typer.Option(
         "--backup-dir",
         envvar="BACKUP_DIR",
-        readable=False,
+        parser=sqlite_path,
+        metavar="PATH",
         help="Folder for backups (0700). Default: <database folder>/backups.",
     ),
 ]
@@ -139,6 +204,7 @@ BackupKeepOption = Annotated[
         "--backup-keep",
         envvar="BACKUP_KEEP",
         min=1,
+        max=MAX_BACKUP_KEEP,
         help="Keep the newest N backups; the newest is never deleted.",
     ),
 ]
@@ -159,11 +225,23 @@ BackupMethodOption = Annotated[
         "backup API (consistent while others write); auto: copy when the database is quiet.",
     ),
 ]
+
+
+def deploy_id_value(value: str) -> str:
+    """--deploy-id / DEPLOY_ID: a name the host-side deploy finds its backup by, on one line."""
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in value):
+        raise typer.BadParameter(f"{value!r} contains a control character")
+    if len(value) > 200:
+        raise typer.BadParameter(f"is {len(value)} characters long (at most 200)")
+    return value
+
+
 DeployIdOption = Annotated[
     str | None,
     typer.Option(
         "--deploy-id",
         envvar="DEPLOY_ID",
+        parser=deploy_id_value,
         help="Recorded in the backup's manifest so the host-side deploy can find it.",
     ),
 ]

@@ -32,6 +32,8 @@ from .options import (
     RehearsalDirOption,
     TableOption,
     TransactionChoice,
+    known_journal_mode,
+    lock_timeout_option,
     make_options,
 )
 
@@ -84,10 +86,7 @@ def run(
         ),
     ] = TransactionChoice.EACH,
     lock_timeout: Annotated[
-        float,
-        typer.Option(
-            envvar="LOCK_TIMEOUT", min=0, help="Seconds to wait for another migrator to finish."
-        ),
+        float, lock_timeout_option("Seconds to wait for another migrator to finish (0 to 86400).")
     ] = 60.0,
     user: Annotated[
         str | None,
@@ -110,7 +109,10 @@ def run(
         str | None,
         typer.Option(
             envvar="JOURNAL_MODE",
-            help="Journal mode to set (wal, delete, ...). Default: wal for a new database; an "
+            parser=known_journal_mode,
+            metavar="MODE",
+            help="Journal mode to set: wal, delete, truncate, persist or memory (off is "
+            "refused: nothing could be rolled back). Default: wal for a new database; an "
             "existing one keeps its mode.",
         ),
     ] = None,

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from ..database import missing
 from ..migrate import Status, status
 from ..plan import DESCRIPTIONS
 from .app import app, errors_to_exit
@@ -66,7 +67,7 @@ def _status_table(db: Path, current: Status) -> str:
     plan = current.plan
     width = max([len(i.name) for i in plan.items] + [9])
     lines = [
-        f"database:   {db}{'' if current.database_exists else ' (does not exist yet)'}",
+        f"database:   {db}{'' if current.database_exists else f' ({missing(db)})'}",
         f"migrations: {current.source.folder} ({current.source.format})",
         f"history:    {current.table.name} ({current.table.kind})",
         "",
