@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
 import math
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,12 +51,27 @@ def migration_lock(db_path: Path, timeout: float, poll: float = 0.1) -> Iterator
         )
     path = lock_path(db_path)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # Never through a symlink: after a start with --user the app's user owns the folder,
+        # and a link it planted at app.db.lock would have root truncate the file it names.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
+        planted = exc.errno == errno.ELOOP
         raise DatabaseError(
-            f"cannot create lock file {path}: {exc.strerror}",
-            hint="the database folder must be writable by the entrypoint",
+            f"cannot open lock file {path}: "
+            + (
+                "it is a symbolic link, which the entrypoint never follows"
+                if planted
+                else str(exc.strerror)
+            ),
+            hint="remove it (nothing else uses it) and start again"
+            if planted
+            else "the database folder must be writable by the entrypoint",
         ) from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DatabaseError(
+            f"lock file {path} is not a regular file", hint="remove it and start again"
+        )
     try:
         deadline = time.monotonic() + timeout
         waited = False

@@ -202,3 +202,18 @@ def test_quarantine_is_created_private(tmp_path: Path, cli: Cli) -> None:
     assert mode_of(quarantine) == 0o700
     assert mode_of(kept) == 0o700
     assert (db.stat().st_uid, db.stat().st_gid) == (APP_UID, APP_UID)  # the app can write it
+
+
+def test_a_planted_lock_file_link_is_never_followed(tmp_path: Path, cli: Cli) -> None:
+    db, folder = app_owned_data(tmp_path)
+    outside = tmp_path / "precious"
+    outside.write_text("root's data\n")
+    lock = db.with_name(db.name + ".lock")
+    lock.unlink(missing_ok=True)
+    lock.symlink_to(outside)
+    os.lchown(lock, APP_UID, APP_UID)
+    before = db_state(db)
+    proc = cli("run", "--db", db, "--migrations", folder)
+    assert_one_clear_error(proc, 4, "is a symbolic link, which the entrypoint never follows")
+    assert outside.read_text() == "root's data\n"  # not truncated
+    assert_unchanged(db, before)

@@ -26,8 +26,10 @@ SWEEPS = [(name, action) for name in SCENARIOS for action in ACTIONS]
 
 @pytest.mark.parametrize(("name", "action"), SWEEPS, ids=[f"{n}-{a}" for n, a in SWEEPS])
 def test_every_injection_point_holds(tmp_path: Path, name: str, action: str) -> None:
-    results = list(sweep(SCENARIOS[name], tmp_path, (action,)))
-    assert len(results) >= 10  # the sweep really went through the run's points
+    # signals every third point in CI (bench/faults.py sends them at every point)
+    every = 1 if action in ("kill", "sqlerror") else 3
+    results = list(sweep(SCENARIOS[name], tmp_path, (action,), every=every))
+    assert len(results) >= 20 // every  # the sweep really went through the run's points
     failed = [f"{r.case}: {'; '.join(r.problems)}" for r in results if not r.held]
     assert not failed, "\n".join(failed)
     assert {r.rows_after for r in results} == {results[0].expected_rows}  # 0 rows lost
