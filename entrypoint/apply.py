@@ -160,7 +160,7 @@ def _apply_one(
             raise MigrationFailed(
                 f"{migration.path}: statement {statement.number} failed: {exc} "
                 f"[{_preview(statement.sql)}]",
-                hint="fix the migration; nothing of it (or of later migrations) was applied",
+                hint=_hint_for(exc),
             ) from exc
     duration_ms = round((time.monotonic() - started) * 1000)
     history.record(conn, table, migration, duration_ms)
@@ -198,6 +198,22 @@ def _check_foreign_keys(
         hint="the migration drops or rewrites rows that other tables still reference; "
         "copy every parent row in the rebuild, or delete the children explicitly",
     )
+
+
+# SQLite's result codes that say the machine failed, not the migration's SQL.
+_MACHINE = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_NOMEM")
+
+
+def _hint_for(exc: sqlite3.Error) -> str:
+    """What to do about a statement that failed: the disk's fault, or the migration's."""
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    if name.startswith(_MACHINE):
+        return (
+            "this is the machine, not the migration: free space on the database's disk (or "
+            "check it for I/O errors and permissions), then start again; nothing of the "
+            "migration was kept"
+        )
+    return "fix the migration; nothing of it (or of later migrations) was applied"
 
 
 def _preview(sql: str, limit: int = 80) -> str:

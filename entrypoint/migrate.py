@@ -96,7 +96,7 @@ def migrate(options: Options) -> Outcome:
             return _migrate(source, options, existed)
         except sqlite3.Error as exc:  # before anything was written (later ones are caught)
             if not existed:
-                remove_created(options.db_path)
+                remove_created(options.db_path, keep_empty_file=empty)
             raise DatabaseError(
                 f"SQLite failed on {options.db_path} before migrating: {exc}; nothing was written",
                 hint="check the disk (free space, I/O errors) and the file's permissions, "

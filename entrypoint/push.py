@@ -82,11 +82,12 @@ def push(options: Options, push_options: PushOptions) -> Pushed:
     with migration_lock(options.db_path, options.lock_timeout):
         finish_interrupted(options.db_path)  # a killed restore is finished, never taken as new
         existed = check_file(options.db_path)
+        empty = not existed and options.db_path.exists()  # a 0-byte file, maybe bind-mounted
         try:
             return _push(options, push_options, declared, existed)
         except BaseException:
             if not existed:
-                remove_created(options.db_path)
+                remove_created(options.db_path, keep_empty_file=empty)
             raise
 
 

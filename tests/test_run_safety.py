@@ -169,3 +169,18 @@ def test_a_mounted_folder_passes(tmp_path: Path, cli: Cli, require: bool) -> Non
         assert NOT_A_MOUNT not in proc.stderr
         assert "warning" not in proc.stderr
         assert "tag" in [r[1] for r in query(db, "SELECT * FROM pragma_table_info('items')")]
+
+
+def test_a_full_disk_during_a_migration_says_it_is_the_machine(tmp_path: Path, cli: Cli) -> None:
+    fill = (
+        "CREATE TABLE big (x text);\n"
+        "INSERT INTO big WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+        "WHERE i < 4000) SELECT zeroblob(1000) FROM n;"
+    )
+    with tmpfs(tmp_path / "small", "size=1m") as small:
+        folder = write_plain(tmp_path / "m", [("0001_big", fill)])
+        db = small / "app.db"
+        proc = cli("run", "--db", db, "--migrations", folder, "--backup", "never")
+        assert_one_clear_error(proc, 6, "0001_big", "database or disk is full")
+        assert "this is the machine, not the migration" in proc.stderr.splitlines()[-1]
+        assert not db.exists()  # the new database it would have created is gone
