@@ -25,6 +25,7 @@ from .declared import Declared, from_file, from_source
 from .drift import differences
 from .errors import FindingsBlock, MigrationFailed, PlanRefused
 from .lock import migration_lock
+from .loss import Acknowledgements, canonical
 from .migrate import (
     refuse_if_corrupt,
     remove_created,
@@ -135,7 +136,7 @@ def _push(options: Options, push_options: PushOptions, declared: Declared, exist
             log.info("push: the database already has the declared schema; nothing to change")
             remove_leftovers(options.backups)
             return Pushed(declared, plan, applied=False)
-        _guard(plan, push_options)
+        _guard(plan, push_options, options)
         saved = None
         if existed and options.backup is not Policy.NEVER:
             saved = take_run_backup(options, None, [f"push of {declared.path.name}"])
@@ -154,8 +155,12 @@ def _push(options: Options, push_options: PushOptions, declared: Declared, exist
     return Pushed(declared, plan, applied=True, backup=saved, report=report)
 
 
-def _guard(plan: PushPlan, push_options: PushOptions) -> None:
-    """Refuse what cannot fit without deleting rows; refuse data loss unless accepted."""
+def _guard(plan: PushPlan, push_options: PushOptions, options: Options) -> None:
+    """Refuse what cannot fit without deleting rows; refuse data loss unless accepted.
+
+    A loss is accepted one by one by the operator's --allow (the same vocabulary as
+    migrate mode: --allow lost-values=users.name), or wholesale by --accept-data-loss.
+    """
     impossible = [r for r in plan.risks if not r.fits]
     if impossible:
         raise FindingsBlock(
@@ -164,13 +169,18 @@ def _guard(plan: PushPlan, push_options: PushOptions) -> None:
             hint="fix the data first (deduplicate, fill the NULLs, give the column a default), "
             "or write a migration that says what to do with those rows",
         )
-    losing = plan.risks
+    acks = Acknowledgements.gather([], options.allow)
+    for risk in plan.risks:
+        if (why := acks.covers(risk.kind, risk.object)) is not None:
+            log.warning("push: data loss acknowledged by %s: %s", why, risk.message)
+    losing = [r for r in plan.risks if acks.covers(r.kind, r.object) is None]
     if losing and not push_options.accept_data_loss:
         raise FindingsBlock(
             f"push refused: {len(losing)} change(s) would lose data; first: {losing[0].message}; "
             "the database was not touched",
-            hint="if losing it is intended, push again with --accept-data-loss / "
-            "ACCEPT_DATA_LOSS=1 (the counts are printed again)",
+            hint="if losing it is intended, acknowledge each loss (--allow "
+            f"{canonical(losing[0].kind)}={losing[0].object}) or all of them with "
+            "--accept-data-loss / ACCEPT_DATA_LOSS=1 (the counts are printed again)",
         )
     for risk in losing:
         log.warning("push: data loss accepted (--accept-data-loss): %s", risk.message)

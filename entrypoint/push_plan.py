@@ -77,7 +77,12 @@ def parse_renames(values: Iterable[str]) -> list[Rename]:
 
 @dataclass(frozen=True)
 class Risk:
-    """Data a change would lose, counted on the live database."""
+    """Data a change would lose, counted on the live database.
+
+    `kind` is a finding's rule name, so `loss.canonical(kind)` is the loss it stands for
+    (drop-table: lost-rows, drop-column and type-change: lost-values): the operator's
+    `--allow` acknowledges a risk the way it acknowledges the same loss in migrate mode.
+    """
 
     kind: str  # drop-table, drop-column, type-change, not-null-over-nulls, unique-over-duplicates,
     # add-not-null-without-default

@@ -416,3 +416,22 @@ def test_a_rebuild_keeps_the_autoincrement_counter(tmp_path: Path, cli: Cli) -> 
     assert "AUTOINCREMENT counter kept at 3" in proc.stderr
     make_db(db, "INSERT INTO t (v) VALUES (4);")
     assert query(db, "SELECT id, v FROM t ORDER BY id") == [(1, 1), (2, 2), (4, 4)]
+
+
+@pytest.mark.parametrize(
+    ("step", "allow"),
+    [(3, "lost-values=products.price"), (5, "drop-column=users.name")],
+)
+def test_a_named_loss_is_acknowledged_like_in_migrate_mode(
+    tmp_path: Path, cli: Cli, step: int, allow: str
+) -> None:
+    """One way to acknowledge a loss, in both modes: --allow names it, nothing else passes."""
+    db = migrated("journal", step - 1, tmp_path / "db")
+    refused = push(cli, db, snapshot("journal", step), "--allow", "lost-rows=nothing")
+    assert_one_clear_error(refused, 15, "push refused")
+    assert (
+        f"--allow {allow.replace('drop-column', 'lost-values')}" in refused.stderr.splitlines()[-1]
+    )
+    proc = push(cli, db, snapshot("journal", step), "--allow", allow)
+    assert proc.returncode == 0, proc.stderr
+    assert "push: data loss acknowledged by --allow" in proc.stderr
