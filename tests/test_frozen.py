@@ -9,13 +9,16 @@ and must not hand the third to the app. tests/bundle runs the real bundle in con
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
 
 from entrypoint.handoff import app_environment
 
-PACKAGE = Path(__file__).resolve().parents[1] / "entrypoint"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "entrypoint"
+SPEC = ROOT / "bundle" / "entrypoint.spec"
 
 # Modules whose use spawns a Python or reads files beside the code.
 FORBIDDEN_MODULES = {"subprocess", "multiprocessing", "runpy", "importlib.resources", "pkgutil"}
@@ -78,6 +81,36 @@ def test_the_entrypoint_never_spawns_a_python_nor_reads_files_beside_its_code() 
         for hazard in frozen_hazards(path.read_text())
     ]
     assert hazards == []
+
+
+def bundle_excludes() -> set[str]:
+    """The modules bundle/entrypoint.spec leaves out of the bundle (its EXCLUDES list)."""
+    for node in ast.parse(SPEC.read_text()).body:
+        if isinstance(node, ast.Assign) and [dotted(t) for t in node.targets] == ["EXCLUDES"]:
+            return set(ast.literal_eval(node.value))
+    raise AssertionError(f"no EXCLUDES list in {SPEC}")
+
+
+def test_the_entrypoint_imports_only_what_the_bundle_holds() -> None:
+    """The standard library, typer and itself, and nothing the bundle leaves out: an import
+    of an excluded module would work from a venv and fail only in the bundle."""
+    excluded = bundle_excludes()
+    assert {"deploy", "docker", "yaml", "rich", "ssl"} <= excluded
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                allowed = top in sys.stdlib_module_names or top in {"typer", "entrypoint"}
+                if not allowed or top in excluded or name in excluded:
+                    wrong.append(f"{path.relative_to(ROOT)} line {node.lineno}: {name}")
+    assert wrong == []
 
 
 @pytest.mark.parametrize(
