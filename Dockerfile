@@ -1,40 +1,48 @@
-# The example stack's image: litedeploy's entrypoint in front of a small demo app server.
-# Tests build it from a locally made base image (no registry there): --build-arg BASE_IMAGE=...
-ARG BASE_IMAGE=python:3.12-slim
-FROM ${BASE_IMAGE}
+# litedeploy's image: the self-contained entrypoint at /opt/litedeploy (no Python needed).
+#
+#   docker build -t litedeploy:0.1.0 .
+#
+# Two uses:
+#  - the source of the entrypoint for your app's image (a Node image, say):
+#      COPY --from=litedeploy:0.1.0 /opt/litedeploy /opt/litedeploy
+#      ENTRYPOINT ["/opt/litedeploy/entrypoint", "run", "--"]
+#  - a one-shot migration container beside an app you cannot change:
+#      docker run --rm -v ./data:/data -v ./drizzle:/migrations litedeploy:0.1.0 \
+#        run --db /data/app.db --migrations /migrations
+#
+# The bundle is built on Debian 12 (bookworm), so it needs glibc 2.36 or newer where it runs
+# (Debian 12+, Ubuntu 23.04+); keep BUILDER_IMAGE on bookworm (python:3.12-slim is trixie now).
+# The host-side `deploy` is not in here: install it on the Docker host with pipx (README).
+# Tests build from local images (no registry there): --build-arg BUILDER_IMAGE=... BASE_IMAGE=...
+ARG BUILDER_IMAGE=python:3.12-slim-bookworm
+ARG BASE_IMAGE=debian:bookworm-slim
 
+FROM ${BUILDER_IMAGE} AS bundle
 # Extra pip arguments, e.g. "--no-index --find-links /src/wheels" for offline builds.
 ARG PIP_ARGS=""
-
+COPY bundle/prepare-builder.sh /tmp/prepare-builder.sh
+RUN sh /tmp/prepare-builder.sh
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY entrypoint ./entrypoint
-COPY deploy ./deploy
+# The build tools and litedeploy's dependencies first, so that a change to the code only
+# re-runs PyInstaller (a few seconds).
+COPY pyproject.toml ./
+COPY bundle/requirements.txt ./bundle/requirements.txt
 COPY wheels ./wheels
-RUN python3 -m venv /opt/litedeploy \
- && /opt/litedeploy/bin/pip install --no-cache-dir --disable-pip-version-check ${PIP_ARGS} /src \
- && rm -rf /src/wheels
+RUN python3 -m venv /build \
+ && python3 -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' >/tmp/dependencies.txt \
+ && /build/bin/pip install --no-cache-dir --disable-pip-version-check ${PIP_ARGS} \
+      -r bundle/requirements.txt -r /tmp/dependencies.txt
+COPY bundle ./bundle
+COPY entrypoint ./entrypoint
+# onefile only for bench/bundle.py's comparison (see bundle/entrypoint.spec for why onedir).
+ARG BUNDLE_MODE=onedir
+RUN LITEDEPLOY_SRC=/src LITEDEPLOY_BUNDLE_MODE=${BUNDLE_MODE} /build/bin/pyinstaller --noconfirm \
+      --log-level WARN --distpath /tmp/dist --workpath /tmp/pyinstaller bundle/entrypoint.spec \
+ && if [ -d /tmp/dist/entrypoint ]; then mv /tmp/dist/entrypoint /opt/litedeploy; \
+    else mkdir /opt/litedeploy && mv /tmp/dist/entrypoint /opt/litedeploy/; fi \
+ && /opt/litedeploy/entrypoint --help >/dev/null
 
-# The app runs as this unprivileged user; the entrypoint starts as root only to hand the
-# bind-mounted database folder to it, then drops privileges before exec.
-RUN groupadd --system --gid 10001 app \
- && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home app \
- && mkdir -p /data && chown app:app /data
-
-WORKDIR /app
-COPY demo/server.py ./server.py
-COPY demo/migrations ./migrations
-
-ENV DB_PATH=/data/app.db \
-    MIGRATIONS_DIR=/app/migrations \
-    APP_USER=app \
-    PORT=8000 \
-    PYTHONUNBUFFERED=1
-EXPOSE 8000
-VOLUME ["/data"]
-
-HEALTHCHECK --interval=2s --timeout=2s --start-period=10s --retries=3 \
-  CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
-
-ENTRYPOINT ["/opt/litedeploy/bin/entrypoint", "run", "--"]
-CMD ["python3", "/app/server.py"]
+FROM ${BASE_IMAGE}
+COPY --from=bundle /opt/litedeploy /opt/litedeploy
+ENTRYPOINT ["/opt/litedeploy/entrypoint"]
+CMD ["--help"]

@@ -8,7 +8,7 @@ import pwd
 import shutil
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import signals
@@ -157,15 +157,39 @@ def drop_privileges(user: pwd.struct_passwd) -> None:
     log.info("running as %s (uid %d, gid %d)", user.pw_name, user.pw_uid, user.pw_gid)
 
 
+# What the self-contained (PyInstaller) entrypoint's loader adds to its own environment: its
+# library folder in front of LD_LIBRARY_PATH (the original kept in LD_LIBRARY_PATH_ORIG) and
+# its bookkeeping variables. The app must not inherit them: it would load the bundle's
+# libsqlite3 or libz instead of its own, and a copy of the entrypoint it starts would take
+# itself for a child of this one.
+FROZEN_LIBRARY_PATH = "LD_LIBRARY_PATH"
+FROZEN_LIBRARY_PATH_ORIG = "LD_LIBRARY_PATH_ORIG"
+FROZEN_PREFIX = "_PYI_"
+
+
+def app_environment(environ: Mapping[str, str], *, frozen: bool) -> dict[str, str]:
+    """The environment to exec the app with: the container's, minus the frozen loader's."""
+    env = dict(environ)
+    if not frozen:
+        return env
+    original = env.pop(FROZEN_LIBRARY_PATH_ORIG, None)
+    if original is None:
+        env.pop(FROZEN_LIBRARY_PATH, None)
+    else:
+        env[FROZEN_LIBRARY_PATH] = original
+    return {k: v for k, v in env.items() if not k.startswith(FROZEN_PREFIX)}
+
+
 def exec_command(command: Sequence[str]) -> None:
     """Replace this process with the command. Returns only by raising."""
     path = resolve_command(command)
+    env = app_environment(os.environ, frozen=bool(getattr(sys, "frozen", False)))
     log.info("exec %s", " ".join(command))
     sys.stdout.flush()
     sys.stderr.flush()
     signals.check()  # a stop that arrived on the way is not handed to the app to ignore
     signals.restore_defaults()  # the app gets signals as if started by itself
     try:
-        os.execv(path, list(command))  # noqa: S606 - argv as data, no shell
+        os.execve(path, list(command), env)  # noqa: S606 - argv as data, no shell
     except OSError as exc:
         raise CommandNotExecutable(f"cannot execute {command[0]}: {exc.strerror}") from exc

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, end to end: deploy the example stack (Dockerfile + docker-compose.yml, database
+# The main job, end to end: deploy the example stack (demo/Dockerfile + docker-compose.yml, database
 # bind-mounted at ./data) through three releases with `deploy`:
 #   v1  first deploy;  v2  one migration, deployed;  v3  migrates, then crashes on boot: rolled
 #   back to v2 with the pre-migration database restored.
@@ -23,7 +23,11 @@ else
   ensure_base_image
   base=$LITEDEPLOY_BASE_IMAGE
 fi
+# litedeploy's own image (the self-contained entrypoint), which the demo copies it from.
+ensure_base_image
+ensure_nopython_image
 ensure_wheelhouse
+ensure_litedeploy_image
 
 build() {  # quiet unless it fails (the legacy builder prints a deprecation notice each time)
   local log
@@ -31,9 +35,9 @@ build() {  # quiet unless it fails (the legacy builder prints a deprecation noti
   docker build -q "$@" >/dev/null 2>"$log" || { cat "$log" >&2; rm -f "$log"; exit 1; }
   rm -f "$log"
 }
-say "building the releases v1, v2, v3 (FROM $base)"
-build --build-arg BASE_IMAGE="$base" --build-arg PIP_ARGS="--no-index --find-links /src/wheels" \
-  -t litedeploy-demo:v1 .
+say "building the releases v1, v2, v3 (FROM $base, the entrypoint from $LITEDEPLOY_IMAGE)"
+build --build-arg BASE_IMAGE="$base" --build-arg LITEDEPLOY_IMAGE="$LITEDEPLOY_IMAGE" \
+  -t litedeploy-demo:v1 demo
 build -t litedeploy-demo:v2 demo/releases/v2
 build -t litedeploy-demo:v3 demo/releases/v3
 

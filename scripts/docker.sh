@@ -5,6 +5,9 @@
 # Idempotent: every step looks at the machine first and does nothing when it is already done.
 
 LITEDEPLOY_BASE_IMAGE=${LITEDEPLOY_BASE_IMAGE:-litedeploy-base:bookworm}
+# Debian 12 without Python: the litedeploy image's base in tests, and proof that the bundle
+# needs no Python.
+LITEDEPLOY_NOPYTHON_IMAGE=${LITEDEPLOY_NOPYTHON_IMAGE:-litedeploy-bundle-nopython:bookworm}
 COMPOSE_PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
 STARTED_DOCKERD_PID=""
 
@@ -124,11 +127,29 @@ ensure_compose() {
 }
 
 ensure_base_image() {
-  # The image the example Dockerfile builds FROM in tests: no registry is reachable, so it is a
-  # minimal Debian made with debootstrap and imported. Built once per engine, cached by its tag.
+  # The image the demo's Dockerfile builds FROM in tests, and the bundle's builder: no registry
+  # is reachable, so it is a minimal Debian made with debootstrap and imported. Built once per
+  # engine, cached by its tag.
   export LITEDEPLOY_BASE_IMAGE
-  if docker image inspect "$LITEDEPLOY_BASE_IMAGE" >/dev/null 2>&1; then
-    say "base image $LITEDEPLOY_BASE_IMAGE: already built"
+  debootstrap_image "$LITEDEPLOY_BASE_IMAGE" python3,python3-venv,sqlite3,ca-certificates
+}
+
+ensure_nopython_image() {
+  # Debian 12 minbase and nothing else (no Python): what the bundle must run on.
+  export LITEDEPLOY_NOPYTHON_IMAGE
+  debootstrap_image "$LITEDEPLOY_NOPYTHON_IMAGE" ""
+  if docker run --rm --entrypoint /bin/sh "$LITEDEPLOY_NOPYTHON_IMAGE" -c 'command -v python3'; then
+    echo "error: $LITEDEPLOY_NOPYTHON_IMAGE has a python3; remove the tag and run this again" >&2
+    exit 1
+  fi
+}
+
+debootstrap_image() {
+  # debootstrap --variant=minbase bookworm (plus the comma-separated packages $2), imported as
+  # the tag $1 unless an image has that tag already.
+  local tag=$1 include=$2
+  if docker image inspect "$tag" >/dev/null 2>&1; then
+    say "base image $tag: already built"
     return 0
   fi
   apt_install debootstrap
@@ -136,8 +157,8 @@ ensure_base_image() {
   mirror=$(debian_mirror)
   rootfs=$(mktemp -d -t litedeploy-rootfs.XXXXXX)
   log="$rootfs.log"
-  say "building $LITEDEPLOY_BASE_IMAGE with debootstrap from $mirror (log: $log)"
-  if ! as_root debootstrap --variant=minbase --include=python3,python3-venv,sqlite3,ca-certificates \
+  say "building $tag with debootstrap from $mirror (log: $log)"
+  if ! as_root debootstrap --variant=minbase ${include:+--include="$include"} \
     bookworm "$rootfs" "$mirror" >"$log" 2>&1; then
     echo "error: debootstrap failed; the end of its log:" >&2
     tail -n 20 "$log" >&2
@@ -146,7 +167,7 @@ ensure_base_image() {
   fi
   as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   as_root tar -C "$rootfs" -c . | docker import --change 'ENV LANG=C.UTF-8' \
-    --change 'CMD ["/bin/bash"]' - "$LITEDEPLOY_BASE_IMAGE" >/dev/null
+    --change 'CMD ["/bin/bash"]' - "$tag" >/dev/null
   remove_rootfs "$rootfs"
   rm -f "$log"
 }
@@ -161,19 +182,66 @@ remove_rootfs() {
 }
 
 ensure_wheelhouse() {
-  # Wheels of litedeploy's dependencies (and of its build backend) in wheels/, so that the image
-  # builds offline: containers here cannot reach the package index. The image builds litedeploy
-  # itself from its sources, so only pyproject.toml (the dependencies) being newer than the
-  # wheelhouse's litedeploy wheel calls for a rebuild.
+  # Wheels of litedeploy's dependencies, its build backend and the bundle's build tools
+  # (bundle/requirements.txt) in wheels/, so that the images build offline: containers here
+  # cannot reach the package index. The images build litedeploy itself from its sources, so
+  # only pyproject.toml or bundle/requirements.txt being newer than the wheelhouse's
+  # litedeploy wheel calls for a rebuild.
   export LITEDEPLOY_WHEELHOUSE="$ROOT/wheels"
   local wheel
   wheel=$(find "$LITEDEPLOY_WHEELHOUSE" -maxdepth 1 -name 'litedeploy-*.whl' -print -quit || true)
-  if [ -n "$wheel" ] && [ "$wheel" -nt "$ROOT/pyproject.toml" ]; then
+  if [ -n "$wheel" ] && [ "$wheel" -nt "$ROOT/pyproject.toml" ] &&
+    [ "$wheel" -nt "$ROOT/bundle/requirements.txt" ]; then
     say "wheelhouse ${LITEDEPLOY_WHEELHOUSE#"$ROOT"/}/: up to date"
     return 0
   fi
   say "building the wheelhouse in ${LITEDEPLOY_WHEELHOUSE#"$ROOT"/}/"
   rm -f "$LITEDEPLOY_WHEELHOUSE"/litedeploy-*.whl
   "$VENV/bin/python" -m pip wheel -q --disable-pip-version-check -w "$LITEDEPLOY_WHEELHOUSE" \
-    "$ROOT" setuptools wheel
+    "$ROOT" setuptools wheel -r "$ROOT/bundle/requirements.txt"
+}
+
+litedeploy_version() {
+  sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/pyproject.toml" | head -n 1
+}
+
+litedeploy_source_hash() {
+  # What the litedeploy image is made of: the files its build reads, and the images it
+  # builds from (a rebuilt base gives a new hash).
+  {
+    (cd "$ROOT" && find Dockerfile .dockerignore pyproject.toml bundle entrypoint -type f \
+      ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+    docker image inspect --format '{{.Id}}' "$LITEDEPLOY_BASE_IMAGE" "$LITEDEPLOY_NOPYTHON_IMAGE"
+  } | sha256sum | cut -c1-16
+}
+
+ensure_litedeploy_image() {
+  # litedeploy:<version> and litedeploy:latest from the repository's Dockerfile: the bundle
+  # (/opt/litedeploy) on Debian 12 without Python. Built FROM the local images (no registry
+  # here) and offline from the wheelhouse; skipped when the image's label says it was built
+  # from exactly these sources (checking takes a fraction of a second).
+  LITEDEPLOY_IMAGE="litedeploy:$(litedeploy_version)"
+  export LITEDEPLOY_IMAGE
+  local hash current log
+  hash=$(litedeploy_source_hash)
+  current=$(docker image inspect --format '{{index .Config.Labels "org.litedeploy.source-hash"}}' \
+    "$LITEDEPLOY_IMAGE" 2>/dev/null || true)
+  if [ "$current" = "$hash" ]; then
+    say "image $LITEDEPLOY_IMAGE: up to date ($hash)"
+    docker tag "$LITEDEPLOY_IMAGE" litedeploy:latest
+    return 0
+  fi
+  log=$(mktemp -t litedeploy-build.XXXXXX.log)
+  say "building $LITEDEPLOY_IMAGE ($hash; log: $log)"
+  if ! docker build -t "$LITEDEPLOY_IMAGE" -t litedeploy:latest \
+    --label "org.litedeploy.source-hash=$hash" \
+    --build-arg BUILDER_IMAGE="$LITEDEPLOY_BASE_IMAGE" \
+    --build-arg BASE_IMAGE="$LITEDEPLOY_NOPYTHON_IMAGE" \
+    --build-arg PIP_ARGS="--no-index --find-links /src/wheels" \
+    "$ROOT" >"$log" 2>&1; then
+    echo "error: building $LITEDEPLOY_IMAGE failed; the end of its log ($log):" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+  fi
+  rm -f "$log"
 }

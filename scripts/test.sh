@@ -16,7 +16,9 @@ ensure_drizzle_harness
 ensure_docker_engine
 ensure_compose
 ensure_base_image
+ensure_nopython_image
 ensure_wheelhouse
+ensure_litedeploy_image
 
 say "ruff"
 ruff check .

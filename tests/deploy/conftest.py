@@ -65,7 +65,7 @@ def docker_engine() -> str:
 
 @pytest.fixture(scope="session")
 def demo_image(docker_engine: str) -> str:
-    """litedeploy-demo:v1 built from the repo's Dockerfile, once per session (layers cached)."""
+    """litedeploy-demo:v1 built from demo/Dockerfile, once per session (layers cached)."""
     try:
         return build_demo_image()
     except CommandError as exc:

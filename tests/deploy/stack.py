@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -25,12 +26,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_REPO = "litedeploy-demo"
-V1 = f"{DEMO_REPO}:v1"
+# Prefixed to the tags of the demo images these tests build (litedeploy-demo:PREFIXv1, ...), so
+# that two checkouts can run them at once on one engine without rebuilding each other's images.
+TAG_PREFIX = os.environ.get("LITEDEPLOY_DEMO_TAG_PREFIX", "")
+V1_TAG = f"{TAG_PREFIX}v1"
+V1 = f"{DEMO_REPO}:{V1_TAG}"
 DEMO_MIGRATIONS = ROOT / "demo" / "migrations"
 SERVICE = "app"
-# Containers here cannot reach the package index: the image installs from the wheelhouse that
-# scripts/test.sh builds in wheels/ (ensure_wheelhouse).
-OFFLINE_PIP_ARGS = "--no-index --find-links /src/wheels"
 COMPOSE_COMMANDS = {"v2": ("docker", "compose"), "v1": ("docker-compose",)}
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -119,23 +121,29 @@ def base_image() -> str:
     return os.environ.get("LITEDEPLOY_BASE_IMAGE", "litedeploy-base:bookworm")
 
 
+def project_version() -> str:
+    """litedeploy's version, from pyproject.toml."""
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        version: str = tomllib.load(f)["project"]["version"]
+    return version
+
+
+def litedeploy_image() -> str:
+    """The litedeploy image (the bundle at /opt/litedeploy) that scripts/test.sh builds."""
+    return os.environ.get("LITEDEPLOY_IMAGE", f"litedeploy:{project_version()}")
+
+
 def image_exists(ref: str) -> bool:
     return run(["docker", "image", "inspect", ref], check=False, timeout=30).returncode == 0
 
 
 def build_demo_image(tag: str = V1) -> str:
-    """Build the repo's Dockerfile as `tag` (offline, from the wheelhouse); cached layers make a
-    rebuild of an unchanged tree take a second or two."""
-    base = base_image()
-    if not image_exists(base):
-        raise CommandError(
-            f"base image {base} is missing: scripts/test.sh builds it (ensure_base_image)"
-        )
-    if not any((ROOT / "wheels").glob("*.whl")):
-        raise CommandError(
-            "wheels/ holds no wheels: scripts/test.sh builds them (ensure_wheelhouse)"
-        )
-    pip_args = os.environ.get("LITEDEPLOY_PIP_ARGS", OFFLINE_PIP_ARGS)
+    """Build demo/Dockerfile as `tag`: the demo app FROM the base image, the entrypoint copied
+    from the litedeploy image; cached layers make a rebuild of an unchanged tree take a second."""
+    base, litedeploy = base_image(), litedeploy_image()
+    for image, how in ((base, "ensure_base_image"), (litedeploy, "ensure_litedeploy_image")):
+        if not image_exists(image):
+            raise CommandError(f"image {image} is missing: scripts/test.sh builds it ({how})")
     run(
         [
             "docker",
@@ -146,8 +154,8 @@ def build_demo_image(tag: str = V1) -> str:
             "--build-arg",
             f"BASE_IMAGE={base}",
             "--build-arg",
-            f"PIP_ARGS={pip_args}",
-            ROOT,
+            f"LITEDEPLOY_IMAGE={litedeploy}",
+            ROOT / "demo",
         ],
         timeout=600,
     )
@@ -155,8 +163,8 @@ def build_demo_image(tag: str = V1) -> str:
 
 
 def image_ref(tag: str) -> str:
-    """`v2` -> `litedeploy-demo:v2`; a full reference stays as it is."""
-    return tag if ":" in tag else f"{DEMO_REPO}:{tag}"
+    """`v2` -> `litedeploy-demo:v2` (with the tag prefix); a full reference stays as it is."""
+    return tag if ":" in tag else f"{DEMO_REPO}:{TAG_PREFIX}{tag}"
 
 
 def build_variant(
@@ -289,7 +297,7 @@ class Stack:
         full_env = self.env(tag, **(env or {}))
         return run(argv, check=check, timeout=timeout, env=full_env, cwd=self.dir)
 
-    def up(self, tag: str = "v1") -> None:
+    def up(self, tag: str = V1_TAG) -> None:
         """`up -d` with APP_TAG=tag (no waiting: see wait_healthy)."""
         self.compose("up", "-d", tag=tag)
 
