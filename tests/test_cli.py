@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import typer.main
-from harness import ROOT, Cli, assert_one_clear_error, query, write_plain
+from harness import ROOT, Cli, assert_one_clear_error, query, run_cli, write_plain
 
 from entrypoint import errors
 from entrypoint.cli import app
@@ -154,3 +154,16 @@ def test_a_bad_option_is_one_line_and_a_hint_like_every_error(
     assert "entrypoint: hint: `" in proc.stderr and "--help` lists the options" in proc.stderr
     assert "Usage:" not in proc.stderr
     assert not (tmp_path / "app.db").exists()
+
+
+def test_the_default_migrations_folder_is_drizzle_kits(tmp_path: Path, cli: Cli) -> None:
+    """drizzle-kit writes to ./drizzle; ./drizzle/migrations (the old default) still works."""
+    write_plain(tmp_path / "drizzle", [("0001_init", "CREATE TABLE a (x integer);")])
+    proc = cli("run", "--db", tmp_path / "app.db")
+    assert proc.returncode == 0, proc.stderr
+    assert "migrations drizzle (sql, 1)" in proc.stderr
+    old = tmp_path / "old"
+    write_plain(old / "drizzle" / "migrations", [("0001_init", "CREATE TABLE b (x integer);")])
+    proc = run_cli("run", "--db", old / "app.db", cwd=old)
+    assert proc.returncode == 0, proc.stderr
+    assert "migrations drizzle/migrations (sql, 1)" in proc.stderr

@@ -49,12 +49,32 @@ DbOption = Annotated[
         "--db", envvar="DB_PATH", parser=sqlite_path, metavar="PATH", help="SQLite database file."
     ),
 ]
+# drizzle-kit writes to ./drizzle; earlier releases defaulted to ./drizzle/migrations, which
+# is still read when ./drizzle is not a migrations folder itself and that one exists.
+DEFAULT_MIGRATIONS = Path("./drizzle")
+_OLD_DEFAULT = DEFAULT_MIGRATIONS / "migrations"
+
 MigrationsOption = Annotated[
     Path,
     typer.Option(
-        "--migrations", envvar="MIGRATIONS_DIR", readable=False, help="Migrations folder."
+        "--migrations",
+        envvar="MIGRATIONS_DIR",
+        readable=False,
+        help="Migrations folder (drizzle-kit's `out`). Default ./drizzle, as drizzle-kit "
+        "writes it (./drizzle/migrations when that is where the migrations are).",
     ),
 ]
+
+
+def migrations_folder(given: Path) -> Path:
+    """The folder to read: the default ./drizzle, or ./drizzle/migrations where they live."""
+    if given != DEFAULT_MIGRATIONS or not _OLD_DEFAULT.is_dir():
+        return given
+    journal = given / "meta" / "_journal.json"
+    holds_migrations = journal.exists() or any(given.glob("*/migration.sql"))
+    return given if holds_migrations else _OLD_DEFAULT
+
+
 FormatOption = Annotated[
     FormatChoice,
     typer.Option(
@@ -97,7 +117,7 @@ def make_options(
     chosen = None if fmt is FormatChoice.AUTO else Format(fmt.value)
     return Options(
         db_path=db,
-        migrations_dir=migrations,
+        migrations_dir=migrations_folder(migrations),
         format=chosen,
         history_table=table,
         allow=allowances(allow),

@@ -20,6 +20,7 @@ from ..rules import find
 from ..sources import Migration
 from .app import app, errors_to_exit
 from .options import (
+    DEFAULT_MIGRATIONS,
     AllowOption,
     DbOption,
     FormatChoice,
@@ -39,7 +40,7 @@ _SQL_WIDTH = 96
 )
 def plan_command(
     db: DbOption = Path("./data/app.db"),
-    migrations: MigrationsOption = Path("./drizzle/migrations"),
+    migrations: MigrationsOption = DEFAULT_MIGRATIONS,
     fmt: FormatOption = FormatChoice.AUTO,
     table: TableOption = None,
     as_json: JsonOption = False,

@@ -11,6 +11,7 @@ from ..errors import FindingsBlock
 from ..rehearsal import Loss, RehearsalReport, rehearse
 from .app import app, errors_to_exit
 from .options import (
+    DEFAULT_MIGRATIONS,
     AllowOption,
     DbOption,
     FormatChoice,
@@ -29,7 +30,7 @@ from .options import (
 )
 def rehearse_command(
     db: DbOption = Path("./data/app.db"),
-    migrations: MigrationsOption = Path("./drizzle/migrations"),
+    migrations: MigrationsOption = DEFAULT_MIGRATIONS,
     fmt: FormatOption = FormatChoice.AUTO,
     table: TableOption = None,
     rehearsal_dir: RehearsalDirOption = None,

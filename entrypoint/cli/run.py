@@ -19,6 +19,7 @@ from ..push import Pushed, PushOptions, push
 from ..settings import Findings, Policy
 from .app import app, errors_to_exit
 from .options import (
+    DEFAULT_MIGRATIONS,
     AllowOption,
     BackupDirOption,
     BackupKeepOption,
@@ -55,7 +56,7 @@ def run(
         typer.Argument(help="The app server to exec after migrating (put it after `--`)."),
     ] = None,
     db: DbOption = Path("./data/app.db"),
-    migrations: MigrationsOption = Path("./drizzle/migrations"),
+    migrations: MigrationsOption = DEFAULT_MIGRATIONS,
     fmt: FormatOption = FormatChoice.AUTO,
     table: TableOption = None,
     allow_out_of_order: Annotated[

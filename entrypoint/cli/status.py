@@ -13,6 +13,7 @@ from ..migrate import Status, status
 from ..plan import DESCRIPTIONS
 from .app import app, errors_to_exit
 from .options import (
+    DEFAULT_MIGRATIONS,
     DbOption,
     FormatChoice,
     FormatOption,
@@ -26,7 +27,7 @@ from .options import (
 @app.command("status")
 def status_command(
     db: DbOption = Path("./data/app.db"),
-    migrations: MigrationsOption = Path("./drizzle/migrations"),
+    migrations: MigrationsOption = DEFAULT_MIGRATIONS,
     fmt: FormatOption = FormatChoice.AUTO,
     table: TableOption = None,
     as_json: JsonOption = False,
