@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from stack import (
-    ROOT,
+    DEMO_COMPOSE,
     CommandError,
     Stack,
     build_demo_image,
@@ -65,7 +65,7 @@ def docker_engine() -> str:
 
 @pytest.fixture(scope="session")
 def demo_image(docker_engine: str) -> str:
-    """litedeploy-demo:v1 built from the repo's Dockerfile, once per session (layers cached)."""
+    """litedeploy-demo:v1 (DEMO_IMAGE:v1) from the repo's Dockerfile, once per session (cached)."""
     try:
         return build_demo_image()
     except CommandError as exc:
@@ -89,12 +89,12 @@ def compose_flavour(request: pytest.FixtureRequest, docker_engine: str) -> str:
 def stack(
     request: pytest.FixtureRequest, tmp_path: Path, demo_image: str, compose_flavour: str
 ) -> Iterator[Stack]:
-    """The example stack in a fresh folder: a copy of the repo's docker-compose.yml, ./data, its
-    own project name and 127.0.0.1 port. Torn down whatever happens; its containers' state and
+    """The demo stack in a fresh folder: a copy of demo/docker-compose.yml, ./data, its own
+    project name and 127.0.0.1 port. Torn down whatever happens; its containers' state and
     logs are printed when the test fails."""
     folder = tmp_path / "stack"
     folder.mkdir()
-    shutil.copy(ROOT / "docker-compose.yml", folder / "docker-compose.yml")
+    shutil.copy(DEMO_COMPOSE, folder / "docker-compose.yml")
     (folder / "data").mkdir()
     project = f"ldtest-{uuid.uuid4().hex[:10]}"
     s = Stack(dir=folder, project=project, port=free_port(), flavour=compose_flavour)

@@ -24,9 +24,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_REPO = "litedeploy-demo"
+# The demo image's name: DEMO_IMAGE, as in demo/docker-compose.yml (runs on a shared engine use
+# a name of their own, so that they never rebuild each other's tags).
+DEMO_REPO = os.environ.get("DEMO_IMAGE", "litedeploy-demo")
 V1 = f"{DEMO_REPO}:v1"
 DEMO_MIGRATIONS = ROOT / "demo" / "migrations"
+DEMO_COMPOSE = ROOT / "demo" / "docker-compose.yml"
 SERVICE = "app"
 # Containers here cannot reach the package index: the image installs from the wheelhouse that
 # scripts/test.sh builds in wheels/ (ensure_wheelhouse).
@@ -155,7 +158,7 @@ def build_demo_image(tag: str = V1) -> str:
 
 
 def image_ref(tag: str) -> str:
-    """`v2` -> `litedeploy-demo:v2`; a full reference stays as it is."""
+    """`v2` -> `litedeploy-demo:v2` (DEMO_REPO); a full reference stays as it is."""
     return tag if ":" in tag else f"{DEMO_REPO}:{tag}"
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stack import ROOT, Stack, build_variant, docker
+from stack import DEMO_REPO, ROOT, V1, Stack, build_variant, docker
 
 pytestmark = pytest.mark.docker
 
@@ -157,7 +157,7 @@ def test_first_deploy_then_a_release_with_one_migration(
     assert result.returncode == EXIT_DEPLOYED, result.stderr
     report = json.loads(result.stdout)
     assert report["outcome"] == "deployed"
-    assert report["from_image"] == "litedeploy-demo:v1"
+    assert report["from_image"] == V1
     assert report["to_image"] == variants["v2"]
     assert running_image(stack) == variants["v2"]
     assert stack.health() == "healthy"
@@ -188,7 +188,7 @@ def test_failing_migration_is_caught_by_the_rehearsal(
     assert "production was not touched" in result.stderr
     assert "Cannot add a NOT NULL column" in result.stderr
     assert stack.container() == container  # v1 was never stopped
-    assert running_image(stack) == "litedeploy-demo:v1"
+    assert running_image(stack) == V1
     assert seen["failed"] == 0 and seen["ok"] > 0, seen
     assert dump(stack.db_path) == before
     assert history(stack)[-1]["outcome"] == "aborted"
@@ -236,9 +236,9 @@ def test_release_that_fails_after_migrating_is_rolled_back(
     result = deploy(stack, "--tag", tag_of(variants[variant]), "--health-timeout", "45")
 
     assert result.returncode == EXIT_ROLLED_BACK, result.stderr
-    assert "rolled back to litedeploy-demo:v1" in result.stderr
+    assert f"rolled back to {V1}" in result.stderr
     assert "  | " in result.stderr  # the failing container's last log lines
-    assert running_image(stack).startswith("litedeploy-demo:")
+    assert running_image(stack).startswith(f"{DEMO_REPO}:")
     assert stack.wait_healthy()["Config"]["Image"] != variants[variant]
     assert stack.get("/products")[0] == 200
     assert dump(stack.db_path) == before
@@ -272,7 +272,7 @@ def test_errors_before_cutover_touch_nothing(stack: Stack, variants: dict[str, s
 
     missing = deploy(stack, "--tag", "no-such-tag")
     assert missing.returncode == EXIT_PREFLIGHT, missing.stderr
-    assert "litedeploy-demo:no-such-tag is not on this Docker host" in missing.stderr
+    assert f"{DEMO_REPO}:no-such-tag is not on this Docker host" in missing.stderr
 
     no_service = deploy(stack, "--tag", "v1", "--service", "web")
     assert no_service.returncode == EXIT_CONFIG, no_service.stderr
@@ -331,7 +331,7 @@ def test_a_second_deploy_is_refused_while_one_holds_the_lock(
 
     assert result.returncode == EXIT_LOCK_HELD, result.stderr
     assert "another deploy of this stack is running: deploy other-deploy" in result.stderr
-    assert running_image(stack) == "litedeploy-demo:v1"
+    assert running_image(stack) == V1
 
 
 def test_a_deploy_killed_mid_way_is_detected_and_the_next_one_recovers(
@@ -391,7 +391,7 @@ def test_status_history_backup_and_manual_rollback(stack: Stack, variants: dict[
 
     rolled = deploy(stack, "rollback")
     assert rolled.returncode == 0, rolled.stderr
-    assert stack.wait_healthy()["Config"]["Image"].startswith("litedeploy-demo:rollback-")
+    assert stack.wait_healthy()["Config"]["Image"].startswith(f"{DEMO_REPO}:rollback-")
     assert dump(stack.db_path) == before
 
     listed = deploy(stack, "history", "--json")
@@ -417,7 +417,7 @@ def test_restore_puts_a_backup_back_and_keeps_newer_writes_in_quarantine(
     assert restored.returncode == 0, restored.stderr
     report = json.loads(restored.stdout)
     assert report["outcome"] == "restored"
-    assert stack.wait_healthy()["Config"]["Image"] == "litedeploy-demo:v1"
+    assert stack.wait_healthy()["Config"]["Image"] == V1
     assert dump(stack.db_path) == at_backup
     kept = Path(report["quarantine"]) / "app.db"
     rows = (

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from stack import (
+    V1,
     Stack,
     build_variant,
     demo_journal,
@@ -30,7 +31,7 @@ def test_v1_comes_up_healthy_and_migrated(stack: Stack) -> None:
     stack.up("v1")
     info = stack.wait_healthy()
 
-    assert info["Config"]["Image"] == "litedeploy-demo:v1"
+    assert info["Config"]["Image"] == V1
     assert stack.get("/products") == (200, [])
     assert stack.get("/health") == (200, {"status": "ok"})
     assert history_whens(stack.db_path) == [entry["when"] for entry in demo_journal()]
