@@ -102,8 +102,8 @@ for row in lost:
 PY
 
 run deploy --tag v3
-printf '\n$ docker compose logs app  # the entrypoint in v3'"'"'s container\n'
-docker compose logs --no-log-prefix app 2>&1 | grep '^entrypoint: ' || true
+printf '\n$ docker logs $(docker compose ps -q app) 2>&1 | grep ^entrypoint:  # v3'"'"'s start\n'
+docker logs "$(docker compose ps -q app)" 2>&1 | grep '^entrypoint: ' || true
 api GET /products
 
 set +e
