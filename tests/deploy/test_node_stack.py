@@ -9,14 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from node_stack import NODE_REPO, drizzle_migrate, node_base_image, pythons
-from stack import Stack, docker
+from stack import Stack, container_logs, docker, free_port
 from test_deploy_scenarios import EXIT_DEPLOYED, EXIT_ROLLED_BACK, deploy, dump, history
 
 pytestmark = pytest.mark.docker
@@ -82,6 +84,27 @@ def test_the_node_images_have_no_python(node_images: dict[str, str]) -> None:
     )
     assert labels["Entrypoint"] == ["/opt/litedeploy/entrypoint", "run", "--"]
     assert labels["Cmd"] == ["node", "src/server.js"]
+
+
+def test_the_server_stops_at_once_on_sigterm(node_images: dict[str, str], tmp_path: Path) -> None:
+    name = f"ldnode-{uuid.uuid4().hex[:10]}"
+    port = free_port()
+    data = tmp_path / "data"
+    data.mkdir()
+    publish, mount = f"127.0.0.1:{port}:8000", f"{data}:/data"
+    docker("run", "-d", "--name", name, "-p", publish, "-v", mount, node_images["v2"])
+    try:
+        deadline = time.monotonic() + 30
+        while docker("inspect", "--format", "{{.State.Health.Status}}", name).strip() != "healthy":
+            assert time.monotonic() < deadline, container_logs(name)
+            time.sleep(0.25)
+        started = time.monotonic()
+        docker("stop", "-t", "10", name)  # SIGTERM, then SIGKILL after 10 s
+        assert time.monotonic() - started < 3
+        assert docker("inspect", "--format", "{{.State.ExitCode}}", name).strip() == "0"
+        assert "node-shop: SIGTERM: stopping" in container_logs(name)
+    finally:
+        docker("rm", "-f", "-v", name, check=False)
 
 
 def test_releases_v1_to_v4_reviews_survive_the_rebuild_v4_rolls_back(
