@@ -5,7 +5,7 @@ to roll back a release that crashes after migrating.
 
 Needs a Docker engine, Compose, and the image litedeploy-demo:v1 (scripts/test.sh builds them;
 run as root here, like the tests: the bind-mounted database belongs to the container's user).
-Everything runs on the example stack in a temporary folder: a copy of docker-compose.yml, its own
+Everything runs on the demo stack in a temporary folder: a copy of demo/docker-compose.yml, its own
 project name, a free 127.0.0.1 port (APP_PORT) and ./data. The database is seeded once on the
 host through sqlite3, with the app stopped: a few products and reviews, and random rows in a table
 of its own (`bench_ballast`, untouched by the migrations) up to --db-mb. Each run starts from a
@@ -58,7 +58,7 @@ from typing import Any
 from entrypoint.backup import list_backups
 
 ROOT = Path(__file__).resolve().parent.parent
-REPO = "litedeploy-demo"
+REPO = os.environ.get("DEMO_IMAGE", "litedeploy-demo")  # as demo/docker-compose.yml
 V1 = f"{REPO}:v1"
 SERVICE = "app"
 COMPOSE_COMMANDS = {"v2": ("docker", "compose"), "v1": ("docker-compose",)}
@@ -373,7 +373,7 @@ class Bench:
     def prepare(self) -> None:
         """The stack folder; v1 migrates an empty database; seeded on the host, kept as golden."""
         self.dir.mkdir(parents=True)
-        shutil.copy(ROOT / "docker-compose.yml", self.compose_file)
+        shutil.copy(ROOT / "demo" / "docker-compose.yml", self.compose_file)
         self.data.mkdir()
         self.compose("up", "-d", tag=self.tags["v1"])
         self.wait_healthy()

@@ -77,3 +77,47 @@ ensure_drizzle_harness() {
     fi
   done
 }
+
+ensure_node_shop_modules() {
+  # The Node example's node_modules (examples/node-shop), production dependencies only: its
+  # image copies them, since containers here cannot reach the npm registry. better-sqlite3's
+  # native module takes about 1.5 min to compile; when the interop harness holds the same
+  # version's, built by this Node, that build is copied instead. Either way it must load in
+  # this Node before the install counts as done.
+  ensure_node
+  local dir="$ROOT/examples/node-shop"
+  local stamp="$dir/node_modules/.litedeploy-installed" want
+  want="$(node --version) $(sha256sum <"$dir/package-lock.json" | cut -c1-16)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "examples/node-shop/node_modules: up to date"
+    return 0
+  fi
+  say "npm ci --omit=dev in examples/node-shop"
+  (cd "$dir" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+  local harness="$ROOT/tests/interop/drizzle0/node_modules/better-sqlite3"
+  local module=build/Release/better_sqlite3.node
+  if [ -f "$harness/$module" ] &&
+    [ "$(node -p "require('$harness/package.json').version")" = \
+      "$(node -p "require('$dir/node_modules/better-sqlite3/package.json').version")" ]; then
+    install -D -m 0755 "$harness/$module" "$dir/node_modules/better-sqlite3/$module"
+  fi
+  if ! better_sqlite3_loads "$dir"; then
+    say "compiling better-sqlite3 for node $(node --version) (about 1.5 min)"
+    apt_install make g++ python3
+    if [ -f /usr/include/node/node.h ] && [ -z "${npm_config_nodedir:-}" ]; then
+      export npm_config_nodedir=/usr
+    fi
+    rm -rf "$dir/node_modules/better-sqlite3/build"
+    (cd "$dir" && npm rebuild better-sqlite3 --no-audit --no-fund --loglevel=error >/dev/null)
+    better_sqlite3_loads "$dir" || {
+      echo "error: better-sqlite3 does not load in node $(node --version) after compiling it" >&2
+      exit 1
+    }
+  fi
+  echo "$want" >"$stamp"
+}
+
+better_sqlite3_loads() {
+  (cd "$1" && node -e "new (require('better-sqlite3'))(':memory:').prepare('select 1').get()") \
+    2>/dev/null
+}

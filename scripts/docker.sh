@@ -245,3 +245,67 @@ ensure_litedeploy_image() {
   fi
   rm -f "$log"
 }
+
+LITEDEPLOY_NODE_BASE_IMAGE=${LITEDEPLOY_NODE_BASE_IMAGE:-litedeploy-node-base:bookworm}
+
+ensure_node_base_image() {
+  # A Node image without Python, the base of the Node example (examples/node-shop): a minimal
+  # Debian with the host's own Node binary copied in, so that the node_modules npm installs
+  # on the host (better-sqlite3's native module) match it. Cached by tag, labelled with the
+  # Node version: a different host Node makes a new one.
+  export LITEDEPLOY_NODE_BASE_IMAGE
+  ensure_node
+  local node version have
+  node=$(readlink -f "$(command -v node)")
+  version=$(node --version)
+  have=$(docker image inspect --format '{{index .Config.Labels "org.litedeploy.node"}}' \
+    "$LITEDEPLOY_NODE_BASE_IMAGE" 2>/dev/null || true)
+  if [ "$have" = "$version" ]; then
+    say "Node base image $LITEDEPLOY_NODE_BASE_IMAGE (node $version): already built"
+    return 0
+  fi
+  if ldd "$node" | grep -q 'libnode\|not found'; then
+    echo "error: $node is not a self-contained Node binary (it needs $(ldd "$node" | grep -o 'libnode[^ ]*' | head -n 1));" \
+      "install Node.js 20 from NodeSource or nodejs.org, whose binary the image can carry" >&2
+    exit 1
+  fi
+  apt_install debootstrap
+  local mirror rootfs log
+  mirror=$(debian_mirror)
+  rootfs=$(mktemp -d -t litedeploy-node-rootfs.XXXXXX)
+  log="$rootfs.log"
+  say "building $LITEDEPLOY_NODE_BASE_IMAGE (node $version, no Python) with debootstrap (log: $log)"
+  if ! as_root debootstrap --variant=minbase --include=ca-certificates,libstdc++6 \
+    bookworm "$rootfs" "$mirror" >"$log" 2>&1; then
+    echo "error: debootstrap failed; the end of its log:" >&2
+    tail -n 20 "$log" >&2
+    remove_rootfs "$rootfs"
+    exit 1
+  fi
+  as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  as_root install -m 0755 "$node" "$rootfs/usr/local/bin/node"
+  as_root chroot "$rootfs" useradd --uid 1000 --user-group --create-home --shell /bin/sh node
+  if ! as_root chroot "$rootfs" /usr/local/bin/node --version >/dev/null; then
+    echo "error: the copied node does not run inside the new image" >&2
+    remove_rootfs "$rootfs"
+    exit 1
+  fi
+  as_root tar -C "$rootfs" -c . | docker import --change 'ENV LANG=C.UTF-8' \
+    --change "LABEL org.litedeploy.node=$version" --change 'CMD ["node"]' \
+    - "$LITEDEPLOY_NODE_BASE_IMAGE" >/dev/null
+  remove_rootfs "$rootfs"
+  rm -f "$log"
+}
+
+quiet_build() {
+  # `docker build -q ARGS`, silent unless it fails (the legacy builder prints a deprecation
+  # notice every time).
+  local log
+  log=$(mktemp)
+  if ! docker build -q "$@" >/dev/null 2>"$log"; then
+    cat "$log" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
+}

@@ -13,12 +13,14 @@ trap stop_docker_engine EXIT
 
 ensure_venv
 ensure_drizzle_harness
+ensure_node_shop_modules # after the harness: reuses its compiled better-sqlite3
 ensure_docker_engine
 ensure_compose
 ensure_base_image
 ensure_nopython_image
 ensure_wheelhouse
-ensure_litedeploy_image
+ensure_litedeploy_image # the bundle image, FROM the local base images, from the wheelhouse
+ensure_node_base_image
 
 say "ruff"
 ruff check .

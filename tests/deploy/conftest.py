@@ -1,5 +1,5 @@
-"""Fixtures for the deploy integration tests: a real Docker engine, the demo image and Compose
-stacks of the example (plain helpers live in stack.py).
+"""Fixtures for the deploy integration tests: a real Docker engine, the demo image, the Node
+shop's images and Compose stacks of each (plain helpers live in stack.py and node_stack.py).
 
 Every test in this folder is marked `docker`. They need an engine, both Compose versions, the
 base image and the wheelhouse, which scripts/test.sh provides; without an engine they fail, they
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
+from node_stack import NODE_COMPOSE, RELEASES, build_release
 from stack import (
+    DEMO_COMPOSE,
     ROOT,
     CommandError,
     Stack,
@@ -50,6 +52,12 @@ def _failed(node: pytest.Item) -> bool:
     return any(r.failed for r in node.stash.get(PHASES, {}).values())
 
 
+@pytest.fixture
+def test_failed(request: pytest.FixtureRequest) -> Callable[[], bool]:
+    """Whether the test failed so far: for fixtures of test files that print diagnostics."""
+    return lambda: _failed(request.node)
+
+
 @pytest.fixture(scope="session")
 def docker_engine() -> str:
     """The engine's version; fails every test that needs it when no engine answers."""
@@ -65,7 +73,7 @@ def docker_engine() -> str:
 
 @pytest.fixture(scope="session")
 def demo_image(docker_engine: str) -> str:
-    """litedeploy-demo:v1 built from demo/Dockerfile, once per session (layers cached)."""
+    """DEMO_IMAGE:v1 (litedeploy-demo:v1) built from demo/Dockerfile, once per session (cached)."""
     try:
         return build_demo_image()
     except CommandError as exc:
@@ -89,15 +97,52 @@ def compose_flavour(request: pytest.FixtureRequest, docker_engine: str) -> str:
 def stack(
     request: pytest.FixtureRequest, tmp_path: Path, demo_image: str, compose_flavour: str
 ) -> Iterator[Stack]:
-    """The example stack in a fresh folder: a copy of the repo's docker-compose.yml, ./data, its
-    own project name and 127.0.0.1 port. Torn down whatever happens; its containers' state and
+    """The demo stack in a fresh folder: a copy of demo/docker-compose.yml, ./data, its own
+    project name and 127.0.0.1 port. Torn down whatever happens; its containers' state and
     logs are printed when the test fails."""
+    yield from _stack_in(request, tmp_path, DEMO_COMPOSE, compose_flavour, "ldtest")
+
+
+@pytest.fixture(scope="session")
+def node_images(docker_engine: str) -> dict[str, str]:
+    """The Node shop's releases v1..v4 as litedeploy-node-shop:test-vN, built once per session
+    (they share every layer but their migrations)."""
+    try:
+        return {release: build_release(release, f"test-{release}") for release in RELEASES}
+    except CommandError as exc:
+        pytest.fail(f"building the Node shop's images failed: {exc}", pytrace=False)
+
+
+@pytest.fixture
+def node_stack(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    node_images: dict[str, str],
+    compose_flavour: str,
+) -> Iterator[Stack]:
+    """The example stack (the repo's docker-compose.yml: the Node shop) in a fresh folder, as
+    `stack` is for the demo."""
+    # Compose v1 wants the file's build context to exist, even when it builds nothing.
+    link = {"examples": ROOT / "examples"}
+    yield from _stack_in(request, tmp_path, NODE_COMPOSE, compose_flavour, "ldnode", link)
+
+
+def _stack_in(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    compose_file: Path,
+    flavour: str,
+    prefix: str,
+    links: dict[str, Path] | None = None,
+) -> Iterator[Stack]:
     folder = tmp_path / "stack"
     folder.mkdir()
-    shutil.copy(ROOT / "docker-compose.yml", folder / "docker-compose.yml")
+    shutil.copy(compose_file, folder / "docker-compose.yml")
+    for name, target in (links or {}).items():
+        (folder / name).symlink_to(target)
     (folder / "data").mkdir()
-    project = f"ldtest-{uuid.uuid4().hex[:10]}"
-    s = Stack(dir=folder, project=project, port=free_port(), flavour=compose_flavour)
+    project = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    s = Stack(dir=folder, project=project, port=free_port(), flavour=flavour)
     try:
         yield s
     finally:

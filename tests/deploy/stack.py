@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_REPO = "litedeploy-demo"
-# Prefixed to the tags of the demo images these tests build (litedeploy-demo:PREFIXv1, ...), so
-# that two checkouts can run them at once on one engine without rebuilding each other's images.
-TAG_PREFIX = os.environ.get("LITEDEPLOY_DEMO_TAG_PREFIX", "")
-V1_TAG = f"{TAG_PREFIX}v1"
+# The demo image's name: DEMO_IMAGE, as in demo/docker-compose.yml (runs on a shared engine use
+# a name of their own, so that they never rebuild each other's tags).
+DEMO_REPO = os.environ.get("DEMO_IMAGE", "litedeploy-demo")
+V1_TAG = "v1"
 V1 = f"{DEMO_REPO}:{V1_TAG}"
 DEMO_MIGRATIONS = ROOT / "demo" / "migrations"
+DEMO_COMPOSE = ROOT / "demo" / "docker-compose.yml"
 SERVICE = "app"
 COMPOSE_COMMANDS = {"v2": ("docker", "compose"), "v1": ("docker-compose",)}
 PROJECT_LABEL = "com.docker.compose.project"
@@ -163,8 +163,8 @@ def build_demo_image(tag: str = V1) -> str:
 
 
 def image_ref(tag: str) -> str:
-    """`v2` -> `litedeploy-demo:v2` (with the tag prefix); a full reference stays as it is."""
-    return tag if ":" in tag else f"{DEMO_REPO}:{TAG_PREFIX}{tag}"
+    """`v2` -> `litedeploy-demo:v2` (DEMO_REPO); a full reference stays as it is."""
+    return tag if ":" in tag else f"{DEMO_REPO}:{tag}"
 
 
 def build_variant(

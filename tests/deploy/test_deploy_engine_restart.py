@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stack import ROOT, Stack, free_port
+from stack import DEMO_COMPOSE, ROOT, Stack, free_port
 from test_deploy_scenarios import (
     EXIT_DEPLOYED,
     deploy,
@@ -136,7 +136,7 @@ def test_engine_restarted_mid_deploy_then_the_next_deploy_recovers(
         monkeypatch.setenv("DOCKER_HOST", engine.host)
         folder = tmp_path / "stack"
         folder.mkdir()
-        shutil.copy(ROOT / "docker-compose.yml", folder / "docker-compose.yml")
+        shutil.copy(DEMO_COMPOSE, folder / "docker-compose.yml")
         (folder / "data").mkdir()
         project = f"ldrestart-{uuid.uuid4().hex[:8]}"
         stack = Stack(dir=folder, project=project, port=free_port(), flavour="v2")

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from stack import ROOT, Stack, free_port
+from stack import DEMO_COMPOSE, ROOT, Stack, free_port
 from test_deploy_scenarios import (
     EXIT_DEPLOYED,
     deploy,
@@ -49,7 +49,7 @@ STEPS = [
 def fresh_stack(tmp_path: Path) -> Iterator[Stack]:
     folder = tmp_path / "stack"
     folder.mkdir()
-    shutil.copy(ROOT / "docker-compose.yml", folder / "docker-compose.yml")
+    shutil.copy(DEMO_COMPOSE, folder / "docker-compose.yml")
     (folder / "data").mkdir()
     s = Stack(
         dir=folder, project=f"ldfault-{uuid.uuid4().hex[:10]}", port=free_port(), flavour="v2"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stack import ROOT, V1, V1_TAG, Stack, build_variant, docker
+from stack import DEMO_REPO, ROOT, V1, V1_TAG, Stack, build_variant, docker
 
 pytestmark = pytest.mark.docker
 
@@ -238,7 +238,7 @@ def test_release_that_fails_after_migrating_is_rolled_back(
     assert result.returncode == EXIT_ROLLED_BACK, result.stderr
     assert f"rolled back to {V1}" in result.stderr
     assert "  | " in result.stderr  # the failing container's last log lines
-    assert running_image(stack).startswith("litedeploy-demo:")
+    assert running_image(stack).startswith(f"{DEMO_REPO}:")
     assert stack.wait_healthy()["Config"]["Image"] != variants[variant]
     assert stack.get("/products")[0] == 200
     assert dump(stack.db_path) == before
@@ -272,7 +272,7 @@ def test_errors_before_cutover_touch_nothing(stack: Stack, variants: dict[str, s
 
     missing = deploy(stack, "--tag", "no-such-tag")
     assert missing.returncode == EXIT_PREFLIGHT, missing.stderr
-    assert "litedeploy-demo:no-such-tag is not on this Docker host" in missing.stderr
+    assert f"{DEMO_REPO}:no-such-tag is not on this Docker host" in missing.stderr
 
     no_service = deploy(stack, "--tag", V1_TAG, "--service", "web")
     assert no_service.returncode == EXIT_CONFIG, no_service.stderr
@@ -391,7 +391,7 @@ def test_status_history_backup_and_manual_rollback(stack: Stack, variants: dict[
 
     rolled = deploy(stack, "rollback")
     assert rolled.returncode == 0, rolled.stderr
-    assert stack.wait_healthy()["Config"]["Image"].startswith("litedeploy-demo:rollback-")
+    assert stack.wait_healthy()["Config"]["Image"].startswith(f"{DEMO_REPO}:rollback-")
     assert dump(stack.db_path) == before
 
     listed = deploy(stack, "history", "--json")
