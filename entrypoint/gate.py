@@ -24,12 +24,12 @@ import sqlite3
 from dataclasses import dataclass
 from typing import NoReturn
 
-from .errors import FindingsBlock, MigrationFailed, UsageError
+from .errors import FindingsBlock, MigrationFailed
 from .findings import Finding, blocking
 from .loss import Loss
 from .rehearsal import RehearsalReport, acknowledgements, rehearse
 from .rules import find
-from .settings import Findings, Options
+from .settings import Findings, Options, check_relaxing
 from .sources import Migration
 
 log = logging.getLogger("litedeploy.entrypoint")
@@ -41,16 +41,6 @@ class Passed:
 
     findings: list[Finding]
     rehearsal: RehearsalReport | None
-
-
-def check_relaxing(options: Options) -> None:
-    """`--findings warn` is for staging: refuse it where the environment says production."""
-    if options.findings is Findings.WARN and options.production:
-        raise UsageError(
-            f"--findings warn is refused in production (environment {options.environment!r})",
-            hint="acknowledge an intended loss by name instead (-- litedeploy: allow RULE "
-            "OBJECT in the migration, or --allow RULE OBJECT), or fix the migration",
-        )
 
 
 def gate(

@@ -35,12 +35,9 @@ from .errors import (
     SourceError,
     UsageError,
 )
-from .gate import gate
-from .judge import BEFORE, judge
 from .lock import migration_lock
 from .loss import Acknowledgements, Loss
 from .plan import Plan, State, check_policy, make_plan, prepare_history_table
-from .rehearsal import acknowledgements
 from .restore import Restored, finish_interrupted, replace_database
 from .settings import JOURNAL_MODES, Options, Policy
 from .sources import Format, Migration, Source, load_source
@@ -123,8 +120,10 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
             allow_newer_database=options.allow_newer_database,
         )
         pending = plan.to_apply(allow_out_of_order=options.allow_out_of_order)
-        acks = acknowledgements(pending, options)
+        acks = Acknowledgements.gather(pending, options.allow, row_loss=options.allow_row_loss)
         if pending:  # before the backup: a refused run leaves nothing behind
+            from .gate import gate  # with something pending only: start-up stays light
+
             try:
                 gate(conn, options, pending, exists=existed)
             except (sqlite3.DatabaseError, BackupFailed):
@@ -229,6 +228,8 @@ def _judged(
     Rows whose values all moved elsewhere (the rehearsal's own rule) are not lost; what
     the judge still finds lost, and nobody acknowledged, stays.
     """
+    from .judge import BEFORE, judge  # only after a check found rows missing
+
     counted = {loss.object.lower() for loss in losses}
     conn.execute(f"ATTACH DATABASE ? AS {BEFORE}", (uri(saved.path, "ro"),))
     try:

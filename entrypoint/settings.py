@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .backup import Method, default_dir
 from .checks import Level
+from .errors import UsageError
 from .sources import Format
 
 
@@ -67,3 +68,13 @@ class Options:
     @property
     def backups(self) -> Path:
         return self.backup_dir or default_dir(self.db_path)
+
+
+def check_relaxing(options: Options) -> None:
+    """`--findings warn` is for staging: refuse it where the environment says production."""
+    if options.findings is Findings.WARN and options.production:
+        raise UsageError(
+            f"--findings warn is refused in production (environment {options.environment!r})",
+            hint="acknowledge an intended loss by name instead (-- litedeploy: allow RULE "
+            "OBJECT in the migration, or --allow RULE OBJECT), or fix the migration",
+        )

@@ -64,7 +64,7 @@ def test_the_wheel_holds_the_two_packages_and_no_tests(dist: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names}
     assert tops == {"entrypoint", "deploy", wheel.name.split("-py3")[0] + ".dist-info"}
-    assert "entrypoint/cli/app.py" in names and "deploy/cli.py" in names
+    assert "entrypoint/cli/program.py" in names and "deploy/cli.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "entrypoint = entrypoint.cli:main" in text and "deploy = deploy.cli:main" in text
@@ -74,7 +74,7 @@ def test_the_sdist_holds_what_a_build_needs_and_no_tests(dist: Path) -> None:
     (sdist,) = dist.glob("litedeploy-*.tar.gz")
     with tarfile.open(sdist) as tar:
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
-    assert {"pyproject.toml", "README.md", "entrypoint/cli/app.py", "deploy/cli.py"} <= names
+    assert {"pyproject.toml", "README.md", "entrypoint/cli/program.py", "deploy/cli.py"} <= names
     assert not [n for n in names if n.startswith(("tests/", "bench/", "demo/", "wheels/"))]
 
 

@@ -16,7 +16,6 @@ from ..database import check_file, missing
 from ..errors import DatabaseError
 from ..lock import migration_lock
 from ..restore import find_backup, restore_backup
-from .app import app, errors_to_exit
 from .options import (
     BackupDirOption,
     BackupKeepOption,
@@ -28,6 +27,7 @@ from .options import (
     lock_timeout_option,
     sqlite_path,
 )
+from .program import app, errors_to_exit
 
 log = logging.getLogger("litedeploy.entrypoint")
 

@@ -14,8 +14,8 @@ from ..database import check_file, connect, missing
 from ..drift import against_snapshot
 from ..errors import CheckFailed, DatabaseError, UsageError
 from ..sources import load_source
-from .app import app, errors_to_exit, log
 from .options import CheckOption, DbOption, JsonOption, TableOption
+from .program import app, errors_to_exit, log
 
 # No environment variable on purpose: `check` compares with a snapshot only when asked.
 DriftMigrationsOption = Annotated[

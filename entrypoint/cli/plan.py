@@ -18,7 +18,6 @@ from ..plan import State
 from ..rehearsal import acknowledgements
 from ..rules import find
 from ..sources import Migration
-from .app import app, errors_to_exit
 from .options import (
     DEFAULT_MIGRATIONS,
     AllowOption,
@@ -30,6 +29,7 @@ from .options import (
     TableOption,
     make_options,
 )
+from .program import app, errors_to_exit
 
 _SQL_WIDTH = 96
 

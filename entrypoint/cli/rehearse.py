@@ -9,7 +9,6 @@ import typer
 
 from ..errors import FindingsBlock
 from ..rehearsal import Loss, RehearsalReport, rehearse
-from .app import app, errors_to_exit
 from .options import (
     DEFAULT_MIGRATIONS,
     AllowOption,
@@ -22,6 +21,7 @@ from .options import (
     TableOption,
     make_options,
 )
+from .program import app, errors_to_exit
 
 
 @app.command(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,11 +13,8 @@ from .. import handoff
 from ..backup import Method
 from ..checks import Level
 from ..errors import UsageError
-from ..gate import check_relaxing
 from ..migrate import migrate
-from ..push import Pushed, PushOptions, push
-from ..settings import Findings, Policy
-from .app import app, errors_to_exit
+from ..settings import Findings, Policy, check_relaxing
 from .options import (
     DEFAULT_MIGRATIONS,
     AllowOption,
@@ -37,6 +34,10 @@ from .options import (
     lock_timeout_option,
     make_options,
 )
+from .program import app, errors_to_exit
+
+if TYPE_CHECKING:
+    from ..push import Pushed
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -269,6 +270,8 @@ def run(
         if command:
             handoff.resolve_command(command)  # fail before migrating, not after
         if mode is Mode.PUSH:
+            from ..push import PushOptions, push  # only here: not on migrate's start-up path
+
             pushed = push(
                 options,
                 PushOptions(

@@ -11,7 +11,6 @@ import typer
 from ..database import missing
 from ..migrate import Status, status
 from ..plan import DESCRIPTIONS
-from .app import app, errors_to_exit
 from .options import (
     DEFAULT_MIGRATIONS,
     DbOption,
@@ -22,6 +21,7 @@ from .options import (
     TableOption,
     make_options,
 )
+from .program import app, errors_to_exit
 
 
 @app.command("status")

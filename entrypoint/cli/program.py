@@ -57,6 +57,13 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _commands() -> None:
+    # A callback keeps `entrypoint` a group of commands even when main() has loaded only one
+    # (typer would otherwise make a lone command the whole program).
+    pass
+
+
 @contextmanager
 def errors_to_exit() -> Iterator[None]:
     """The one place where core errors become a message and an exit code."""
@@ -129,7 +136,9 @@ def main() -> None:
     _configure_logging()
     signals.install()
     try:
-        code = app(standalone_mode=False)
+        from .commands import load
+
+        code = load(sys.argv[1] if len(sys.argv) > 1 else None)(standalone_mode=False)
     except Stopped as stop:
         code = _stopped_to_exit(stop)
     except _PARSE_ERROR as exc:
