@@ -40,6 +40,15 @@ TIMEOUT_S = 120
 # the faults injected at every point: kill -9, an I/O error, SIGTERM and SIGINT while the
 # run waits there, and SIGTERM with the entrypoint as PID 1 (as in a container)
 ACTIONS = ("kill", "sqlerror", "term", "int", "term-pid1")
+
+
+def case_name(scenario: str, action: str, point: str) -> str:
+    """The one name of a case, as results and docs/reliability.md carry it."""
+    if action.endswith("-pid1"):
+        action = f"{action.removesuffix('-pid1')} as PID 1"
+    return f"{scenario}: {action} at {point}"
+
+
 DOCUMENTED_EXITS = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 126, 127, 130, 143}
 
 
@@ -372,7 +381,7 @@ def inject(ws: Workspace, refs: References, point: str, action: str, scratch: Pa
     if after != expected_rows:
         problems.append(f"{after} rows after, {expected_rows} expected")
     return Result(
-        case=f"{ws.scenario.name}: {action} at {point}",
+        case=case_name(ws.scenario.name, action, point),
         scenario=ws.scenario.name,
         injected=fault,
         first_exit=first.returncode,
@@ -687,7 +696,7 @@ def case_names(scratch: Path) -> set[str]:
     for scenario in SCENARIOS.values():
         ws = lay_out(scratch / scenario.name, scenario)
         for point in points(ws, scratch / scenario.name):
-            names |= {f"{scenario.name}: {action} at {point}" for action in ACTIONS}
+            names |= {case_name(scenario.name, action, point) for action in ACTIONS}
     names |= {
         f"{n} concurrent starts on {'a new' if new else 'an existing'} database"
         for n in (2, 4, 8)
@@ -768,7 +777,7 @@ def signal_at(
         problems.append(f"{after} rows after, {expected_rows} expected")
     where = " as PID 1" if pid1 else ""
     return Result(
-        case=f"{ws.scenario.name}: {name}{where} at {point}",
+        case=case_name(ws.scenario.name, f"{name}-pid1" if pid1 else name, point),
         scenario=ws.scenario.name,
         injected=f"{sig.name}{where} while waiting at {point}",
         first_exit=code if code is not None else HUNG,
