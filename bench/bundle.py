@@ -41,6 +41,8 @@ SHOP = ROOT / "tests" / "fixtures" / "drizzle-journal" / "shop"
 REPO = "litedeploy-bundle-bench"
 BASE = os.environ.get("LITEDEPLOY_BASE_IMAGE", "litedeploy-base:bookworm")
 NOPYTHON = os.environ.get("LITEDEPLOY_NOPYTHON_IMAGE", "litedeploy-bundle-nopython:bookworm")
+# The Dockerfile's docker CLI stage, from the local image scripts/docker.sh makes (no registry).
+DOCKER_CLI = os.environ.get("LITEDEPLOY_DOCKER_CLI_IMAGE", "litedeploy-docker-cli:local")
 RUN = ["run", "--db", "/data/app.db", "--migrations", "/m", "--", "true"]
 
 COPY_DOCKERFILE = """\
@@ -165,6 +167,7 @@ def main() -> None:
                 "docker", "build", "-q", "-t", images["onefile"],
                 "--build-arg", f"BUILDER_IMAGE={BASE}", "--build-arg", f"BASE_IMAGE={BASE}",
                 "--build-arg", "PIP_ARGS=--no-index --find-links /src/wheels",
+                "--build-arg", f"DOCKER_CLI_IMAGE={DOCKER_CLI}",
                 "--build-arg", "BUNDLE_MODE=onefile", ROOT,
             )  # fmt: skip
             build_seconds["onefile"] = time.perf_counter() - started

@@ -9,6 +9,9 @@ LITEDEPLOY_BASE_IMAGE=${LITEDEPLOY_BASE_IMAGE:-litedeploy-base:bookworm}
 # needs no Python.
 LITEDEPLOY_NOPYTHON_IMAGE=${LITEDEPLOY_NOPYTHON_IMAGE:-litedeploy-bundle-nopython:bookworm}
 COMPOSE_PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
+# The docker CLI and the Compose v2 plugin that the litedeploy image carries for `deploy`: this
+# host's own, in an image FROM scratch (the Dockerfile's DOCKER_CLI_IMAGE; no registry here).
+LITEDEPLOY_DOCKER_CLI_IMAGE=${LITEDEPLOY_DOCKER_CLI_IMAGE:-litedeploy-docker-cli:local}
 STARTED_DOCKERD_PID=""
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -205,38 +208,115 @@ litedeploy_version() {
   sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/pyproject.toml" | head -n 1
 }
 
+compose_plugin_path() {
+  # The Compose v2 plugin the host's `docker compose` runs: the docker CLI's search path, in
+  # its order.
+  local dir
+  for dir in "${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins" /usr/local/lib/docker/cli-plugins \
+    /usr/local/libexec/docker/cli-plugins /usr/lib/docker/cli-plugins \
+    /usr/libexec/docker/cli-plugins; do
+    if [ -x "$dir/docker-compose" ]; then
+      readlink -f "$dir/docker-compose"
+      return 0
+    fi
+  done
+  return 1
+}
+
+ensure_docker_cli_image() {
+  # The Dockerfile's DOCKER_CLI_IMAGE for local builds: this host's docker CLI and Compose v2
+  # plugin, FROM scratch, at the paths the official docker:cli image has them
+  # (/usr/local/bin/docker, /usr/local/libexec/docker/cli-plugins/docker-compose). They must
+  # need nothing but glibc, which the litedeploy image's Debian 12 base has (the Dockerfile
+  # runs both there, so a too-new glibc fails the build). Labelled with their checksums: new
+  # binaries on the host make a new image, hence a new litedeploy image.
+  export LITEDEPLOY_DOCKER_CLI_IMAGE
+  if ! docker compose version >/dev/null 2>&1; then
+    say "installing Compose v2 from Debian trixie into $COMPOSE_PLUGIN_DIR"
+    install_compose_v2
+  fi
+  local docker_bin compose_bin sums have bin libs work
+  docker_bin=$(readlink -f "$(command -v docker)")
+  if ! compose_bin=$(compose_plugin_path); then
+    echo "error: \`docker compose\` answers but its plugin is in none of the docker CLI's" \
+      "plugin folders" >&2
+    exit 1
+  fi
+  sums=$(sha256sum "$docker_bin" "$compose_bin" | cut -d' ' -f1 | sha256sum | cut -c1-16)
+  have=$(docker image inspect --format '{{index .Config.Labels "org.litedeploy.docker-cli"}}' \
+    "$LITEDEPLOY_DOCKER_CLI_IMAGE" 2>/dev/null || true)
+  if [ "$have" = "$sums" ]; then
+    say "docker CLI image $LITEDEPLOY_DOCKER_CLI_IMAGE: already built ($sums)"
+    return 0
+  fi
+  for bin in "$docker_bin" "$compose_bin"; do
+    # static ("not a dynamic executable"), or only the C library and its loader
+    libs=$(ldd "$bin" 2>/dev/null |
+      grep -v -e 'linux-vdso' -e 'libc\.so\.6' -e 'ld-linux' -e 'statically linked' || true)
+    if [ -n "$libs" ]; then
+      echo "error: $bin needs more than glibc, which the litedeploy image lacks:" >&2
+      echo "$libs" >&2
+      exit 1
+    fi
+  done
+  work=$(mktemp -d -t litedeploy-docker-cli.XXXXXX)
+  cp "$docker_bin" "$work/docker"
+  cp "$compose_bin" "$work/docker-compose"
+  printf '%s\n' 'FROM scratch' \
+    'COPY docker /usr/local/bin/docker' \
+    'COPY docker-compose /usr/local/libexec/docker/cli-plugins/docker-compose' \
+    >"$work/Dockerfile"
+  say "building $LITEDEPLOY_DOCKER_CLI_IMAGE from $docker_bin and $compose_bin"
+  quiet_build -t "$LITEDEPLOY_DOCKER_CLI_IMAGE" --label "org.litedeploy.docker-cli=$sums" "$work"
+  rm -rf "$work"
+}
+
 litedeploy_source_hash() {
   # What the litedeploy image is made of: the files its build reads, and the images it
-  # builds from (a rebuilt base gives a new hash).
+  # builds from (a rebuilt base, or other docker CLI binaries, give a new hash).
   {
-    (cd "$ROOT" && find Dockerfile .dockerignore pyproject.toml bundle entrypoint -type f \
+    (cd "$ROOT" && find Dockerfile .dockerignore pyproject.toml bundle entrypoint deploy -type f \
       ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
-    docker image inspect --format '{{.Id}}' "$LITEDEPLOY_BASE_IMAGE" "$LITEDEPLOY_NOPYTHON_IMAGE"
+    docker image inspect --format '{{.Id}}' "$LITEDEPLOY_BASE_IMAGE" "$LITEDEPLOY_NOPYTHON_IMAGE" \
+      "$LITEDEPLOY_DOCKER_CLI_IMAGE"
   } | sha256sum | cut -c1-16
 }
 
 ensure_litedeploy_image() {
   # litedeploy:<version> and litedeploy:latest from the repository's Dockerfile: the bundle
-  # (/opt/litedeploy) on Debian 12 without Python. Built FROM the local images (no registry
-  # here) and offline from the wheelhouse; skipped when the image's label says it was built
-  # from exactly these sources (checking takes a fraction of a second).
-  LITEDEPLOY_IMAGE="litedeploy:$(litedeploy_version)"
+  # (/opt/litedeploy) and the host CLI (/opt/litedeploy-deploy, `deploy` on PATH, with the
+  # docker CLI and Compose v2) on Debian 12 without Python. Built FROM the local images (no
+  # registry here; ensure_docker_cli_image first) and offline from the wheelhouse; skipped when
+  # the image's label says it was built from exactly these sources (checking takes a fraction
+  # of a second). $1, if given, is the one tag to build instead (litedeploy:latest untouched):
+  # for trying a change on an engine that others' runs share.
+  if [ -n "${1:-}" ]; then
+    LITEDEPLOY_IMAGE=$1
+  else
+    LITEDEPLOY_IMAGE="litedeploy:$(litedeploy_version)"
+  fi
   export LITEDEPLOY_IMAGE
-  local hash current log
+  local hash current log tags=(-t "$LITEDEPLOY_IMAGE")
+  [ -n "${1:-}" ] || tags+=(-t litedeploy:latest)
+  if ! docker image inspect "$LITEDEPLOY_DOCKER_CLI_IMAGE" >/dev/null 2>&1; then
+    echo "error: $LITEDEPLOY_DOCKER_CLI_IMAGE is missing: run ensure_docker_cli_image first" >&2
+    exit 1
+  fi
   hash=$(litedeploy_source_hash)
   current=$(docker image inspect --format '{{index .Config.Labels "org.litedeploy.source-hash"}}' \
     "$LITEDEPLOY_IMAGE" 2>/dev/null || true)
   if [ "$current" = "$hash" ]; then
     say "image $LITEDEPLOY_IMAGE: up to date ($hash)"
-    docker tag "$LITEDEPLOY_IMAGE" litedeploy:latest
+    [ -n "${1:-}" ] || docker tag "$LITEDEPLOY_IMAGE" litedeploy:latest
     return 0
   fi
   log=$(mktemp -t litedeploy-build.XXXXXX.log)
   say "building $LITEDEPLOY_IMAGE ($hash; log: $log)"
-  if ! docker build -t "$LITEDEPLOY_IMAGE" -t litedeploy:latest \
+  if ! docker build "${tags[@]}" \
     --label "org.litedeploy.source-hash=$hash" \
     --build-arg BUILDER_IMAGE="$LITEDEPLOY_BASE_IMAGE" \
     --build-arg BASE_IMAGE="$LITEDEPLOY_NOPYTHON_IMAGE" \
+    --build-arg DOCKER_CLI_IMAGE="$LITEDEPLOY_DOCKER_CLI_IMAGE" \
     --build-arg PIP_ARGS="--no-index --find-links /src/wheels" \
     "$ROOT" >"$log" 2>&1; then
     echo "error: building $LITEDEPLOY_IMAGE failed; the end of its log ($log):" >&2

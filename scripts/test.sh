@@ -19,6 +19,7 @@ ensure_compose
 ensure_base_image
 ensure_nopython_image
 ensure_wheelhouse
+ensure_docker_cli_image # the host's docker CLI and Compose v2, for the image's `deploy`
 ensure_litedeploy_image # the bundle image, FROM the local base images, from the wheelhouse
 ensure_node_base_image
 

@@ -279,3 +279,22 @@ def test_the_bundle_holds_the_entrypoint_and_nothing_of_the_host_side(litedeploy
     assert lazy <= modules
     host_side = ("deploy", "docker", "requests", "urllib3", "yaml", "tenacity", "rich", "pygments")
     assert sorted(m for m in modules if m.split(".")[0] in host_side) == []
+
+
+def test_the_image_carries_deploy_with_compose_v2_and_no_python(litedeploy: str) -> None:
+    usage = container(litedeploy, "--help", entrypoint="deploy")
+    assert usage.returncode == 0, usage.stderr
+    assert "Usage: deploy [OPTIONS] COMMAND" in usage.stdout
+    for command in ("rollback", "status", "history", "restore"):
+        assert command in usage.stdout
+    # what deploy runs: `docker compose`, and the docker CLI the plugin hangs on
+    compose = container(litedeploy, "compose", "version", "--short", entrypoint="docker")
+    assert compose.returncode == 0 and compose.stdout.strip(), compose.stderr
+    where = container(
+        litedeploy,
+        "-c",
+        'command -v python3 python python3.11; readlink -f "$(command -v deploy)"',
+        entrypoint="/bin/sh",
+    )
+    # no Python on PATH, and deploy is a bundle of its own, outside what app images copy
+    assert where.stdout.split() == ["/opt/litedeploy-deploy/deploy"], where.stdout

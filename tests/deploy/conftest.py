@@ -103,6 +103,15 @@ def stack(
     yield from _stack_in(request, tmp_path, DEMO_COMPOSE, compose_flavour, "ldtest")
 
 
+@pytest.fixture
+def image_stack(request: pytest.FixtureRequest, tmp_path: Path, demo_image: str) -> Iterator[Stack]:
+    """The demo stack for `deploy` run from the litedeploy image: Compose v2 only, the one the
+    image carries (the host's v2 tears it down); projects named ldhostcli-*."""
+    if compose_version("v2") is None:
+        pytest.fail("Compose v2 (`docker compose version`) does not answer", pytrace=False)
+    yield from _stack_in(request, tmp_path, DEMO_COMPOSE, "v2", "ldhostcli")
+
+
 @pytest.fixture(scope="session")
 def node_images(docker_engine: str) -> dict[str, str]:
     """The Node shop's releases v1..v4 as litedeploy-node-shop:test-vN, built once per session
