@@ -310,7 +310,6 @@ def _keep(name: str, dir_fd: int, qfd: int) -> bool:
         return True  # linked (or copied, atomically) by an earlier attempt
     try:
         os.link(name, name, src_dir_fd=dir_fd, dst_dir_fd=qfd, follow_symlinks=False)
-        log.info("kept %s in quarantine", name)
         return True
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.EOPNOTSUPP):
