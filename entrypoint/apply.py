@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from . import faults, history
 from .errors import MigrationFailed
 from .sources import Migration
-from .sqltext import TxControl
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -125,6 +124,8 @@ def _apply_one(
         )
     if skipped:
         log.log(level, "  %s: skipped %d empty or comment-only chunk(s)", migration.name, skipped)
+    from .sqltext import TxControl  # with something to apply only
+
     idiom = migration.foreign_keys_idiom
     for statement, op in zip(migration.statements, migration.ops, strict=True):
         if isinstance(op, TxControl):

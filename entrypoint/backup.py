@@ -10,7 +10,6 @@ import shutil
 import sqlite3
 import stat
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -275,6 +274,8 @@ def _remove_orphan_manifests(folder: Path, db_path: Path) -> list[Path]:
 def _settle(tmp: Path, level: Level) -> tuple[list[str], str]:
     """fsync, check and hash the written copy at once: each releases the GIL, and together
     they cost little more than the slowest of them (bench/backup.py measures it)."""
+    from concurrent.futures import ThreadPoolExecutor  # 10 ms to import: only for a backup
+
     with ThreadPoolExecutor(max_workers=3) as pool:
         synced = pool.submit(durable.fsync_file, tmp)
         checked = pool.submit(_verify, tmp, level)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from . import schema
 from .database import uri
+from .ident import quote
 from .loss import Loss
 from .sources import Migration
-from .sqltext import Delete, DropTable, quote
 
 
 class Level(StrEnum):
@@ -123,6 +123,8 @@ def explained_losses(
     rebuild that drops and recreates it does not count), or the table is an ON DELETE
     CASCADE descendant of a table deleted from.
     """
+    from .sqltext import Delete, DropTable  # after migrating only: not on start-up's path
+
     deleted: dict[str, str] = {}
     dropped: dict[str, str] = {}
     for m in migrations:

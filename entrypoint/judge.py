@@ -29,11 +29,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import schema
+from .ident import quote
 from .lineage import Location
 from .loss import Loss, Verdict
 from .replay import Replay
 from .sources import Migration
-from .sqltext import quote
 
 BEFORE = "before"
 

@@ -9,7 +9,6 @@ import json
 import logging
 import math
 import os
-import socket
 import stat
 import time
 from collections.abc import Iterator
@@ -89,7 +88,7 @@ def migration_lock(db_path: Path, timeout: float, poll: float = 0.1) -> Iterator
                         hint="wait for it to finish, or raise --lock-timeout / LOCK_TIMEOUT",
                     ) from None
                 time.sleep(poll)
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+        info = {"pid": os.getpid(), "host": os.uname().nodename, "since": time.time()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         if waited:

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .errors import UsageError
+from .ident import quote as q
 from .replay import affinity, unconvertible
 from .schema import ForeignKey, Schema, Table, read_schema
 from .sqltext import (
@@ -39,7 +40,6 @@ from .sqltext import (
     column_definitions,
     rename_created_table,
 )
-from .sqltext import quote as q
 
 IGNORED_PREFIXES = ("sqlite_", "_litestream_", "libsql_", "_cf_")
 REBUILD_PREFIX = "__litedeploy_new_"

@@ -24,6 +24,7 @@ import re
 import sqlite3
 
 from . import schema
+from .ident import quote
 from .lineage import Lineage, Location
 from .sqltext import (
     AddColumn,
@@ -47,7 +48,6 @@ from .sqltext import (
     equalities,
     is_constant,
     plain_column,
-    quote,
     replace_tables,
     select_list,
     table_refs,

@@ -21,6 +21,7 @@ import sqlite3
 
 from . import schema
 from .findings import Finding, Kind, Severity, acknowledge
+from .ident import quote
 from .loss import Acknowledgements
 from .rebuilds import Rebuild, find_rebuilds
 from .replay import Replay, affinity, unconvertible
@@ -39,7 +40,6 @@ from .sqltext import (
     Update,
     check_clauses,
     is_constant,
-    quote,
 )
 from .statements import Statement
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .history import DRIZZLE_TABLE, PLAIN_TABLE
-from .sqltext import quote
+from .ident import quote
 
 # --------------------------------------------------------------------------------------
 # The comparison model (drift, push mode)

@@ -14,12 +14,13 @@ from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import SourceError
-from .rebuilds import find_rebuilds
-from .sqltext import Op, Pragma, TxControl, classify
-from .statements import Chunk, Statement, split_statements
+
+if TYPE_CHECKING:  # the SQL is read only when a migration's statements are needed
+    from .sqltext import Op
+    from .statements import Chunk, Statement
 
 JOURNAL = Path("meta") / "_journal.json"
 JOURNAL_VERSIONS = {"5", "6", "7"}
@@ -45,8 +46,23 @@ class Migration:
     path: Path
     hash: str
     created_at: int | None
-    statements: list[Statement] = field(compare=False, repr=False)
-    chunks: list[Chunk] = field(compare=False, repr=False)
+    sql: str = field(compare=False, repr=False)  # the text, an editor's BOM removed
+
+    # Split on first use: a start with nothing pending only hashes the files, and splitting
+    # 50 applied migrations would cost more than the whole check.
+    @cached_property
+    def _split(self) -> tuple[list[Statement], list[Chunk]]:
+        from .statements import split_statements
+
+        return split_statements(self.sql)
+
+    @property
+    def statements(self) -> list[Statement]:
+        return self._split[0]
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        return self._split[1]
 
     @property
     def wants_foreign_keys_off(self) -> bool:
@@ -64,11 +80,15 @@ class Migration:
     @cached_property
     def rebuilt_tables(self) -> list[str]:
         """The tables this migration rebuilds (create new, copy, drop old, rename)."""
+        from .rebuilds import find_rebuilds
+
         return [r.old for r in find_rebuilds(self.statements, self.ops).values()]
 
     @cached_property
     def ops(self) -> list[Op]:
         """What each statement does, in order (`sqltext.classify`)."""
+        from .sqltext import classify
+
         return [classify(s.code) for s in self.statements]
 
     @cached_property
@@ -81,6 +101,8 @@ class Migration:
         more: litedeploy runs the whole file in one transaction with the setting applied
         outside it.
         """
+        from .sqltext import Pragma, TxControl
+
         ops, found = self.ops, set()
         for i, op in enumerate(ops):
             if not (isinstance(op, TxControl) and op.verb in ("COMMIT", "END")):
@@ -96,6 +118,8 @@ class Migration:
     @property
     def transaction_control(self) -> list[Statement]:
         """BEGIN / COMMIT / ROLLBACK / SAVEPOINT statements that are not the idiom."""
+        from .sqltext import TxControl
+
         idiom = self.foreign_keys_idiom
         return [
             s
@@ -333,14 +357,12 @@ def _read_migration(name: str, path: Path, *, created_at: int | None) -> Migrati
         )
     # An editor's UTF-8 byte-order mark: SQLite skips it, and so must whoever reads the SQL
     # (the findings would not see the first keyword). The hash stays the file's bytes'.
-    statements, chunks = split_statements(text.removeprefix("\ufeff"))
     return Migration(
         name=name,
         path=path,
         hash=hashlib.sha256(data).hexdigest(),
         created_at=created_at,
-        statements=statements,
-        chunks=chunks,
+        sql=text.removeprefix("\ufeff"),
     )
 
 

@@ -14,21 +14,28 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .ident import quote
+
 _I = re.IGNORECASE
 
+# SQLite's identifier characters (its tokenizer's sqlite3IsIdChar): ASCII letters, `_`, and
+# every character from U+0080 on; digits and `$` after the first. Written as negated ASCII
+# ranges: a class spelling out U+0080-U+FFFF costs re.compile ~5 ms, on every start-up.
+_ID_START = r"[^\x00-\x40\x5b-\x5e\x60\x7b-\x7f]"
+_ID_CHAR = r"[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"
 # One identifier, quoted any of SQLite's four ways or bare; QNAME allows `schema.name`.
-NAME = r"(?:`[^`]*`|\"(?:[^\"]|\"\")*\"|\[[^\]]*\]|[A-Za-z_\x80-\uffff][\w$\x80-\uffff]*)"
+NAME = rf"(?:`[^`]*`|\"(?:[^\"]|\"\")*\"|\[[^\]]*\]|{_ID_START}{_ID_CHAR}*)"
 QNAME = rf"(?:{NAME}\s*\.\s*)?{NAME}"
 
 _TOKEN = re.compile(
-    r"""
+    rf"""
     (?P<ws>\s+)
   | (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
   | (?P<blob>[xX]'[0-9a-fA-F]*')
   | (?P<string>'(?:[^']|'')*'?)
   | (?P<ident>"(?:[^"]|"")*"?|`[^`]*`?|\[[^\]]*\]?)
   | (?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|0[xX][0-9a-fA-F]+)
-  | (?P<word>[A-Za-z_\x80-\uffff][\w$\x80-\uffff]*)
+  | (?P<word>{_ID_START}{_ID_CHAR}*)
   | (?P<param>[?:@$][\w$]*)
   | (?P<op>\|\||<<|>>|<=|>=|==|!=|<>|->>|->|.)
     """,
@@ -80,11 +87,6 @@ def unquote(name: str) -> str:
     if part[:1] in "`[":
         return part[1:-1]
     return str(part)
-
-
-def quote(name: str) -> str:
-    """A name quoted for SQLite."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def split_top(text: str) -> list[str]:
