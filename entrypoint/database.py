@@ -6,7 +6,6 @@ import logging
 import os
 import sqlite3
 from pathlib import Path
-from urllib.parse import quote
 
 from . import signals
 from .errors import DatabaseError, NoVolume, UsageError
@@ -75,10 +74,17 @@ def missing(path: Path) -> str:
     return "is empty (0 bytes): no database yet" if path.is_file() else "does not exist"
 
 
+# What a URI path keeps as it is (RFC 3986's unreserved characters and `/`); every other
+# byte of the UTF-8 name is %-escaped, as urllib.parse.quote does (not imported: start-up).
+_URI_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~/")
+
+
 def uri(path: Path, mode: str = "ro", *, immutable: bool = False) -> str:
     """An SQLite URI for a path, quoted so that #, ? and % stay part of the file name."""
+    name = os.fsencode(path.resolve())
+    quoted = "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in name)
     extra = "&immutable=1" if immutable else ""
-    return f"file:{quote(str(path.resolve()))}?mode={mode}{extra}"
+    return f"file:{quoted}?mode={mode}{extra}"
 
 
 def online_copy(source: sqlite3.Connection, target: Path) -> None:

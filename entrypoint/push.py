@@ -14,7 +14,6 @@ import contextlib
 import logging
 import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import history
 from .apply import violations, write_transaction
@@ -37,21 +36,10 @@ from .migrate import (
 from .push_plan import PushPlan, ignored, make_plan, parse_renames
 from .restore import finish_interrupted
 from .schema import read_schema
-from .settings import Options, Policy
+from .settings import Options, Policy, PushOptions
 from .sources import load_source
 
 log = logging.getLogger("litedeploy.entrypoint")
-
-
-@dataclass(frozen=True)
-class PushOptions:
-    """What push mode is told on top of the run's options."""
-
-    schema: Path | None = None  # default: the newest snapshot in the migrations folder
-    renames: tuple[str, ...] = ()
-    accept_data_loss: bool = False
-    allow_in_production: bool = False
-    dry_run: bool = False
 
 
 @dataclass(frozen=True)

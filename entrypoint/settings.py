@@ -70,6 +70,17 @@ class Options:
         return self.backup_dir or default_dir(self.db_path)
 
 
+@dataclass(frozen=True)
+class PushOptions:
+    """What push mode is told on top of the run's options."""
+
+    schema: Path | None = None  # default: the newest snapshot in the migrations folder
+    renames: tuple[str, ...] = ()
+    accept_data_loss: bool = False
+    allow_in_production: bool = False
+    dry_run: bool = False
+
+
 def check_relaxing(options: Options) -> None:
     """`--findings warn` is for staging: refuse it where the environment says production."""
     if options.findings is Findings.WARN and options.production:

@@ -201,3 +201,21 @@ def test_status_of_an_empty_file(tmp_path: Path, cli: Cli) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "app.db (is empty (0 bytes): no database yet)" in proc.stdout
     assert "pending" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["app.db", "a b.db", "a#b?c%d.db", "ünï çødé.db", "tab\there.db", "~x_y-z.db", "日本.db"],
+)
+def test_uri_quotes_a_name_as_urllib_does_and_sqlite_opens_it(tmp_path: Path, name: str) -> None:
+    from urllib.parse import quote
+
+    from entrypoint.database import uri
+
+    path = tmp_path / name
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE t (x)")
+        conn.commit()
+    assert uri(path) == f"file:{quote(str(path.resolve()))}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri(path), uri=True)) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("t",)]

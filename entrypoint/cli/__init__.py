@@ -1,14 +1,19 @@
 """The `entrypoint` command line: a thin typer layer over the core modules.
 
-`main` loads only the command module its command line needs (`commands.load`); `app`,
-here, is the whole app with every command registered (as the tests and `--help` see it).
+`main` reads a container's start (`run -- app`, settings in the environment) without typer
+(`startup`), and loads only the command module any other command line needs
+(`commands.load`); `app`, here, is the whole typer app with every command registered (as
+the tests and `--help` see it).
 """
 
 from __future__ import annotations
 
-import typer
+from typing import TYPE_CHECKING
 
-from .program import main
+from .main import main
+
+if TYPE_CHECKING:
+    import typer
 
 __all__ = ["app", "main"]
 

@@ -1,7 +1,8 @@
 """Which command modules to load: only the one a command line names.
 
-Each module registers its commands on `app` when imported. `entrypoint run` is on every
-container's start-up path, so it loads `run` alone and none of the code for backups, plans
+Each module registers its commands on `app` when imported. `entrypoint run` with options on
+its command line (without them, `startup` reads it and typer is not loaded at all) loads `run`
+alone and none of the code for backups, plans
 or rehearsals it does not use there (about a third of the start-up time); anything else
 (`--help`, an unknown command) loads them all, in the order the help lists them. The imports
 are written out, not computed, so that PyInstaller's bundle finds each of them.

@@ -1,18 +1,15 @@
-"""The `entrypoint` typer app, its one error-to-exit-code translation, and `main`."""
+"""The `entrypoint` typer app: every command, `--help`, and its usage errors as one line."""
 
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, cast
 
 import typer
 
-from .. import signals
-from ..errors import EntrypointError, Stopped
+from .main import core_errors
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -66,24 +63,9 @@ def _commands() -> None:
 
 @contextmanager
 def errors_to_exit() -> Iterator[None]:
-    """The one place where core errors become a message and an exit code."""
-    try:
+    """Core errors as a message and typer's exit (`main.core_errors`)."""
+    with core_errors(typer.Exit):
         yield
-    except EntrypointError as exc:
-        if (signum := signals.received()) is not None:  # the error is what the stop caused
-            raise Stopped(signum) from exc
-        log.error("error: %s", exc.message)
-        if exc.hint:
-            log.error("hint: %s", exc.hint)
-        raise typer.Exit(exc.exit_code) from None
-
-
-def _configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("entrypoint: %(message)s"))
-    root = logging.getLogger("litedeploy")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
 
 
 class _ParseError(Protocol):
@@ -117,41 +99,12 @@ def _parse_error_to_exit(exc: _ParseError) -> int:
     return exc.exit_code
 
 
-def _stopped_to_exit(stop: Stopped) -> int:
-    """A stop signal before exec: one line and the shell's code (128 + the signal).
+def run_typer(args: list[str]) -> int:
+    """Run the command line with typer, loading only the command modules it needs."""
+    from .commands import load
 
-    Whatever error the stop caused on its way out (a statement "interrupted", a check that
-    could not finish) is its consequence, not news: saying it would only mislead.
-    """
-    log.error("error: stopped by %s before the app was started", stop.name)
-    log.error(
-        "hint: each migration is committed with its history row or rolled back; start "
-        "again to carry on (`entrypoint status` shows what is applied)"
-    )
-    return stop.exit_code
-
-
-def main() -> None:
-    """Console-script entry point."""
-    _configure_logging()
-    signals.install()
     try:
-        from .commands import load
-
-        code = load(sys.argv[1] if len(sys.argv) > 1 else None)(standalone_mode=False)
-    except Stopped as stop:
-        code = _stopped_to_exit(stop)
+        code = load(args[0] if args else None)(args=args, standalone_mode=False)
     except _PARSE_ERROR as exc:
-        code = _parse_error_to_exit(cast(_ParseError, exc))
-    except Exception as exc:  # the last line of defence: one line, never a traceback
-        if (signum := signals.received()) is not None:  # e.g. a statement the stop aborted
-            sys.exit(_stopped_to_exit(Stopped(signum)))
-        if os.environ.get("LITEDEPLOY_DEBUG"):
-            raise
-        log.error(
-            "internal error: %s: %s (set LITEDEPLOY_DEBUG=1 for a traceback)",
-            type(exc).__name__,
-            exc,
-        )
-        code = 70
-    sys.exit(code if isinstance(code, int) else 0)
+        return _parse_error_to_exit(cast(_ParseError, exc))
+    return code if isinstance(code, int) else 0

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from .. import handoff
 from ..backup import Method
 from ..checks import Level
-from ..errors import UsageError
-from ..migrate import migrate
-from ..settings import Findings, Policy, check_relaxing
+from ..settings import Findings, Policy
+from .launch import launch, run_request
 from .options import (
-    DEFAULT_MIGRATIONS,
     AllowOption,
     BackupDirOption,
     BackupKeepOption,
@@ -24,27 +19,15 @@ from .options import (
     CheckOption,
     DbOption,
     DeployIdOption,
-    FormatChoice,
     FormatOption,
     MigrationsOption,
     RehearsalDirOption,
     TableOption,
-    TransactionChoice,
     known_journal_mode,
     lock_timeout_option,
-    make_options,
 )
 from .program import app, errors_to_exit
-
-if TYPE_CHECKING:
-    from ..push import Pushed
-
-log = logging.getLogger("litedeploy.entrypoint")
-
-
-class Mode(StrEnum):
-    MIGRATE = "migrate"
-    PUSH = "push"
+from .values import DEFAULT_DB, DEFAULT_MIGRATIONS, FormatChoice, Mode, TransactionChoice
 
 
 @app.command(
@@ -56,7 +39,7 @@ def run(
         list[str] | None,
         typer.Argument(help="The app server to exec after migrating (put it after `--`)."),
     ] = None,
-    db: DbOption = Path("./data/app.db"),
+    db: DbOption = DEFAULT_DB,
     migrations: MigrationsOption = DEFAULT_MIGRATIONS,
     fmt: FormatOption = FormatChoice.AUTO,
     table: TableOption = None,
@@ -237,103 +220,43 @@ def run(
     synced directly instead.
     """
     with errors_to_exit():
-        options = make_options(
-            db,
-            migrations,
-            fmt,
-            table,
-            allow_out_of_order=allow_out_of_order,
-            allow_changed=allow_changed,
-            allow_newer_database=allow_newer_database,
-            one_transaction=transaction is TransactionChoice.ALL,
-            lock_timeout=lock_timeout,
-            backup=backup,
-            backup_dir=backup_dir,
-            backup_keep=backup_keep,
-            backup_method=backup_method,
-            check_level=check,
-            journal_mode=journal_mode,
-            require_volume=require_volume,
-            allow_row_loss=allow_row_loss,
-            allow=allow,
-            deploy_id=deploy_id or None,
-            findings=findings,
-            # The host-side deploy's rehearsal runs on a snapshot, and still copies it: the
-            # judge needs the rows before and after; the findings alone would block moves.
-            rehearse=rehearse,
-            rehearsal_dir=rehearsal_dir,
-            environment=env or None,
-            strict_drift=strict,
+        launch(
+            run_request(
+                command=command,
+                db=db,
+                migrations=migrations,
+                fmt=fmt,
+                table=table,
+                allow_out_of_order=allow_out_of_order,
+                allow_changed=allow_changed,
+                allow_newer_database=allow_newer_database,
+                transaction=transaction,
+                lock_timeout=lock_timeout,
+                user=user,
+                backup=backup,
+                backup_dir=backup_dir,
+                backup_keep=backup_keep,
+                backup_method=backup_method,
+                check=check,
+                journal_mode=journal_mode,
+                require_volume=require_volume,
+                allow_row_loss=allow_row_loss,
+                deploy_id=deploy_id,
+                allow=allow,
+                findings=findings,
+                # The host-side deploy's rehearsal runs on a snapshot, and still copies it:
+                # the judge needs the rows before and after; the findings alone would block
+                # moves.
+                rehearse=rehearse,
+                rehearsal_dir=rehearsal_dir,
+                env=env,
+                strict=strict,
+                mode=mode,
+                schema=schema,
+                rename=rename,
+                accept_data_loss=accept_data_loss,
+                allow_push_in_production=allow_push_in_production,
+                dry_run=dry_run,
+                rehearsal=rehearsal,
+            )
         )
-        check_relaxing(options)
-        account = handoff.lookup_user(user) if user else None
-        if command:
-            handoff.resolve_command(command)  # fail before migrating, not after
-        if mode is Mode.PUSH:
-            from ..push import PushOptions, push  # only here: not on migrate's start-up path
-
-            pushed = push(
-                options,
-                PushOptions(
-                    schema=schema,
-                    renames=tuple(rename or ()),
-                    accept_data_loss=accept_data_loss,
-                    allow_in_production=allow_push_in_production,
-                    dry_run=dry_run,
-                ),
-            )
-            if dry_run:
-                typer.echo(push_text(pushed))
-                return
-        elif dry_run:
-            raise UsageError(
-                "--dry-run is for --mode push",
-                hint="`entrypoint plan` shows what migrate mode would do",
-            )
-        else:
-            for name, given in (
-                ("--schema", schema is not None),
-                ("--rename", bool(rename)),
-                ("--accept-data-loss", accept_data_loss),
-            ):
-                if given:
-                    log.warning("warning: %s is for --mode push; ignored in migrate mode", name)
-            migrate(options)
-        if rehearsal:
-            log.info("rehearsal: migrations and checks passed; stopping before exec")
-            return
-        if account is not None:
-            db_files = [db.with_name(db.name + s) for s in ("", "-wal", "-shm", ".lock")]
-            handoff.give_files_to(account, [db.parent, *db_files])
-            handoff.drop_privileges(account)
-        if command:
-            handoff.exec_command(command)
-
-
-def push_text(pushed: Pushed) -> str:
-    """The push plan for a human: every change with its SQL, then the data at risk."""
-    plan = pushed.plan
-    lines = [
-        f"declared schema: {pushed.declared.path} ({pushed.declared.kind})",
-        f"changes: {len(plan.changes)}" + ("" if plan.changes else " (the schema already matches)"),
-    ]
-    for change in plan.changes:
-        lines += ["", f"-- {change.summary}"]
-        lines += [" ".join(s.split()) if "\n" not in s else s for s in change.statements]
-    risks = plan.risks
-    lines += ["", "data at risk:" + ("" if risks else " none")]
-    for risk in risks:
-        label = "CANNOT (rows would have to be deleted)" if not risk.fits else "LOSS"
-        lines.append(f"  {label}: {risk.message}")
-    if plan.ignored:
-        lines += ["", f"left alone (push never drops them): {', '.join(plan.ignored)}"]
-    blocked = [r for r in risks if not r.fits]
-    verdict = (
-        "refused: cannot be done without deleting rows"
-        if blocked
-        else "needs --accept-data-loss"
-        if risks
-        else "would apply cleanly"
-    )
-    lines += ["", f"dry run: nothing was written; {verdict}"]
-    return "\n".join(lines)

@@ -1,0 +1,103 @@
+"""`entrypoint`'s `main`: every command line ends here in one line and an exit code.
+
+A container's start (`entrypoint run -- app`, settings in the environment) is read by
+`startup` and never loads typer; every other command line goes to the typer app
+(`program`). Core errors, stop signals and bugs become one line, a hint and the documented
+exit code the same way for both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from .. import signals
+from ..errors import EntrypointError, Stopped
+
+log = logging.getLogger("litedeploy.entrypoint")
+
+
+class Exit(Exception):
+    """Leave with this exit code: an error was already said."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@contextmanager
+def core_errors(leave: Callable[[int], BaseException] = Exit) -> Iterator[None]:
+    """The one place where core errors become a message and an exit code (`leave(code)`)."""
+    try:
+        yield
+    except EntrypointError as exc:
+        if (signum := signals.received()) is not None:  # the error is what the stop caused
+            raise Stopped(signum) from exc
+        log.error("error: %s", exc.message)
+        if exc.hint:
+            log.error("hint: %s", exc.hint)
+        raise leave(exc.exit_code) from None
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("entrypoint: %(message)s"))
+    root = logging.getLogger("litedeploy")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _stopped_to_exit(stop: Stopped) -> int:
+    """A stop signal before exec: one line and the shell's code (128 + the signal).
+
+    Whatever error the stop caused on its way out (a statement "interrupted", a check that
+    could not finish) is its consequence, not news: saying it would only mislead.
+    """
+    log.error("error: stopped by %s before the app was started", stop.name)
+    log.error(
+        "hint: each migration is committed with its history row or rolled back; start "
+        "again to carry on (`entrypoint status` shows what is applied)"
+    )
+    return stop.exit_code
+
+
+def _dispatch(args: list[str]) -> int:
+    if args[:1] == ["run"]:
+        from .startup import request_from_environment
+
+        if (request := request_from_environment(args[1:], os.environ)) is not None:
+            from .launch import launch
+
+            with core_errors():
+                launch(request)
+            return 0
+    from .program import run_typer
+
+    return run_typer(args)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _configure_logging()
+    signals.install()
+    try:
+        code = _dispatch(sys.argv[1:])
+    except Exit as leave:
+        code = leave.code
+    except Stopped as stop:
+        code = _stopped_to_exit(stop)
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        if (signum := signals.received()) is not None:  # e.g. a statement the stop aborted
+            sys.exit(_stopped_to_exit(Stopped(signum)))
+        if os.environ.get("LITEDEPLOY_DEBUG"):
+            raise
+        log.error(
+            "internal error: %s: %s (set LITEDEPLOY_DEBUG=1 for a traceback)",
+            type(exc).__name__,
+            exc,
+        )
+        code = 70
+    sys.exit(code)

@@ -1,0 +1,123 @@
+"""`entrypoint run` on a container's start-up path: the settings from the environment alone.
+
+An app image's `ENTRYPOINT ["/opt/litedeploy/entrypoint", "run", "--"]` gives no options;
+everything comes from environment variables. That command line is read here, without
+loading typer (a sixth of a start with nothing pending): the same variables, the same
+checks (`values`), the same defaults as `run`'s options. Anything else, an option on the
+command line, `--help`, push mode, or a value this reader would have to judge differently
+from typer (one that is not plainly valid), goes to the full parser, which also words the
+errors. tests/test_startup.py holds the two to the same answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..backup import Method
+from ..checks import Level
+from ..settings import Findings, Policy
+from . import values
+from .launch import RunRequest, run_request
+from .values import DEFAULT_DB, DEFAULT_MIGRATIONS, FormatChoice, Mode, TransactionChoice
+
+# click's boolean words (any case, spaces around ignored), as typer reads a flag's variable.
+_BOOLEANS = {
+    **dict.fromkeys(("1", "true", "t", "yes", "y", "on"), True),
+    **dict.fromkeys(("0", "false", "f", "no", "n", "off"), False),
+}
+
+
+def _boolean(value: str) -> bool:
+    try:
+        return _BOOLEANS[value.strip().lower()]
+    except KeyError:
+        raise ValueError(value) from None
+
+
+def _choice(kind: type[Any]) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        return kind(value)  # exact value; typer judges (and words) anything else
+
+    return parse
+
+
+def _keep(value: str) -> str:
+    return value
+
+
+def _backups_to_keep(value: str) -> int:
+    number = int(value.strip())
+    if not 1 <= number <= values.MAX_BACKUP_KEEP:
+        raise ValueError(value)
+    return number
+
+
+# run's parameter, its environment variable, how the value is read, its default.
+SETTINGS: tuple[tuple[str, str, Callable[[str], Any], Any], ...] = (
+    ("db", "DB_PATH", values.sqlite_path, DEFAULT_DB),
+    ("migrations", "MIGRATIONS_DIR", Path, DEFAULT_MIGRATIONS),
+    ("fmt", "MIGRATIONS_FORMAT", _choice(FormatChoice), FormatChoice.AUTO),
+    ("table", "MIGRATIONS_TABLE", values.history_table_name, None),
+    ("allow_out_of_order", "ALLOW_OUT_OF_ORDER", _boolean, False),
+    ("allow_changed", "ALLOW_CHANGED", _boolean, False),
+    ("allow_newer_database", "ALLOW_NEWER_DATABASE", _boolean, False),
+    ("transaction", "MIGRATE_TRANSACTION", _choice(TransactionChoice), TransactionChoice.EACH),
+    ("lock_timeout", "LOCK_TIMEOUT", values.seconds, 60.0),
+    ("user", "APP_USER", _keep, None),
+    ("backup", "BACKUP", _choice(Policy), Policy.PENDING),
+    ("backup_dir", "BACKUP_DIR", values.sqlite_path, None),
+    ("backup_keep", "BACKUP_KEEP", _backups_to_keep, 10),
+    ("backup_method", "BACKUP_METHOD", _choice(Method), Method.AUTO),
+    ("check", "CHECK", _choice(Level), Level.QUICK),
+    ("journal_mode", "JOURNAL_MODE", values.known_journal_mode, None),
+    ("require_volume", "REQUIRE_VOLUME", _boolean, False),
+    ("allow_row_loss", "ALLOW_ROW_LOSS", _boolean, False),
+    ("deploy_id", "DEPLOY_ID", values.deploy_id_value, None),
+    ("findings", "FINDINGS", _choice(Findings), Findings.BLOCK),
+    ("rehearse", "REHEARSE", _boolean, True),
+    ("rehearsal_dir", "REHEARSAL_DIR", values.sqlite_path, None),
+    ("env", "APP_ENV", _keep, None),
+    ("strict", "STRICT_DRIFT", _boolean, False),
+    ("mode", "MIGRATE_MODE", _choice(Mode), Mode.MIGRATE),
+    ("rehearsal", "LITEDEPLOY_REHEARSAL", _boolean, False),
+)
+# Push mode's variables: set, they send the command line to the full parser (push mode is
+# for staging, and migrate mode warns that they are ignored).
+PUSH_ONLY = ("PUSH_SCHEMA", "PUSH_RENAMES", "ACCEPT_DATA_LOSS", "ALLOW_PUSH_IN_PRODUCTION")
+
+
+def request_from_environment(args: Sequence[str], environ: Mapping[str, str]) -> RunRequest | None:
+    """`run`'s request when `args` (after `run`) is only `[--] [command ...]`; else None.
+
+    None means: let the full parser read this command line (it gives the same answer, or
+    the error this reader does not word).
+    """
+    if args and args[0].startswith("-") and args[0] != "--":
+        return None  # an option (or --help): the full parser's
+    command = list(args[1:] if args[:1] == ["--"] else args)
+    if any(environ.get(name) for name in PUSH_ONLY):
+        return None
+    given: dict[str, Any] = {}
+    for param, variable, read, default in SETTINGS:
+        raw = environ.get(variable)
+        if not raw:  # unset or empty: the default, as typer takes it
+            given[param] = default
+            continue
+        try:
+            given[param] = read(raw)
+        except ValueError:
+            return None  # not plainly valid: typer says what is wrong with it
+    if given["mode"] is not Mode.MIGRATE:
+        return None
+    return run_request(
+        command=command,
+        allow=None,
+        schema=None,
+        rename=None,
+        accept_data_loss=False,
+        allow_push_in_production=False,
+        dry_run=False,
+        **given,
+    )
