@@ -2,10 +2,9 @@
 
 Each module registers its commands on `app` when imported. `entrypoint run` with options on
 its command line (without them, `startup` reads it and typer is not loaded at all) loads `run`
-alone and none of the code for backups, plans
-or rehearsals it does not use there (about a third of the start-up time); anything else
-(`--help`, an unknown command) loads them all, in the order the help lists them. The imports
-are written out, not computed, so that PyInstaller's bundle finds each of them.
+alone and none of the code for backups, plans or rehearsals it does not use there; anything
+else (`--help`, an unknown command) loads them all, in the order the help lists them. The
+imports are written out, not computed, so that PyInstaller's bundle finds each of them.
 """
 
 from __future__ import annotations
