@@ -210,10 +210,24 @@ _PERM, _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT = 3, 5, 6, 8, 10, 11
 _FULL, _CANTOPEN, _AUTH, _NOTADB = 13, 14, 23, 26
 
 
-def check_volume(folder: Path, *, required: bool) -> None:
-    """Warn (or refuse, when required) if the database folder is not a mounted volume."""
-    if os.path.ismount(folder) or not folder.is_dir():
+def in_container(root: Path = Path("/")) -> bool:
+    """Whether this process runs in a container: Docker's /.dockerenv, Podman's
+    /run/.containerenv, or systemd's `container` variable (nspawn, Podman)."""
+    markers = (root / ".dockerenv", root / "run" / ".containerenv")
+    return any(m.exists() for m in markers) or bool(os.environ.get("container"))  # noqa: SIM112
+
+
+def check_volume(folder: Path, *, required: bool, root: Path = Path("/")) -> None:
+    """Warn (or refuse, when required) if the database folder is in the container's own
+    filesystem: on the same device as its root, so not a volume or a bind mount (of the
+    folder or of any folder above it). Outside a container the host's disk is the volume."""
+    if not folder.is_dir() or not in_container(root):
         return
+    try:
+        if os.path.ismount(folder) or folder.stat().st_dev != root.stat().st_dev:
+            return
+    except OSError:
+        return  # the open that follows says what is wrong with the folder
     message = (
         f"database folder {folder} is not a mount point: the data lives in the container's "
         "own filesystem and vanishes with it"

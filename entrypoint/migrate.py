@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from . import durable, faults, history
 from .apply import Applied, apply_migrations
-from .backup import Backup, prune, take_backup
+from .backup import Backup, list_backups, prune, take_backup
 from .checks import (
     Report,
     check_database,
@@ -118,6 +118,11 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
             allow_out_of_order=options.allow_out_of_order,
             allow_changed=options.allow_changed,
             allow_newer_database=options.allow_newer_database,
+            newer_database_action=(
+                _restore_advice(options, source)
+                if plan.having(State.UNKNOWN) and not options.allow_newer_database
+                else None
+            ),
         )
         pending = plan.to_apply(allow_out_of_order=options.allow_out_of_order)
         acks = Acknowledgements.gather(pending, options.allow, row_loss=options.allow_row_loss)
@@ -202,6 +207,25 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
         len(report.counts),
     )
     return Outcome(current, applied, saved, report)
+
+
+def _restore_advice(options: Options, source: Source) -> str | None:
+    """For a database ahead of this image: the backup taken when it was at this image's
+    newest migration (the newer image's run took it before migrating), and how to restore it."""
+    if not source.migrations:
+        return None
+    ours = source.migrations[-1].name
+    matching = [b for b in list_backups(options.backups) if b.manifest.head_before == ours]
+    if not matching:
+        return None
+    backup = matching[-1]
+    return (
+        f"to go back to this image's schema, restore {backup.path} (taken at "
+        f"{backup.manifest.created_at}, at {ours}, before the newer migrations ran; what was "
+        f"written since is kept in quarantine): with the app stopped, `entrypoint restore "
+        f"--db {options.db_path} {backup.path}`, or on the host `deploy restore "
+        f"{backup.path.name}`; or deploy the newer image, or start this one anyway"
+    )
 
 
 def _unacknowledged(losses: list[Loss], acks: Acknowledgements) -> list[Loss]:

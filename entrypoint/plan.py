@@ -157,8 +157,13 @@ def check_policy(
     allow_out_of_order: bool,
     allow_changed: bool,
     allow_newer_database: bool,
+    newer_database_action: str | None = None,
 ) -> None:
-    """Refuse to start when the history needs a human decision."""
+    """Refuse to start when the history needs a human decision.
+
+    `newer_database_action` replaces the advice for a database ahead of the image (the
+    caller names the backup to restore when there is one).
+    """
     rules = [
         (
             State.CHANGED,
@@ -180,7 +185,7 @@ def check_policy(
             "--allow-newer-database / ALLOW_NEWER_DATABASE",
             "recorded in the database but missing from this image "
             "(the database is ahead of the code)",
-            "deploy the newer image, or start this one anyway",
+            newer_database_action or "deploy the newer image, or start this one anyway",
         ),
     ]
     for state, allowed, flag, what, action in rules:

@@ -50,6 +50,8 @@ def find_backup(
 ) -> Path:
     """Pick the backup to restore: an explicit file, the newest, or the one of a deploy."""
     if path is not None:
+        if not path.is_file() and path.parent == Path() and (folder / path.name).is_file():
+            path = folder / path.name  # a backup's bare name, as the hints give it
         if not path.is_file():
             raise RestoreFailed(
                 f"backup {path} does not exist",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -227,3 +229,41 @@ def test_status_json_is_machine_readable_for_every_state(tmp_path: Path, cli: Cl
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert [m["state"] for m in data["migrations"]] == ["changed", "applied", "pending"]
+
+
+def test_a_database_ahead_of_the_image_names_the_backup_to_restore(
+    tmp_path: Path, cli: Cli
+) -> None:
+    """v2 migrated the database (its run backed it up first); v1 starts again on it: the
+    refusal names v2's backup, taken at v1's newest migration, and restoring it by the
+    command in the hint lets v1 start."""
+    v1 = write_journal(tmp_path / "v1", [("0000_a", table("a")), ("0001_b", table("b"))])
+    v2 = write_journal(
+        tmp_path / "v2",
+        [("0000_a", table("a")), ("0001_b", table("b")), ("0002_newer", table("newer"))],
+    )
+    db = tmp_path / "data" / "app.db"
+    db.parent.mkdir()
+    assert cli("run", "--db", db, "--migrations", v1).returncode == 0
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("INSERT INTO a VALUES (1)")
+    assert cli("run", "--db", db, "--migrations", v2).returncode == 0
+    refused = cli("run", "--db", db, "--migrations", v1)
+    hint = assert_one_clear_error(refused, 5, "missing from this image")
+    [backup] = (db.parent / "backups").glob("*.backup")
+    hint_line = next(line for line in refused.stderr.splitlines() if "hint:" in line)
+    assert str(backup) in hint_line and "at 0001_b" in hint_line, hint
+    assert f"entrypoint restore --db {db} {backup}" in hint_line
+    assert f"deploy restore {backup.name}" in hint_line
+    assert "--allow-newer-database" in hint_line
+    restored = cli("restore", "--db", db, backup.name)  # a bare name: looked up in backups/
+    assert restored.returncode == 0, restored.stderr
+    assert cli("run", "--db", db, "--migrations", v1).returncode == 0
+    assert query(db, "SELECT id FROM a") == [(1,)]
+
+
+def test_without_a_matching_backup_the_refusal_keeps_its_advice(tmp_path: Path, cli: Cli) -> None:
+    db, folder = unknown_row(tmp_path)
+    refused = cli("run", "--db", db, "--migrations", folder)
+    assert_one_clear_error(refused, 5, "missing from this image")
+    assert "deploy the newer image, or start this one anyway" in refused.stderr

@@ -184,3 +184,38 @@ def test_a_full_disk_during_a_migration_says_it_is_the_machine(tmp_path: Path, c
         assert_one_clear_error(proc, 6, "0001_big", "database or disk is full")
         assert "this is the machine, not the migration" in proc.stderr.splitlines()[-1]
         assert not db.exists()  # the new database it would have created is gone
+
+
+def test_outside_a_container_the_host_disk_is_the_volume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Run on the host (no /.dockerenv, no /run/.containerenv, no `container` variable), the
+    entrypoint neither warns about volumes nor refuses with --require-volume."""
+    from entrypoint.database import check_volume, in_container
+
+    monkeypatch.delenv("container", raising=False)
+    host, data = tmp_path / "host-root", tmp_path / "data"
+    host.mkdir()
+    data.mkdir()
+    assert not in_container(host)
+    check_volume(data, required=True, root=host)  # no NoVolume
+    check_volume(data, required=False, root=host)
+    assert NOT_A_MOUNT not in caplog.text
+    (host / ".dockerenv").touch()  # the same folders, seen from inside a container
+    assert in_container(host)
+    check_volume(data, required=False, root=host)
+    assert NOT_A_MOUNT in caplog.text
+    (host / ".dockerenv").unlink()
+    monkeypatch.setenv("container", "podman")
+    assert in_container(host)
+
+
+def test_a_folder_below_a_bind_mount_is_on_the_volume(tmp_path: Path, cli: Cli) -> None:
+    """The database in data/db/ under a volume mounted at data/: not a mount point itself,
+    but not the container's filesystem either."""
+    with tmpfs(tmp_path / "data", "size=64m") as data:
+        (data / "db").mkdir()
+        db, folder = app_in(data / "db", tmp_path)
+        proc = cli("run", "--db", db, "--migrations", folder, "--require-volume")
+        assert proc.returncode == 0, proc.stderr
+        assert NOT_A_MOUNT not in proc.stderr
