@@ -73,6 +73,14 @@ def image(client: docker.DockerClient, ref: str) -> Image | None:
         return None
 
 
+def entrypoint_of(client: docker.DockerClient, ref: str) -> list[str]:
+    """The image's ENTRYPOINT (exec form, as a list; empty when it has none)."""
+    found = image(client, ref)
+    config = (found.attrs.get("Config") or {}) if found is not None else {}
+    value = config.get("Entrypoint") or []
+    return [str(v) for v in ([value] if isinstance(value, str) else value)]
+
+
 def keep_image(client: docker.DockerClient, image_id: str, repository: str, tag: str) -> str:
     """Tag an image so it can come back even if its original tag moves or is pruned."""
     client.images.get(image_id).tag(repository, tag)

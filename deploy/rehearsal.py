@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from entrypoint.database import online_copy, uri
 
-from .runner import Result, run
+from .runner import TIMED_OUT, Result, run
 from .stack import Stack
 
 REHEARSAL_ENV = "LITEDEPLOY_REHEARSAL"
 MODE_ENV = "MIGRATE_MODE"  # the entrypoint's --mode: migrate (default) or push
 
 
-def snapshot(db_path: Path, into: Path) -> Path:
-    """A consistent copy with SQLite's online backup API (the live app may be writing)."""
+def snapshot(db_path: Path, into: Path, name: str | None = None) -> Path:
+    """A consistent copy with SQLite's online backup API (the live app may be writing),
+    named `name` (default: the source's own name)."""
     into.mkdir(parents=True, exist_ok=True, mode=0o755)
-    target = into / db_path.name
+    target = into / (name or db_path.name)
     if not db_path.exists():
         return target  # first deploy: the rehearsal starts from an empty database
     # quoted: a `#` or `?` in the path would cut the URI and open an empty database instead
@@ -27,6 +29,20 @@ def snapshot(db_path: Path, into: Path) -> Path:
     finally:
         src.close()
     return target
+
+
+def runs_litedeploy(entrypoint: list[str]) -> bool:
+    """Whether an image's ENTRYPOINT looks like litedeploy's: the bundle
+    (/opt/litedeploy/entrypoint), the console script `entrypoint`, or `python -m entrypoint`.
+    A wrapper script of the team's own is not recognised; its rehearsal still runs."""
+    names = [PurePosixPath(part).name for part in entrypoint]
+    module = any(pair == ("-m", "entrypoint") for pair in itertools.pairwise(entrypoint))
+    return module or "entrypoint" in names
+
+
+def spoke(result: Result) -> bool:
+    """Whether litedeploy's entrypoint ran: each of its lines starts with `entrypoint:`."""
+    return any(line.startswith("entrypoint: ") for line in result.stderr.splitlines())
 
 
 def rehearse_argv(
@@ -65,12 +81,23 @@ def rehearsal_env(stack: Stack, *, push: bool = False) -> dict[str, str]:
 
 
 def rehearse(
-    stack: Stack, image: str, workdir: Path, name: str, timeout: float, *, push: bool = False
+    stack: Stack,
+    image: str,
+    workdir: Path,
+    name: str,
+    timeout: float,
+    *,
+    push: bool = False,
+    source: Path | None = None,
 ) -> Result:
-    """Snapshot, run the new image's entrypoint on it, and return what it said."""
-    snapshot(stack.db_path, workdir)
-    return run(
+    """Snapshot the database (or `source`, a backup a rollback would restore), run the
+    image's entrypoint on it, and return what it said."""
+    snapshot(source or stack.db_path, workdir, stack.db_container_path.name)
+    result = run(
         rehearse_argv(stack, image, workdir, name, push=push),
         env=rehearsal_env(stack, push=push),
         timeout=timeout,
     )
+    if result.returncode == TIMED_OUT:  # the client is gone, the container is not
+        run(["docker", "rm", "--force", name], timeout=60)
+    return result

@@ -7,6 +7,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+TIMED_OUT = 124  # the exit code of a command given up on (as timeout(1) says it)
+
 
 @dataclass(frozen=True)
 class Result:
@@ -50,5 +52,5 @@ def run(
         return Result(tuple(argv), 127, "", f"{argv[0]}: command not found")
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        return Result(tuple(argv), 124, out, f"timed out after {timeout:g}s")
+        return Result(tuple(argv), TIMED_OUT, out, f"timed out after {timeout:g}s")
     return Result(tuple(argv), proc.returncode, proc.stdout, proc.stderr)

@@ -156,3 +156,30 @@ def test_snapshot_of_no_database_yet_is_an_empty_folder(tmp_path: Path) -> None:
     assert not snap.exists()
     assert list((tmp_path / "snap").iterdir()) == []
     assert not (tmp_path / "data").exists()  # nothing created where the live database goes
+
+
+@pytest.mark.parametrize(
+    ("entrypoint", "ours"),
+    [
+        (["/opt/litedeploy/entrypoint", "run", "--"], True),
+        (["entrypoint", "run", "--"], True),
+        (["/app/.venv/bin/entrypoint", "run"], True),
+        (["python3", "-m", "entrypoint", "run", "--"], True),
+        (["docker-entrypoint.sh"], False),  # the node image's own
+        (["/app/start.sh"], False),
+        ([], False),
+    ],
+)
+def test_which_entrypoints_look_like_litedeploys(entrypoint: list[str], ours: bool) -> None:
+    from deploy.rehearsal import runs_litedeploy
+
+    assert runs_litedeploy(entrypoint) is ours
+
+
+def test_the_entrypoint_spoke_when_a_line_starts_with_its_name() -> None:
+    from deploy.rehearsal import spoke
+    from deploy.runner import Result
+
+    said = "entrypoint: database /data/app.db; migrations /app/drizzle\n"
+    assert spoke(Result(("docker",), 6, "", said))
+    assert not spoke(Result(("docker",), 1, "listening on 8000\n", "Error: EADDRINUSE\n"))
