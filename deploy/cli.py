@@ -7,6 +7,7 @@ import logging
 import os
 import sqlite3
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -23,7 +24,7 @@ from entrypoint.restore import find_backup
 from . import engine, records
 from .config import Settings, load_file, settings
 from .deployer import Deployer, Report, engine_stopped
-from .errors import ConfigError, DeployError
+from .errors import ConfigError, DeployError, PreflightFailed
 from .stack import resolve
 
 EXIT_CODES = """\b
@@ -208,14 +209,27 @@ def _settings(ctx: typer.Context, as_json: bool) -> tuple[Settings, bool]:
 
 
 @app.command()
-def rollback(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def rollback(
+    ctx: typer.Context,
+    discard_writes: Annotated[
+        bool,
+        typer.Option(
+            "--discard-writes",
+            help="Roll back even though rows were written since that deploy's backup: they "
+            "leave the database (the replaced file is kept in quarantine). Without it, the "
+            "rollback counts them and refuses before stopping anything.",
+        ),
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
     """Undo the last successful deploy: previous image and its pre-migration database.
 
-    Whatever was written since that deploy is kept in the quarantine folder.
+    Before anything stops, the previous image is rehearsed on the database it will find
+    (--no-rehearse skips it), and the rows written since the backup are counted.
     """
     current, as_json = _settings(ctx, as_json)
     with _errors_to_exit():
-        report = Deployer(current, _say).rollback_last()
+        report = Deployer(current, _say).rollback_last(discard_writes=discard_writes)
     _summary(report, as_json)
 
 
@@ -244,7 +258,7 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             "project": stack.project,
             "database": str(stack.db_path),
             "running": state or None,
-            "migrations": _head(stack.db_path),
+            "migrations": _named_head(container) or _head(stack.db_path),
             "latest_backups": [{"path": str(b.path), **asdict(b.manifest)} for b in backups],
         }
     if as_json:
@@ -266,6 +280,21 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             f"  {b.path.name}  {b.manifest.created_at}  head before: "
             f"{b.manifest.head_before or '-'}  deploy {b.manifest.deploy_id or '-'}"
         )
+
+
+def _named_head(container: Any) -> str | None:
+    """The migrations as the running image names them (its entrypoint's `status --json`)."""
+    if container is None:
+        return None
+    data = engine.entrypoint_status(container)
+    if data is None:
+        return None
+    states = Counter(str(m.get("state")) for m in data.get("migrations") or [])
+    applied = states.pop("applied", 0)
+    extra = "".join(f", {n} {state}" for state, n in sorted(states.items()))
+    return (
+        f"{applied} applied, latest {data.get('head') or '-'}{extra} ({data.get('history_table')})"
+    )
 
 
 def _head(db: Path) -> str:
@@ -345,6 +374,78 @@ def restore(
         chosen = find_backup(stack.backup_dir, path=backup_file, latest=latest, deploy_id=deploy_id)
         report = Deployer(current, _say).restore_now(chosen)
     _summary(report, as_json)
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=1, help="How many lines.")] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """The app container's most recent log lines (stdout and stderr)."""
+    current, as_json = _settings(ctx, as_json)
+    with _errors_to_exit():
+        client = engine.connect()
+        stack = resolve(current, current.tag)
+        container = engine.service_container(client, stack.project, stack.service.name)
+        if container is None:
+            raise PreflightFailed(
+                f"no container of service {stack.service.name} (project {stack.project})",
+                hint="`deploy status` shows what runs; `deploy --tag TAG` starts it",
+            )
+        found = engine.last_logs(container, lines)
+    if as_json:
+        typer.echo(json.dumps({"container": container.name, "lines": found}, indent=2))
+        return
+    for line in found:
+        typer.echo(line)
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    older_than: Annotated[
+        float,
+        typer.Option("--older-than", min=0, metavar="DAYS", help="Remove what is older than this."),
+    ] = 14,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove rollback images and quarantine folders older than --older-than days.
+
+    Kept whatever their age: the running image, the image `deploy rollback` would bring
+    back, and a quarantine folder an unfinished restore names. Backups are pruned by the
+    entrypoint itself (BACKUP_KEEP).
+    """
+    from . import prune as pruning
+
+    current, as_json = _settings(ctx, as_json)
+    with _errors_to_exit():
+        client = engine.connect()
+        stack = resolve(current, current.tag)
+        keep = set()
+        container = engine.service_container(client, stack.project, stack.service.name)
+        if container is not None:
+            keep.add(str(container.attrs.get("Config", {}).get("Image")))
+        last = next(
+            (r for r in reversed(records.read(current.state)) if r.get("outcome") == "deployed"),
+            None,
+        )
+        if last is not None and last.get("rollback_image"):
+            keep.add(str(last["rollback_image"]))
+        removed = pruning.rollback_images(
+            client, stack.service.repository, older_than, keep=keep, dry_run=dry_run
+        ) + pruning.quarantines(stack.db_path, older_than, dry_run=dry_run)
+    if as_json:
+        typer.echo(json.dumps([asdict(r) for r in removed], indent=2))
+        return
+    verb = "would remove" if dry_run else "removed"
+    for r in removed:
+        size = f", {r.size / 1e6:.1f} MB" if r.what == "quarantine" else ""
+        typer.echo(f"{verb} {r.what} {r.name} ({r.age_days:.0f} days old{size})")
+    typer.echo(f"{len(removed)} item(s) {verb}, older than {older_than:g} days")
 
 
 def main() -> None:

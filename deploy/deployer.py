@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -21,7 +23,7 @@ from entrypoint.durable import sha256_of
 from entrypoint.errors import EntrypointError
 from entrypoint.restore import restore_backup
 
-from . import engine, records
+from . import engine, pin, records, rehearsal
 from .compose import split_image
 from .config import Settings
 from .errors import (
@@ -37,6 +39,7 @@ from .lock import deploy_lock
 from .rehearsal import MODE_ENV, rehearse
 from .runner import run
 from .stack import Stack, check_free_space, resolve
+from .writes import describe, writes_since
 
 Progress = Callable[[str], None]
 KEEP_ROLLBACK_TAGS = 3  # images of the last deploys stay on the host for `deploy rollback`
@@ -146,7 +149,7 @@ class Deployer:
         previous = self._keep_previous(client, stack)
         if self.settings.rehearse:
             with self.step("rehearsal on a snapshot"):
-                self._rehearse(stack)
+                self._rehearse(client, stack)
         try:
             with self.step(f"cutover to {stack.service.image}"):
                 self._up(stack, tag, self.report.deploy_id)
@@ -159,6 +162,7 @@ class Deployer:
             return
         self.report.backup = self._backup_of_deploy(stack)
         self.report.outcome = "deployed"
+        self._pin(tag)
         removed = engine.prune_rollback_tags(client, stack.service.repository, KEEP_ROLLBACK_TAGS)
         if removed:
             self.progress(
@@ -187,26 +191,46 @@ class Deployer:
                 return tag
             return keep
 
-    def _rehearse(self, stack: Stack) -> None:
+    def _rehearse(self, client: docker.DockerClient, stack: Stack) -> None:
+        image = stack.service.image
+        command = engine.entrypoint_of(client, image)
+        ours = rehearsal.runs_litedeploy(command)
+        if not ours:
+            self.progress(
+                f"! {image} starts with {command or 'no ENTRYPOINT'}, which does not look like "
+                "litedeploy's entrypoint; rehearsing anyway, for at most the health timeout"
+            )
         workdir = self.settings.state / f"rehearsal-{self.report.deploy_id}"
         try:
             result = rehearse(
                 stack,
-                stack.service.image,
+                image,
                 workdir,
                 name=f"litedeploy-rehearsal-{self.report.deploy_id}",
-                timeout=max(self.settings.health_timeout, 600),
+                timeout=max(self.settings.health_timeout, 600 if ours else 0),
                 push=self.settings.push,
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        if not result.ok:
-            self.report.outcome = "aborted"
+        if result.ok:
+            return
+        self.report.outcome = "aborted"
+        if not rehearsal.spoke(result):
             raise Aborted(
-                f"the new image's migrations failed on a snapshot of the database "
-                f"(exit {result.returncode}); production was not touched:\n{result.tail(12)}",
-                hint="fix the migration and build a new image; `deploy --no-rehearse` skips this",
+                f"the rehearsal could not run: {image} does not run litedeploy's entrypoint "
+                f"(its ENTRYPOINT is {command or 'not set'}, and it said nothing as the "
+                f"entrypoint does; exit {result.returncode}); production was not touched:\n"
+                f"{result.tail(6)}",
+                hint="build the image with `COPY --from=litedeploy:<version> /opt/litedeploy "
+                '/opt/litedeploy` and `ENTRYPOINT ["/opt/litedeploy/entrypoint", "run", "--"]` '
+                '(README, "Using the entrypoint in your image"), or deploy it with '
+                "--no-rehearse",
             )
+        raise Aborted(
+            f"the new image's migrations failed on a snapshot of the database "
+            f"(exit {result.returncode}); production was not touched:\n{result.tail(12)}",
+            hint="fix the migration and build a new image; `deploy --no-rehearse` skips this",
+        )
 
     def _up(self, stack: Stack, tag: str, deploy_id: str) -> None:
         """`compose up -d --no-deps --force-recreate` with the tag and DEPLOY_ID set."""
@@ -256,6 +280,13 @@ class Deployer:
                 self._stop(stack)
             if backup is not None:
                 self.report.backup = str(backup.path)
+                with contextlib.suppress(sqlite3.Error, OSError):
+                    if written := writes_since(stack.db_path, backup.path):
+                        self.progress(
+                            f"  {describe(written)} differ from {backup.path.name} (the "
+                            "migrations' changes and what the new version wrote): they go to "
+                            "quarantine with the replaced database"
+                        )
                 with self.step("restore the pre-migration database"):
                     self._restore(stack, backup)
             if previous is None:
@@ -265,18 +296,15 @@ class Deployer:
                     self._up(stack, previous, f"{self.report.deploy_id}-rollback")
                 with self.step("health of the previous version"):
                     self._await_health(client, stack)
+                self._pin(previous)
         except (Unhealthy, DeployError, EntrypointError, OSError) as exc:
             self.report.outcome = "rollback-failed"
             text = exc.message if isinstance(exc, DeployError | EntrypointError) else str(exc)
-            manual = (
-                f"entrypoint restore --db {stack.db_path} {backup.path}"
-                if backup is not None
-                else "no backup was taken for this deploy"
-            )
+            self._show_failure(client, stack)  # the previous version's own words this time
             raise RollbackFailed(
                 f"deploy failed ({reason}) and the rollback failed too: {text}",
-                hint=f"restore by hand with the app stopped: {manual}; then start the previous "
-                f"image ({self.report.from_image or 'none'})",
+                hint=f"{self._manual_restore(stack, backup)}; then start the previous image "
+                f"({self.report.from_image or 'none'}) with `deploy --tag TAG`",
             ) from exc
         self.report.outcome = "rolled-back"
         raise RolledBack(
@@ -291,8 +319,13 @@ class Deployer:
 
     # -- operator commands --------------------------------------------------------------------
 
-    def rollback_last(self) -> Report:
-        """Undo the last successful deploy: its previous image and its pre-migration backup."""
+    def rollback_last(self, *, discard_writes: bool = False) -> Report:
+        """Undo the last successful deploy: its previous image and its pre-migration backup.
+
+        Nothing is stopped until the previous image has been rehearsed on the database it
+        will find, and, when the backup is to be restored, until the rows written since it
+        are counted: dropping them needs `discard_writes`.
+        """
         last = next(
             (
                 r
@@ -310,6 +343,10 @@ class Deployer:
         keep = split_image(str(last["rollback_image"]))[1]
         self.report.from_image = last.get("to_image")
         self.report.to_image = last.get("from_image")
+        client: docker.DockerClient | None = None
+        stack: Stack | None = None
+        backup: Backup | None = None
+        stopped = False
         try:
             with self.step("preflight"):
                 client = engine.connect()
@@ -317,9 +354,14 @@ class Deployer:
                 if engine.image(client, stack.service.image) is None:
                     raise PreflightFailed(f"image {stack.service.image} is gone from this host")
             with deploy_lock(self.settings.state, self.report.deploy_id, stack.service.image):
-                with self.step("stop the current version"):
-                    self._stop(stack)
                 backup = self._find_backup(stack, str(last["deploy_id"]))
+                self._check_writes(stack, backup, str(last["deploy_id"]), discard_writes)
+                if self.settings.rehearse:
+                    with self.step(f"rehearsal of {stack.service.image} on the database it finds"):
+                        self._rehearse_rollback(stack, backup)
+                with self.step("stop the current version"):
+                    stopped = True
+                    self._stop(stack)
                 if backup is not None:
                     self.report.backup = str(backup.path)
                     with self.step("restore the database from before that deploy"):
@@ -328,16 +370,28 @@ class Deployer:
                     self._up(stack, keep, self.report.deploy_id)
                 with self.step("health"):
                     self._await_health(client, stack)
-        except (Unhealthy, EntrypointError) as exc:
-            self.report.outcome = "rollback-failed"
-            self.report.error = str(exc)
+                self._pin(keep)
+        except (Unhealthy, EntrypointError, DeployError) as exc:
+            # Refused before anything stopped (the app runs as it did), or failed half-way.
+            self.report.outcome = "rollback-failed" if stopped else "rollback-refused"
+            self.report.error = (
+                exc.message if isinstance(exc, DeployError | EntrypointError) else str(exc)
+            )
             self._record()
-            raise RollbackFailed(f"rollback failed: {exc}") from exc
-        except DeployError as exc:
-            self.report.outcome = "rollback-failed"
-            self.report.error = exc.message
-            self._record()
-            raise
+            if isinstance(exc, DeployError) and not stopped:
+                raise
+            if client is not None and stack is not None:
+                self._show_failure(client, stack)
+            raise RollbackFailed(
+                f"rollback failed: {self.report.error}",
+                hint=(
+                    f"{self._manual_restore(stack, backup)}; then `deploy --tag "
+                    f"{split_image(str(last.get('to_image') or ''))[1] or 'TAG'}` brings back "
+                    "the version that ran"
+                    if stack is not None
+                    else None
+                ),
+            ) from exc
         self.report.outcome = "rolled-back-by-hand"
         self._record()
         return self.report
@@ -367,6 +421,7 @@ class Deployer:
                         self._up(stack, tag, self.report.deploy_id)
                     with self.step("health"):
                         self._await_health(client, stack)
+                    self._pin(tag)
         except (Unhealthy, EntrypointError) as exc:
             self.report.outcome = "restore-failed"
             self.report.error = str(exc)
@@ -375,6 +430,93 @@ class Deployer:
         self.report.outcome = "restored"
         self._record()
         return self.report
+
+    def _check_writes(
+        self, stack: Stack, backup: Backup | None, deploy_id: str, discard: bool
+    ) -> None:
+        """Refuse (before anything stops) to drop rows written since the backup, unless told."""
+        if backup is None:
+            self.progress("  no backup to restore: the database stays as it is")
+            return
+        written = writes_since(stack.db_path, backup.path)
+        if not written:
+            self.progress(f"  nothing written since {backup.path.name}: restoring it drops nothing")
+            return
+        if not discard:
+            raise PreflightFailed(
+                f"rolling back restores {backup.path.name}, taken before deploy {deploy_id}; "
+                f"{describe(written)} written since would be dropped from the database (kept "
+                "only in quarantine); nothing was stopped",
+                hint="`deploy rollback --discard-writes` rolls back anyway; or keep this version "
+                "and fix forward with a new release",
+            )
+        self.progress(
+            f"  --discard-writes: {describe(written)} written since {backup.path.name} leave "
+            "the database (the replaced file is kept in quarantine)"
+        )
+
+    def _rehearse_rollback(self, stack: Stack, backup: Backup | None) -> None:
+        """The previous image's entrypoint on a copy of the database it will find."""
+        workdir = self.settings.state / f"rehearsal-{self.report.deploy_id}"
+        try:
+            result = rehearse(
+                stack,
+                stack.service.image,
+                workdir,
+                name=f"litedeploy-rehearsal-{self.report.deploy_id}",
+                timeout=max(self.settings.health_timeout, 600),
+                source=backup.path if backup is not None else None,
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if result.ok:
+            return
+        found = "the backup it restores" if backup is not None else "the database as it is now"
+        raise PreflightFailed(
+            f"{stack.service.image} would not start on {found} (exit {result.returncode}); "
+            f"nothing was stopped, the current version keeps running:\n{result.tail(8)}",
+            hint="when the database is ahead of that image (a migration ran since), restore a "
+            "backup from before it first (`deploy restore NAME`; `deploy status` lists the "
+            "newest), or keep this version and fix forward",
+        )
+
+    @staticmethod
+    def _manual_restore(stack: Stack, backup: Backup | None) -> str:
+        """The exact command that puts the pre-migration database back, for exit 6."""
+        folder = stack.backup_dir
+        if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):
+            return (
+                f"the backups in {folder} are not readable as uid {os.geteuid()}: as root, "
+                "`deploy restore --latest` (or pick one with `entrypoint backups`)"
+            )
+        if backup is not None:
+            return (
+                f"restore the backup taken before the migrations: `deploy restore "
+                f"{backup.path.name}` (with the app stopped, `entrypoint restore --db "
+                f"{stack.db_path} {backup.path}` does the same)"
+            )
+        newest = list_backups(folder)[-1:] if folder.is_dir() else []
+        if newest:
+            return (
+                f"this deploy took no backup (nothing was pending); the newest is "
+                f"{newest[0].path.name}: `deploy restore {newest[0].path.name}`"
+            )
+        return f"there is no backup in {folder} to restore; `deploy status` shows what runs"
+
+    def _pin(self, tag: str) -> None:
+        """Write the tag that now runs into the stack's .env (pin.py says why)."""
+        path = pin.dotenv(self.settings.compose_file)
+        try:
+            said = pin.pin(path, self.settings.tag_variable, tag)
+        except OSError as exc:
+            said = (
+                f"could not write {path} ({exc.strerror}): plain `docker compose up -d` "
+                f"starts the compose file's default tag unless {self.settings.tag_variable}"
+                f"={tag} is set"
+            )
+            self.progress(f"! {said}")
+            return
+        self.progress(f"  {said}")
 
     def _stop(self, stack: Stack) -> None:
         stopped = run(stack.compose.stop(stack.service.name), timeout=120)

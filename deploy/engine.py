@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any
 
 import docker
@@ -79,6 +80,30 @@ def entrypoint_of(client: docker.DockerClient, ref: str) -> list[str]:
     config = (found.attrs.get("Config") or {}) if found is not None else {}
     value = config.get("Entrypoint") or []
     return [str(v) for v in ([value] if isinstance(value, str) else value)]
+
+
+def entrypoint_status(container: Container) -> dict[str, Any] | None:
+    """`entrypoint status --json` run inside the app's container, by the entrypoint its
+    ENTRYPOINT names (everything before `run`): the migrations by name, as the image knows
+    them. None when the container has no such entrypoint or the command fails."""
+    config = container.attrs.get("Config") or {}
+    entry = config.get("Entrypoint") or []
+    entry = [entry] if isinstance(entry, str) else [str(e) for e in entry]
+    if "run" not in entry:
+        return None
+    argv = [*entry[: entry.index("run")], "status", "--json"]
+    try:
+        result = container.exec_run(argv, demux=True)
+    except UNREACHABLE:
+        return None
+    out = result.output[0] if isinstance(result.output, tuple) else None
+    if result.exit_code != 0 or not isinstance(out, bytes):
+        return None
+    try:
+        data = json.loads(out)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def keep_image(client: docker.DockerClient, image_id: str, repository: str, tag: str) -> str:

@@ -174,6 +174,7 @@ def build_variant(
     extra_migrations_from: Path | None = None,
     env: Mapping[str, str] | None = None,
     files: Mapping[str, str] | None = None,
+    entrypoint: Sequence[str] | None = None,
 ) -> str:
     """Build `litedeploy-demo:TAG` FROM litedeploy-demo:v1 (which must exist) plus migrations and
     ENV lines; returns the image reference.
@@ -182,6 +183,7 @@ def build_variant(
     "0006_add_stock", with or without ".sql"). extra_migrations_from: a folder whose *.sql files
     are appended (sorted by name) before those. env: e.g. {"DEMO_FAIL": "crash"}. files:
     {path under the migrations folder: text}, e.g. a newer drizzle-kit snapshot for push mode.
+    entrypoint: replaces the image's ENTRYPOINT (exec form; [] removes it).
     """
     ref = image_ref(tag)
     added: dict[str, str] = {}
@@ -209,6 +211,8 @@ def build_variant(
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 raise ValueError(f"not an environment variable name: {key!r}")
             lines.append(f"ENV {key}={json.dumps(value)}")
+        if entrypoint is not None:
+            lines.append(f"ENTRYPOINT {json.dumps(list(entrypoint))}")
         (context / "Dockerfile").write_text("\n".join(lines) + "\n")
         run(["docker", "build", "-q", "-t", ref, context], timeout=300)
     return ref

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from stack import DEMO_REPO, ROOT, V1, V1_TAG, Stack, build_variant, docker
 
+from deploy.pin import pinned
+
 pytestmark = pytest.mark.docker
 
 VISITS = "CREATE TABLE `visits` (`id` integer PRIMARY KEY NOT NULL, `at` text);"
@@ -59,6 +61,13 @@ def variants(demo_image: str) -> dict[str, str]:
             "scn-unhealthy", migrations={"0006_add_stock": STOCK}, env={"DEMO_FAIL": "unhealthy"}
         ),
         "push": build_variant("scn-push", files={"meta/0006_snapshot.json": snapshot_with_stock()}),
+        # An image that runs its server directly: no litedeploy entrypoint to rehearse with.
+        "no-entrypoint": build_variant(
+            "scn-no-entrypoint", migrations={"0006_add_stock": STOCK}, entrypoint=[]
+        ),
+        "code-only": build_variant(
+            "scn-code-only", env={"DEMO_NOTE": "a release without migrations"}
+        ),
         "push-prod": build_variant(
             "scn-push-prod",
             files={"meta/0006_snapshot.json": snapshot_with_stock()},
@@ -100,6 +109,19 @@ def columns(db: Path, table: str) -> list[str]:
 def history(stack: Stack) -> list[dict[str, Any]]:
     path = stack.dir / ".litedeploy" / "history.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def plain_restart(stack: Stack) -> str:
+    """`compose down` then `compose up -d` without APP_TAG, as an operator would; the image
+    that then runs healthy."""
+    env = {k: v for k, v in stack.env().items() if k != "APP_TAG"}
+    argv = [*stack.compose_command, "-p", stack.project, "-f", str(stack.compose_file)]
+    for args in (["down"], ["up", "-d"]):
+        done = subprocess.run(
+            [*argv, *args], cwd=stack.dir, env=env, capture_output=True, text=True, timeout=180
+        )
+        assert done.returncode == 0, done.stderr
+    return str(stack.wait_healthy()["Config"]["Image"])
 
 
 def running_image(stack: Stack) -> str:
@@ -194,6 +216,21 @@ def test_failing_migration_is_caught_by_the_rehearsal(
     assert history(stack)[-1]["outcome"] == "aborted"
 
 
+def test_an_image_without_the_entrypoint_is_named_as_such(
+    stack: Stack, variants: dict[str, str]
+) -> None:
+    seed(stack)
+    before = dump(stack.db_path)
+    result = deploy(stack, "--tag", tag_of(variants["no-entrypoint"]), "--health-timeout", "20")
+    assert result.returncode == EXIT_ABORTED, result.stderr
+    [error] = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert "does not run litedeploy's entrypoint" in error
+    assert "fix the migration" not in result.stderr
+    assert "COPY --from=litedeploy" in result.stderr
+    assert stack.wait_healthy()["Config"]["Image"] == V1
+    assert dump(stack.db_path) == before
+
+
 def test_push_deploy_syncs_the_declared_schema_on_staging(
     stack: Stack, variants: dict[str, str]
 ) -> None:
@@ -248,6 +285,8 @@ def test_release_that_fails_after_migrating_is_rolled_back(
     assert quarantined, "the v2 database was not kept"
     assert "stock" in columns(quarantined[-1], "products")
     assert history(stack)[-1]["outcome"] == "rolled-back"
+    # The tag that runs again is the one pinned for plain Compose.
+    assert pinned(stack.dir / ".env", "APP_TAG") == tag_of(stack.wait_healthy()["Config"]["Image"])
 
 
 def test_no_rehearse_with_a_failing_migration_rolls_back(
@@ -383,16 +422,46 @@ def test_status_history_backup_and_manual_rollback(stack: Stack, variants: dict[
     info = json.loads(status.stdout)
     assert info["running"]["image"] == variants["v2"]
     assert info["running"]["health"] == "healthy"
-    assert info["migrations"].startswith("7 applied")
+    assert info["migrations"].startswith("7 applied, latest 0006_add_visits")  # by name
+
+    logs = deploy(stack, "logs", "-n", "5", "--json")
+    assert logs.returncode == 0, logs.stderr
+    assert 0 < len(json.loads(logs.stdout)["lines"]) <= 5
 
     made = deploy(stack, "backup", "--json")
     assert made.returncode == 0, made.stderr
     assert Path(json.loads(made.stdout)["path"]).is_file()
 
+    # A plain `compose up` (a reboot script, a colleague) starts what deploy started: the
+    # tag is pinned in the stack's .env.
+    assert pinned(stack.dir / ".env", "APP_TAG") == tag_of(variants["v2"])
+    restarted = plain_restart(stack)
+    assert restarted == variants["v2"]
+
     rolled = deploy(stack, "rollback")
     assert rolled.returncode == 0, rolled.stderr
     assert stack.wait_healthy()["Config"]["Image"].startswith(f"{DEMO_REPO}:rollback-")
     assert dump(stack.db_path) == before
+    running = plain_restart(stack)
+    assert running.startswith(f"{DEMO_REPO}:rollback-")
+    assert dump(stack.db_path) == before
+
+    # prune: rollback images older than 0 days, but never the running one.
+    listed = deploy(stack, "prune", "--older-than", "0", "--dry-run", "--json")
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)
+    names = [r["name"] for r in found if r["what"] == "image"]
+    assert names and running not in names
+    assert all(docker("image", "inspect", name, "--format", "{{.Id}}") for name in names)
+    # the rollback's quarantine folder (the v2 database it replaced) is listed too
+    [kept] = [Path(r["name"]) for r in found if r["what"] == "quarantine"]
+    assert kept.parent == stack.data_dir / "quarantine" and kept.is_dir()
+    pruned = deploy(stack, "prune", "--older-than", "0")
+    assert pruned.returncode == 0, pruned.stderr
+    assert f"{len(found)} item(s) removed" in pruned.stdout
+    assert not kept.exists()
+    left = docker("image", "ls", DEMO_REPO, "--format", "{{.Repository}}:{{.Tag}}").split()
+    assert running in left and not set(names) & set(left)
 
     listed = deploy(stack, "history", "--json")
     outcomes = [r["outcome"] for r in json.loads(listed.stdout)]
@@ -426,3 +495,118 @@ def test_restore_puts_a_backup_back_and_keeps_newer_writes_in_quarantine(
         .fetchone()
     )
     assert rows == (1,)
+
+
+def post_review(stack: Stack, body: str) -> None:
+    data = json.dumps({"product_id": 1, "body": body}).encode()
+    request = urllib.request.Request(stack.url("/reviews"), data=data, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 201
+
+
+def test_rollback_counts_writes_since_the_deploy_and_needs_discard_writes(
+    stack: Stack, variants: dict[str, str]
+) -> None:
+    """A review written after the deploy: a plain rollback counts it and refuses before
+    stopping anything; --discard-writes rolls back and keeps it in quarantine."""
+    seed(stack)
+    before = dump(stack.db_path)
+    assert deploy(stack, "--tag", tag_of(variants["v2"])).returncode == EXIT_DEPLOYED
+    post_review(stack, "written after the deploy")
+    live = dump(stack.db_path)
+    started = stack.inspect()["State"]["StartedAt"]
+
+    refused = deploy(stack, "rollback")
+
+    assert refused.returncode == EXIT_PREFLIGHT, refused.stderr
+    [error] = [line for line in refused.stderr.splitlines() if "error:" in line]
+    assert "1 row(s) (reviews 1) written since would be dropped" in error
+    assert "nothing was stopped" in error and "--discard-writes" in refused.stderr
+    info = stack.wait_healthy()
+    assert info["Config"]["Image"] == variants["v2"] and info["State"]["StartedAt"] == started
+    assert dump(stack.db_path) == live
+
+    rolled = deploy(stack, "rollback", "--discard-writes")
+
+    assert rolled.returncode == EXIT_DEPLOYED, rolled.stderr
+    assert "--discard-writes: 1 row(s) (reviews 1)" in rolled.stderr
+    assert stack.wait_healthy()["Config"]["Image"].startswith(f"{DEMO_REPO}:rollback-")
+    assert dump(stack.db_path) == before
+    [kept] = sorted((stack.data_dir / "quarantine").glob("*/app.db"))
+    with sqlite3.connect(f"file:{kept}?mode=ro", uri=True) as conn:
+        found = conn.execute("SELECT count(*) FROM reviews WHERE body = 'written after the deploy'")
+        assert found.fetchone() == (1,)
+
+
+def test_rollback_onto_a_database_the_previous_image_refuses_stops_nothing(
+    stack: Stack, variants: dict[str, str]
+) -> None:
+    """A release without migrations (so no backup), then a migration applied outside any
+    deploy: the previous image would refuse the newer database, so the rollback refuses
+    before stopping the healthy app, and says why."""
+    seed(stack)
+    assert deploy(stack, "--tag", tag_of(variants["code-only"])).returncode == EXIT_DEPLOYED
+    # Out of band: someone runs the next release's entrypoint by hand on the live database.
+    docker(
+        "run",
+        "--rm",
+        "-v",
+        f"{stack.data_dir}:/data",
+        "-e",
+        "DB_PATH=/data/app.db",
+        variants["stock"],
+        "true",
+    )
+    assert "stock" in columns(stack.db_path, "products")
+    started = stack.inspect()["State"]["StartedAt"]
+    live = dump(stack.db_path)
+
+    refused = deploy(stack, "rollback")
+
+    assert refused.returncode == EXIT_PREFLIGHT, refused.stderr
+    [error] = [line for line in refused.stderr.splitlines() if line.startswith("deploy: error:")]
+    assert "would not start on the database as it is now" in error
+    assert "nothing was stopped" in error
+    assert "missing from this image" in refused.stderr  # the previous image's own words
+    assert "deploy restore" in refused.stderr
+    info = stack.wait_healthy()
+    assert info["Config"]["Image"] == variants["code-only"]
+    assert info["State"]["StartedAt"] == started
+    assert dump(stack.db_path) == live
+    assert history(stack)[-1]["outcome"] == "rollback-refused"
+
+
+def test_a_rollback_that_fails_too_prints_logs_and_the_restore_command(
+    stack: Stack, variants: dict[str, str]
+) -> None:
+    """Exit 6: the health wait of the previous version fails (an injected I/O error); the
+    output holds both containers' logs and a restore command that works as given."""
+    seed(stack)
+    before = dump(stack.db_path)
+    argv = [sys.executable, "-m", "deploy", "--compose", stack.flavour]
+    env = {
+        **stack.env(),
+        "PYTHONPATH": str(ROOT),
+        "LITEDEPLOY_FAULT": "deploy.health-of.start:error",
+    }
+    failed = subprocess.run(
+        [*argv, "--tag", tag_of(variants["crash"]), "--health-timeout", "45"],
+        cwd=stack.dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert failed.returncode == 6, failed.stderr
+    assert failed.stderr.count("  | ") >= 2  # log lines of the new and the previous container
+    [hint] = [line for line in failed.stderr.splitlines() if "hint:" in line]
+    [backup] = (stack.data_dir / "backups").glob("*.backup")
+    assert f"`deploy restore {backup.name}`" in hint
+    assert f"entrypoint restore --db {stack.db_path} {backup}" in hint
+
+    restored = deploy(stack, "restore", backup.name)  # as the hint says, from the stack folder
+
+    assert restored.returncode == 0, restored.stderr
+    assert stack.wait_healthy()["Config"]["Image"] == V1
+    assert dump(stack.db_path) == before
