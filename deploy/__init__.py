@@ -1,1 +1,3 @@
-"""Host-side deploy for SQLite apps on Docker Compose (not yet implemented; see deploy.cli)."""
+"""Host-side deploy for SQLite apps on Docker Compose (the CLI is deploy.cli)."""
+
+VERSION = "0.1.0"  # pyproject.toml's; tests/test_packaging.py holds them equal

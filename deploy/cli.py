@@ -16,13 +16,12 @@ from typing import Annotated, Any
 
 import typer
 
-from entrypoint.backup import Method, list_backups, take_backup
 from entrypoint.database import uri
 from entrypoint.errors import EntrypointError
-from entrypoint.restore import find_backup
 
 from . import engine, records
 from .config import Settings, load_file, settings
+from .datafolder import for_stack
 from .deployer import Deployer, Report, engine_stopped
 from .errors import ConfigError, DeployError, PreflightFailed
 from .stack import resolve
@@ -252,7 +251,7 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
                 "health": (attrs.get("State", {}).get("Health") or {}).get("Status"),
                 "started_at": attrs.get("State", {}).get("StartedAt"),
             }
-        backups = list_backups(stack.backup_dir)[-3:]
+        backups = for_stack(current, stack).backups()[-3:]
         info = {
             "service": stack.service.name,
             "project": stack.project,
@@ -350,7 +349,7 @@ def backup(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     current, as_json = _settings(ctx, as_json)
     with _errors_to_exit():
         stack = resolve(current, current.tag)
-        made = take_backup(stack.db_path, stack.backup_dir, method=Method.ONLINE)
+        made = for_stack(current, stack).take_backup()
     if as_json:
         typer.echo(json.dumps({"path": str(made.path), **asdict(made.manifest)}, indent=2))
     else:
@@ -371,7 +370,7 @@ def restore(
     current, as_json = _settings(ctx, as_json)
     with _errors_to_exit():
         stack = resolve(current, current.tag)
-        chosen = find_backup(stack.backup_dir, path=backup_file, latest=latest, deploy_id=deploy_id)
+        chosen = for_stack(current, stack).find(backup_file, latest=latest, deploy_id=deploy_id)
         report = Deployer(current, _say).restore_now(chosen)
     _summary(report, as_json)
 
@@ -437,7 +436,7 @@ def prune(
             keep.add(str(last["rollback_image"]))
         removed = pruning.rollback_images(
             client, stack.service.repository, older_than, keep=keep, dry_run=dry_run
-        ) + pruning.quarantines(stack.db_path, older_than, dry_run=dry_run)
+        ) + for_stack(current, stack).prune_quarantines(older_than, dry_run=dry_run)
     if as_json:
         typer.echo(json.dumps([asdict(r) for r in removed], indent=2))
         return
@@ -446,6 +445,20 @@ def prune(
         size = f", {r.size / 1e6:.1f} MB" if r.what == "quarantine" else ""
         typer.echo(f"{verb} {r.what} {r.name} ({r.age_days:.0f} days old{size})")
     typer.echo(f"{len(removed)} item(s) {verb}, older than {older_than:g} days")
+
+
+@app.command(hidden=True)
+def files(
+    op: Annotated[str, typer.Argument(help="The operation (datafolder.OPS).")],
+    args_json: Annotated[str, typer.Argument(help="Its arguments, as a JSON object.")],
+) -> None:
+    """Internal: one data-folder operation, run by deploy in a container of the litedeploy
+    image for an operator who is not root. JSON in, JSON out (datafolder.py)."""
+    from .datafolder import answer
+
+    out, code = answer(op, args_json)
+    typer.echo(out)
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from . import VERSION
 from .errors import ConfigError
 
 
@@ -29,7 +31,17 @@ class Settings:
     rehearse: bool = True
     push: bool = False  # staging: the entrypoint syncs the declared schema (MIGRATE_MODE=push)
     compose: str = "auto"
+    # The litedeploy image, for what must touch root-only files when deploy is not root
+    # (datafolder.py): default $LITEDEPLOY_IMAGE, else litedeploy:<this version>.
+    litedeploy_image: str | None = None
     state_dir: Path | None = None
+
+    @property
+    def files_image(self) -> str:
+        """The image that handles root-only files for a non-root operator."""
+        return (
+            self.litedeploy_image or os.environ.get("LITEDEPLOY_IMAGE") or f"litedeploy:{VERSION}"
+        )
 
     @property
     def state(self) -> Path:
@@ -52,6 +64,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "push": (bool,),
     "compose": (str,),
     "state_dir": (str,),
+    "litedeploy_image": (str,),
 }
 _PATHS = {"compose_file", "db_path", "backup_dir", "state_dir"}
 

@@ -6,7 +6,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -18,14 +17,13 @@ import docker
 import yaml
 
 from entrypoint import faults
-from entrypoint.backup import Backup, list_backups
-from entrypoint.durable import sha256_of
+from entrypoint.backup import Backup
 from entrypoint.errors import EntrypointError
-from entrypoint.restore import restore_backup
 
 from . import engine, pin, records, rehearsal
 from .compose import split_image
 from .config import Settings
+from .datafolder import DataFolder, for_stack
 from .errors import (
     Aborted,
     DeployError,
@@ -39,7 +37,7 @@ from .lock import deploy_lock
 from .rehearsal import MODE_ENV, rehearse
 from .runner import run
 from .stack import Stack, check_free_space, resolve
-from .writes import describe, writes_since
+from .writes import describe
 
 Progress = Callable[[str], None]
 KEEP_ROLLBACK_TAGS = 3  # images of the last deploys stay on the host for `deploy rollback`
@@ -209,6 +207,7 @@ class Deployer:
                 name=f"litedeploy-rehearsal-{self.report.deploy_id}",
                 timeout=max(self.settings.health_timeout, 600 if ours else 0),
                 push=self.settings.push,
+                take_snapshot=self.data(stack).snapshot,
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -262,9 +261,13 @@ class Deployer:
         found = self._find_backup(stack, self.report.deploy_id)
         return str(found.path) if found else None
 
-    @staticmethod
-    def _find_backup(stack: Stack, deploy_id: str) -> Backup | None:
-        matching = [b for b in list_backups(stack.backup_dir) if b.manifest.deploy_id == deploy_id]
+    def data(self, stack: Stack) -> DataFolder:
+        """The database and backups, touched here or, for a non-root operator, by a container
+        of the litedeploy image (datafolder.py)."""
+        return for_stack(self.settings, stack)
+
+    def _find_backup(self, stack: Stack, deploy_id: str) -> Backup | None:
+        matching = [b for b in self.data(stack).backups() if b.manifest.deploy_id == deploy_id]
         return matching[-1] if matching else None
 
     # -- rollback ---------------------------------------------------------------------------
@@ -280,8 +283,8 @@ class Deployer:
                 self._stop(stack)
             if backup is not None:
                 self.report.backup = str(backup.path)
-                with contextlib.suppress(sqlite3.Error, OSError):
-                    if written := writes_since(stack.db_path, backup.path):
+                with contextlib.suppress(DeployError):
+                    if written := self.data(stack).writes_since(backup.path):
                         self.progress(
                             f"  {describe(written)} differ from {backup.path.name} (the "
                             "migrations' changes and what the new version wrote): they go to "
@@ -411,10 +414,10 @@ class Deployer:
                 with self.step("stop the app"):
                     self._stop(stack)
                 with self.step(f"restore {chosen.name}"):
-                    done = restore_backup(stack.db_path, chosen, lock_timeout=30)
+                    done = self.data(stack).restore(chosen)
                     self.report.backup = str(chosen)
-                    self.report.quarantine = str(done.quarantine) if done.quarantine else None
-                    for line in done.summary():
+                    self.report.quarantine = done["quarantine"]
+                    for line in done["summary"]:
                         self.progress(f"  {line}")
                 if tag is not None:
                     with self.step(f"start {running} again"):
@@ -438,7 +441,7 @@ class Deployer:
         if backup is None:
             self.progress("  no backup to restore: the database stays as it is")
             return
-        written = writes_since(stack.db_path, backup.path)
+        written = self.data(stack).writes_since(backup.path)
         if not written:
             self.progress(f"  nothing written since {backup.path.name}: restoring it drops nothing")
             return
@@ -466,6 +469,7 @@ class Deployer:
                 name=f"litedeploy-rehearsal-{self.report.deploy_id}",
                 timeout=max(self.settings.health_timeout, 600),
                 source=backup.path if backup is not None else None,
+                take_snapshot=self.data(stack).snapshot,
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -480,8 +484,7 @@ class Deployer:
             "newest), or keep this version and fix forward",
         )
 
-    @staticmethod
-    def _manual_restore(stack: Stack, backup: Backup | None) -> str:
+    def _manual_restore(self, stack: Stack, backup: Backup | None) -> str:
         """The exact command that puts the pre-migration database back, for exit 6."""
         folder = stack.backup_dir
         if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):
@@ -495,7 +498,10 @@ class Deployer:
                 f"{backup.path.name}` (with the app stopped, `entrypoint restore --db "
                 f"{stack.db_path} {backup.path}` does the same)"
             )
-        newest = list_backups(folder)[-1:] if folder.is_dir() else []
+        try:
+            newest = self.data(stack).backups()[-1:]
+        except DeployError:
+            newest = []
         if newest:
             return (
                 f"this deploy took no backup (nothing was pending); the newest is "
@@ -549,12 +555,12 @@ class Deployer:
             self.progress(f"  health: {line}")
 
     def _restore(self, stack: Stack, backup: Backup) -> None:
-        if stack.db_path.exists() and sha256_of(stack.db_path) == backup.manifest.sha256:
+        done = self.data(stack).restore(backup.path, unless_sha256=backup.manifest.sha256)
+        if done["already"]:
             self.progress("  the database already equals the backup (the entrypoint restored it)")
             return
-        done = restore_backup(stack.db_path, backup.path, lock_timeout=30)
-        self.report.quarantine = str(done.quarantine) if done.quarantine else None
-        for line in done.summary():
+        self.report.quarantine = done["quarantine"]
+        for line in done["summary"]:
             self.progress(f"  {line}")
 
     def _record(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from entrypoint.database import online_copy, uri
@@ -89,10 +90,16 @@ def rehearse(
     *,
     push: bool = False,
     source: Path | None = None,
+    take_snapshot: Callable[[Path | None, Path, str], None] | None = None,
 ) -> Result:
     """Snapshot the database (or `source`, a backup a rollback would restore), run the
-    image's entrypoint on it, and return what it said."""
-    snapshot(source or stack.db_path, workdir, stack.db_container_path.name)
+    image's entrypoint on it, and return what it said. `take_snapshot(source, into, name)`
+    makes the copy (DataFolder.snapshot: here, or in a container for a non-root operator)."""
+    name_in = stack.db_container_path.name
+    if take_snapshot is None:
+        snapshot(source or stack.db_path, workdir, name_in)
+    else:
+        take_snapshot(source, workdir, name_in)
     result = run(
         rehearse_argv(stack, image, workdir, name, push=push),
         env=rehearsal_env(stack, push=push),

@@ -129,6 +129,20 @@ ensure_compose() {
   say "Compose ${versions[0]}${versions[1]:+, ${versions[1]}}"
 }
 
+# The unprivileged operator the deploy tests run `deploy` as: in the docker group, owning
+# nothing but the stacks the tests give it (tests/deploy/test_deploy_nonroot.py).
+LITEDEPLOY_OPERATOR=${LITEDEPLOY_OPERATOR:-litedeploy-op}
+export LITEDEPLOY_OPERATOR
+
+ensure_operator_user() {
+  if id -u "$LITEDEPLOY_OPERATOR" >/dev/null 2>&1; then
+    as_root usermod -aG docker "$LITEDEPLOY_OPERATOR"
+    return 0
+  fi
+  say "creating the test operator $LITEDEPLOY_OPERATOR (group docker, not root)"
+  as_root useradd --create-home --shell /bin/sh --groups docker "$LITEDEPLOY_OPERATOR"
+}
+
 ensure_base_image() {
   # The image the demo's Dockerfile builds FROM in tests, and the bundle's builder: no registry
   # is reachable, so it is a minimal Debian made with debootstrap and imported. Built once per

@@ -16,6 +16,7 @@ ensure_drizzle_harness
 ensure_node_shop_modules # after the harness: reuses its compiled better-sqlite3
 ensure_docker_engine
 ensure_compose
+ensure_operator_user # after the engine: the docker group exists once docker.io is installed
 ensure_base_image
 ensure_nopython_image
 ensure_wheelhouse

@@ -23,7 +23,8 @@ from deploy import errors, records
 from deploy.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+ALL = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+COMMANDS = sorted(name for name, command in ALL.items() if not command.hidden)
 # The deploy CLI reads these; the developer's shell must not leak them into a test.
 LEAKY = ("DEPLOY_CONFIG", "LITEDEPLOY_DEBUG", "DOCKER_HOST", "APP_TAG")
 
@@ -83,7 +84,8 @@ def one_clear_error(proc: subprocess.CompletedProcess[str] | Ran, code: int, *ne
 
 
 def test_the_commands() -> None:
-    assert COMMANDS == ["backup", "history", "restore", "rollback", "status"]
+    assert COMMANDS == ["backup", "history", "logs", "prune", "restore", "rollback", "status"]
+    assert sorted(ALL) == sorted([*COMMANDS, "files"])  # files: deploy's own, for its helper
 
 
 def test_help_lists_every_command_and_exit_code(tmp_path: Path) -> None:

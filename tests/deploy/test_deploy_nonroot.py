@@ -1,0 +1,188 @@
+"""`deploy` run by an operator who is in the `docker` group but not root, as most teams run
+it: the host CLI (the PyInstaller bundle from the litedeploy image, copied out) in a stack
+folder the operator owns, with ./data made by Docker as root and handed by the entrypoint
+to the app's user, and the backups root-only. A release that crashes after migrating is
+rolled back with the database restored; `deploy restore --latest` works; the tag is pinned.
+Both Compose flavours. The operator is $LITEDEPLOY_OPERATOR (scripts/test.sh creates it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import json
+import os
+import pwd
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from stack import (
+    DEMO_COMPOSE,
+    DEMO_REPO,
+    V1,
+    V1_TAG,
+    Stack,
+    build_variant,
+    docker,
+    free_port,
+    litedeploy_image,
+)
+
+from deploy.pin import pinned
+
+pytestmark = pytest.mark.docker
+
+STOCK = "ALTER TABLE `products` ADD `stock` integer DEFAULT 0 NOT NULL;"
+
+
+@pytest.fixture(scope="module")
+def operator() -> pwd.struct_passwd:
+    name = os.environ.get("LITEDEPLOY_OPERATOR", "litedeploy-op")
+    try:
+        account = pwd.getpwnam(name)
+    except KeyError:
+        pytest.fail(f"no user {name}: scripts/test.sh creates it (ensure_operator_user)")
+    if account.pw_uid == 0 or grp.getgrnam("docker").gr_gid not in os.getgrouplist(
+        name, account.pw_gid
+    ):
+        pytest.fail(f"{name} must be a non-root user in the docker group", pytrace=False)
+    return account
+
+
+@pytest.fixture(scope="module")
+def workspace(operator: pwd.struct_passwd) -> Iterator[Path]:
+    """A folder the operator can reach (pytest's are root-only)."""
+    root = Path(tempfile.mkdtemp(prefix="litedeploy-nonroot-", dir="/tmp"))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def host_cli(workspace: Path, docker_engine: str) -> Path:
+    """The host CLI bundle (/opt/litedeploy-deploy) copied out of the litedeploy image."""
+    target = workspace / "litedeploy-deploy"
+    container = docker("create", litedeploy_image()).strip()
+    try:
+        docker("cp", f"{container}:/opt/litedeploy-deploy", str(target))
+    finally:
+        docker("rm", container)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o055 if path.is_dir() else path.stat().st_mode | 0o044)
+    return target / "deploy"
+
+
+@pytest.fixture(scope="module")
+def crash(demo_image: str) -> str:
+    return build_variant(
+        "nonroot-crash", migrations={"0006_add_stock": STOCK}, env={"DEMO_FAIL": "crash"}
+    )
+
+
+@pytest.fixture
+def stack(
+    workspace: Path, operator: pwd.struct_passwd, compose_flavour: str, demo_image: str
+) -> Iterator[Stack]:
+    folder = workspace / f"stack-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    shutil.copy(DEMO_COMPOSE, folder / "docker-compose.yml")
+    os.chown(folder, operator.pw_uid, operator.pw_gid)
+    os.chown(folder / "docker-compose.yml", operator.pw_uid, operator.pw_gid)
+    # ./data is not made here: Docker makes a missing bind-mount source, as root.
+    s = Stack(
+        dir=folder,
+        project=f"ldnonroot-{uuid.uuid4().hex[:10]}",
+        port=free_port(),
+        flavour=compose_flavour,
+    )
+    try:
+        yield s
+    finally:
+        s.down()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def as_operator(
+    stack: Stack, cli: Path, account: pwd.struct_passwd, *args: str
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": account.pw_dir,
+        "COMPOSE_PROJECT_NAME": stack.project,
+        "APP_PORT": str(stack.port),
+        "DEMO_IMAGE": DEMO_REPO,
+        "LITEDEPLOY_IMAGE": litedeploy_image(),
+    }
+    return subprocess.run(
+        [str(cli), "--compose", stack.flavour, *args],
+        cwd=stack.dir,
+        env=env,
+        user=account.pw_uid,
+        group=account.pw_gid,
+        extra_groups=[grp.getgrnam("docker").gr_gid],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def dump(db: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return list(conn.iterdump())  # closed: an open WAL connection would block a restore
+
+
+def test_a_non_root_operator_deploys_rolls_back_and_restores(
+    stack: Stack, host_cli: Path, operator: pwd.struct_passwd, crash: str
+) -> None:
+    first = as_operator(stack, host_cli, operator, "--tag", V1_TAG)
+    assert first.returncode == 0, first.stderr
+    with contextlib.closing(sqlite3.connect(stack.db_path)) as conn, conn:  # the test is root
+        conn.execute("INSERT INTO products(id, title, price, sku) VALUES (1, 'Lamp', 12, 'L-1')")
+    body = json.dumps({"product_id": 1, "body": "fine"}).encode()
+    request = urllib.request.Request(stack.url("/reviews"), data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 201
+    # What the operator cannot do on the host: read the backups, write the data folder.
+    assert os.stat(stack.data_dir).st_uid != operator.pw_uid
+    before = dump(stack.db_path)
+
+    failed = as_operator(
+        stack, host_cli, operator, "--tag", crash.rpartition(":")[2], "--health-timeout", "45"
+    )
+
+    assert failed.returncode == 5, failed.stderr
+    assert f"rolled back to {V1}" in failed.stderr
+    assert "database restored from" in failed.stderr
+    backups = stack.data_dir / "backups"
+    assert backups.stat().st_mode & 0o077 == 0 and backups.stat().st_uid == 0  # root-only
+    assert stack.wait_healthy()["Config"]["Image"] == V1
+    assert dump(stack.db_path) == before
+    assert pinned(stack.dir / ".env", "APP_TAG") == V1_TAG
+    assert os.stat(stack.dir / ".env").st_uid == operator.pw_uid
+
+    status = as_operator(stack, host_cli, operator, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    info = json.loads(status.stdout)
+    assert info["latest_backups"], "the root-only backups are listed through the engine"
+    assert info["migrations"].startswith("6 applied, latest 0005_")
+
+    restored = as_operator(stack, host_cli, operator, "restore", "--latest", "--json")
+
+    assert restored.returncode == 0, restored.stderr
+    report = json.loads(restored.stdout)
+    assert report["outcome"] == "restored" and report["quarantine"]
+    assert stack.wait_healthy()["Config"]["Image"] == V1
+    with contextlib.closing(sqlite3.connect(stack.db_path)) as conn:
+        assert "stock" not in [r[1] for r in conn.execute("PRAGMA table_info(products)")]
+    assert Path(report["quarantine"]).parent == stack.data_dir / "quarantine"
+    assert docker("image", "inspect", f"{DEMO_REPO}:{V1_TAG}", "--format", "{{.Id}}")
