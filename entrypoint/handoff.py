@@ -11,8 +11,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from . import signals
-from .errors import CommandNotExecutable, CommandNotFound, UsageError
+from . import acl, signals
+from .errors import CommandNotExecutable, CommandNotFound, DatabaseError, UsageError
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -122,21 +122,64 @@ def lookup_user(name: str) -> pwd.struct_passwd:
 
 
 def give_files_to(user: pwd.struct_passwd, paths: Sequence[Path]) -> None:
-    """Hand root-owned database files (and their folder) to the app's user, so it can write.
+    """Let the app's user write the database folder and own the database's root-owned files.
 
     SQLite creates -wal/-shm/-journal files beside the database, so the folder must be
-    writable too; shared folders (sticky, like /tmp) and / are never touched.
+    writable too. The folder is usually the host's (a bind mount): its owner is never
+    changed; an ACL entry for the user is added instead (`acl.grant`), or, on a filesystem
+    without ACLs, the root-owned folder is given to the user as before, with a warning.
+    Shared folders (sticky, like /tmp) and / are never touched.
     """
+    if user.pw_uid == 0:
+        return
     for path in paths:
         try:
             st = path.lstat()
         except FileNotFoundError:
             continue
-        if stat.S_ISDIR(st.st_mode) and (st.st_mode & stat.S_ISVTX or path.resolve() == Path("/")):
+        if stat.S_ISDIR(st.st_mode):
+            if not (st.st_mode & stat.S_ISVTX or path.resolve() == Path("/")):
+                _let_write(user, path, st)
             continue
-        if st.st_uid == 0 and user.pw_uid != 0:
+        if st.st_uid == 0:
             os.chown(path, user.pw_uid, user.pw_gid)
             log.info("gave %s to %s", path, user.pw_name)
+
+
+def _let_write(user: pwd.struct_passwd, folder: Path, st: os.stat_result) -> None:
+    groups = set(os.getgrouplist(user.pw_name, user.pw_gid))
+    mode = st.st_mode
+    if (
+        st.st_uid == user.pw_uid
+        or (st.st_gid in groups and mode & 0o030 == 0o030)
+        or mode & 0o003 == 0o003
+    ):
+        return  # the mode bits let it already
+    try:
+        if acl.grant(folder, user.pw_uid):
+            log.info(
+                "let %s write %s (ACL user:%d:rwx; owner %d:%d unchanged)",
+                user.pw_name,
+                folder,
+                user.pw_uid,
+                st.st_uid,
+                st.st_gid,
+            )
+    except acl.Unsupported:
+        if st.st_uid != 0:
+            raise DatabaseError(
+                f"{user.pw_name} (uid {user.pw_uid}) cannot write {folder}, owned by uid "
+                f"{st.st_uid}, and its filesystem keeps no ACLs to grant it",
+                hint=f"on the host, make the folder writable for uid {user.pw_uid} (chown or "
+                "chmod), or run the app as its owner",
+            ) from None
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        log.warning(
+            "warning: %s keeps no ACLs; gave the root-owned folder to %s so that SQLite can "
+            "create its -wal and -shm files there",
+            folder,
+            user.pw_name,
+        )
 
 
 def drop_privileges(user: pwd.struct_passwd) -> None:

@@ -88,6 +88,11 @@ def crash(demo_image: str) -> str:
     )
 
 
+@pytest.fixture(scope="module")
+def release(demo_image: str) -> str:
+    return build_variant("nonroot-v2", migrations={"0006_add_stock": STOCK})
+
+
 @pytest.fixture
 def stack(
     workspace: Path, operator: pwd.struct_passwd, compose_flavour: str, demo_image: str
@@ -141,17 +146,51 @@ def dump(db: Path) -> list[str]:
         return list(conn.iterdump())  # closed: an open WAL connection would block a restore
 
 
-def test_a_non_root_operator_deploys_rolls_back_and_restores(
-    stack: Stack, host_cli: Path, operator: pwd.struct_passwd, crash: str
-) -> None:
-    first = as_operator(stack, host_cli, operator, "--tag", V1_TAG)
+def seeded(stack: Stack, cli: Path, account: pwd.struct_passwd) -> None:
+    """v1 deployed by the operator, a product and a review in the database."""
+    first = as_operator(stack, cli, account, "--tag", V1_TAG)
     assert first.returncode == 0, first.stderr
     with contextlib.closing(sqlite3.connect(stack.db_path)) as conn, conn:  # the test is root
         conn.execute("INSERT INTO products(id, title, price, sku) VALUES (1, 'Lamp', 12, 'L-1')")
-    body = json.dumps({"product_id": 1, "body": "fine"}).encode()
+    post_review(stack, "fine")
+
+
+def post_review(stack: Stack, text: str) -> None:
+    body = json.dumps({"product_id": 1, "body": text}).encode()
     request = urllib.request.Request(stack.url("/reviews"), data=body, method="POST")
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 201
+
+
+def test_a_non_root_operator_rolls_back_by_hand_counting_the_writes(
+    stack: Stack, host_cli: Path, operator: pwd.struct_passwd, release: str
+) -> None:
+    """deploy rollback as the operator: the writes since the deploy are counted from the
+    root-only backup, the previous image is rehearsed on a snapshot of that backup, and
+    --discard-writes restores it."""
+    seeded(stack, host_cli, operator)
+    before = dump(stack.db_path)
+    deployed = as_operator(stack, host_cli, operator, "--tag", release.rpartition(":")[2])
+    assert deployed.returncode == 0, deployed.stderr
+    post_review(stack, "written after the deploy")
+
+    refused = as_operator(stack, host_cli, operator, "rollback")
+    assert refused.returncode == 3, refused.stderr
+    assert "1 row(s) (reviews 1) written since would be dropped" in refused.stderr
+    assert stack.wait_healthy()["Config"]["Image"] == release
+
+    rolled = as_operator(stack, host_cli, operator, "rollback", "--discard-writes")
+    assert rolled.returncode == 0, rolled.stderr
+    assert "rehearsal of" in rolled.stderr
+    assert stack.wait_healthy()["Config"]["Image"].startswith(f"{DEMO_REPO}:")
+    assert dump(stack.db_path) == before
+    assert not list(Path(stack.dir, ".litedeploy").glob("rehearsal-*"))  # cleaned up
+
+
+def test_a_non_root_operator_deploys_rolls_back_and_restores(
+    stack: Stack, host_cli: Path, operator: pwd.struct_passwd, crash: str
+) -> None:
+    seeded(stack, host_cli, operator)
     # What the operator cannot do on the host: read the backups, write the data folder.
     assert os.stat(stack.data_dir).st_uid != operator.pw_uid
     before = dump(stack.db_path)
