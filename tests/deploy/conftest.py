@@ -8,7 +8,11 @@ do not skip.
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -23,19 +27,33 @@ from stack import (
     build_demo_image,
     compose_flavours,
     compose_version,
+    docker,
     engine_version,
     free_port,
+    litedeploy_image,
 )
 
 HERE = Path(__file__).resolve().parent
+OPERATOR_FLAVOUR = "v2"
 PHASES = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept, dropped = [], []
     for item in items:
         if item.path.is_relative_to(HERE):
             item.add_marker(pytest.mark.docker)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        # The scenarios run as the operator with one Compose flavour (the suite's time); the
+        # non-root file runs both.
+        if params.get("who") == "operator" and params.get("compose_flavour") != OPERATOR_FLAVOUR:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.hookimpl(wrapper=True)
@@ -93,14 +111,81 @@ def compose_flavour(request: pytest.FixtureRequest, docker_engine: str) -> str:
     return flavour
 
 
+@pytest.fixture(scope="session")
+def operator() -> pwd.struct_passwd:
+    """The operator who runs `deploy` without root: in the docker group (scripts/test.sh
+    creates it as $LITEDEPLOY_OPERATOR)."""
+    name = os.environ.get("LITEDEPLOY_OPERATOR", "litedeploy-op")
+    try:
+        account = pwd.getpwnam(name)
+    except KeyError:
+        pytest.fail(f"no user {name}: scripts/test.sh creates it (ensure_operator_user)")
+    docker_gid = grp.getgrnam("docker").gr_gid
+    if account.pw_uid == 0 or docker_gid not in os.getgrouplist(name, account.pw_gid):
+        pytest.fail(f"{name} must be a non-root user in the docker group", pytrace=False)
+    return account
+
+
+@pytest.fixture(scope="session")
+def workspace() -> Iterator[Path]:
+    """A folder other users can reach (pytest's own are root-only)."""
+    root = Path(tempfile.mkdtemp(prefix="litedeploy-tests-", dir="/tmp"))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def host_cli(workspace: Path, docker_engine: str) -> Path:
+    """The host CLI bundle (/opt/litedeploy-deploy) copied out of the litedeploy image: what
+    an operator installs, runnable by any user."""
+    target = workspace / "litedeploy-deploy"
+    container = docker("create", litedeploy_image()).strip()
+    try:
+        docker("cp", f"{container}:/opt/litedeploy-deploy", str(target))
+    finally:
+        docker("rm", container)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(path.stat().st_mode | (0o055 if path.is_dir() else 0o044))
+    return target / "deploy"
+
+
+@pytest.fixture(params=["root", "operator"])
+def who(request: pytest.FixtureRequest) -> str:
+    """Who runs `deploy` in the scenarios: root, and an operator in the docker group."""
+    return str(request.param)
+
+
 @pytest.fixture
 def stack(
-    request: pytest.FixtureRequest, tmp_path: Path, demo_image: str, compose_flavour: str
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    demo_image: str,
+    compose_flavour: str,
+    who: str,
 ) -> Iterator[Stack]:
     """The demo stack in a fresh folder: a copy of demo/docker-compose.yml, ./data, its own
     project name and 127.0.0.1 port. Torn down whatever happens; its containers' state and
-    logs are printed when the test fails."""
-    yield from _stack_in(request, tmp_path, DEMO_COMPOSE, compose_flavour, "ldtest")
+    logs are printed when the test fails. With `who` operator, the folder is the operator's
+    (./data root's, as Docker makes it) and `stack.run_deploy` runs the host CLI as them."""
+    if who == "root":
+        yield from _stack_in(request, tmp_path, DEMO_COMPOSE, compose_flavour, "ldtest")
+        return
+    account = request.getfixturevalue("operator")
+    cli = request.getfixturevalue("host_cli")
+    place = request.getfixturevalue("workspace") / f"op-{uuid.uuid4().hex[:8]}"
+    place.mkdir()
+    place.chmod(0o755)
+    try:
+        for s in _stack_in(request, place, DEMO_COMPOSE, compose_flavour, "ldop"):
+            s.operator, s.host_cli = account, cli
+            for path in (s.dir, s.compose_file):
+                os.chown(path, account.pw_uid, account.pw_gid)
+            yield s
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
 
 
 @pytest.fixture

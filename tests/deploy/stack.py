@@ -7,12 +7,15 @@ Everything here drives the real Docker engine and Compose through argv lists, an
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
 import re
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 import tomllib
@@ -262,6 +265,40 @@ class Stack:
     project: str
     port: int
     flavour: str  # "v2" (`docker compose`) or "v1" (`docker-compose`)
+    # Who runs `deploy`: root with this checkout's code, or an operator in the docker group
+    # with the host CLI bundle (`operator` and `host_cli` set: test_deploy_nonroot.py).
+    operator: pwd.struct_passwd | None = None
+    host_cli: Path | None = None
+
+    def run_deploy(
+        self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 240
+    ) -> subprocess.CompletedProcess[str]:
+        """`deploy --compose FLAVOUR ARGS` in the stack's folder, as root (`python -m deploy`)
+        or as the operator (the bundle), with the variables the compose file reads."""
+        argv, kwargs = self.deploy_process(*args, env=env)
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
+        )
+
+    def deploy_process(
+        self, *args: str, env: Mapping[str, str] | None = None
+    ) -> tuple[list[str], dict[str, Any]]:
+        """The argv and subprocess arguments of a `deploy` run (for Popen too)."""
+        full = {**self.env(), "PYTHONPATH": str(ROOT), **(env or {})}
+        if self.operator is None:
+            argv = [sys.executable, "-m", "deploy", "--compose", self.flavour, *args]
+            return argv, {"cwd": self.dir, "env": full}
+        assert self.host_cli is not None
+        full["HOME"] = self.operator.pw_dir
+        full["LITEDEPLOY_IMAGE"] = litedeploy_image()
+        argv = [str(self.host_cli), "--compose", self.flavour, *args]
+        return argv, {
+            "cwd": self.dir,
+            "env": full,
+            "user": self.operator.pw_uid,
+            "group": self.operator.pw_gid,
+            "extra_groups": [grp.getgrnam("docker").gr_gid],
+        }
 
     @property
     def compose_file(self) -> Path:

@@ -9,14 +9,12 @@ Both Compose flavours. The operator is $LITEDEPLOY_OPERATOR (scripts/test.sh cre
 from __future__ import annotations
 
 import contextlib
-import grp
 import json
 import os
 import pwd
 import shutil
 import sqlite3
 import subprocess
-import tempfile
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -32,7 +30,6 @@ from stack import (
     build_variant,
     docker,
     free_port,
-    litedeploy_image,
 )
 
 from deploy.pin import pinned
@@ -40,45 +37,6 @@ from deploy.pin import pinned
 pytestmark = pytest.mark.docker
 
 STOCK = "ALTER TABLE `products` ADD `stock` integer DEFAULT 0 NOT NULL;"
-
-
-@pytest.fixture(scope="module")
-def operator() -> pwd.struct_passwd:
-    name = os.environ.get("LITEDEPLOY_OPERATOR", "litedeploy-op")
-    try:
-        account = pwd.getpwnam(name)
-    except KeyError:
-        pytest.fail(f"no user {name}: scripts/test.sh creates it (ensure_operator_user)")
-    if account.pw_uid == 0 or grp.getgrnam("docker").gr_gid not in os.getgrouplist(
-        name, account.pw_gid
-    ):
-        pytest.fail(f"{name} must be a non-root user in the docker group", pytrace=False)
-    return account
-
-
-@pytest.fixture(scope="module")
-def workspace(operator: pwd.struct_passwd) -> Iterator[Path]:
-    """A folder the operator can reach (pytest's are root-only)."""
-    root = Path(tempfile.mkdtemp(prefix="litedeploy-nonroot-", dir="/tmp"))
-    root.chmod(0o755)
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def host_cli(workspace: Path, docker_engine: str) -> Path:
-    """The host CLI bundle (/opt/litedeploy-deploy) copied out of the litedeploy image."""
-    target = workspace / "litedeploy-deploy"
-    container = docker("create", litedeploy_image()).strip()
-    try:
-        docker("cp", f"{container}:/opt/litedeploy-deploy", str(target))
-    finally:
-        docker("rm", container)
-    for path in [target, *target.rglob("*")]:
-        path.chmod(path.stat().st_mode | 0o055 if path.is_dir() else path.stat().st_mode | 0o044)
-    return target / "deploy"
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +53,11 @@ def release(demo_image: str) -> str:
 
 @pytest.fixture
 def stack(
-    workspace: Path, operator: pwd.struct_passwd, compose_flavour: str, demo_image: str
+    workspace: Path,
+    operator: pwd.struct_passwd,
+    host_cli: Path,
+    compose_flavour: str,
+    demo_image: str,
 ) -> Iterator[Stack]:
     folder = workspace / f"stack-{uuid.uuid4().hex[:8]}"
     folder.mkdir()
@@ -108,6 +70,8 @@ def stack(
         project=f"ldnonroot-{uuid.uuid4().hex[:10]}",
         port=free_port(),
         flavour=compose_flavour,
+        operator=operator,
+        host_cli=host_cli,
     )
     try:
         yield s
@@ -119,26 +83,8 @@ def stack(
 def as_operator(
     stack: Stack, cli: Path, account: pwd.struct_passwd, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": account.pw_dir,
-        "COMPOSE_PROJECT_NAME": stack.project,
-        "APP_PORT": str(stack.port),
-        "DEMO_IMAGE": DEMO_REPO,
-        "LITEDEPLOY_IMAGE": litedeploy_image(),
-    }
-    return subprocess.run(
-        [str(cli), "--compose", stack.flavour, *args],
-        cwd=stack.dir,
-        env=env,
-        user=account.pw_uid,
-        group=account.pw_gid,
-        extra_groups=[grp.getgrnam("docker").gr_gid],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    assert (stack.operator, stack.host_cli) == (account, cli)
+    return stack.run_deploy(*args, timeout=300)
 
 
 def dump(db: Path) -> list[str]:

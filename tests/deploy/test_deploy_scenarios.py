@@ -76,14 +76,11 @@ def variants(demo_image: str) -> dict[str, str]:
     }
 
 
-def deploy(stack: Stack, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    """Run `python -m deploy` in the stack's folder with its Compose flavour."""
-    argv = [sys.executable, "-m", "deploy", "--compose", stack.flavour, *args]
-    env = stack.env()
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        argv, cwd=stack.dir, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+def deploy(
+    stack: Stack, *args: str, timeout: float = 240, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `deploy` in the stack's folder with its Compose flavour, as root or the operator."""
+    return stack.run_deploy(*args, env=env, timeout=timeout)
 
 
 def tag_of(image: str) -> str:
@@ -323,16 +320,8 @@ def test_errors_before_cutover_touch_nothing(stack: Stack, variants: dict[str, s
     assert "deploy.yml is not valid YAML" in malformed.stderr
     (stack.dir / "deploy.yml").unlink()
 
-    env_unreachable = {**stack.env(), "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
-    env_unreachable["PYTHONPATH"] = str(ROOT)
-    unreachable = subprocess.run(
-        [sys.executable, "-m", "deploy", "--compose", stack.flavour, "--tag", V1_TAG],
-        cwd=stack.dir,
-        env=env_unreachable,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    unreachable = deploy(
+        stack, "--tag", V1_TAG, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
     )
     assert unreachable.returncode == EXIT_PREFLIGHT, unreachable.stderr
     assert "Docker is not reachable" in unreachable.stderr
@@ -377,24 +366,10 @@ def test_a_deploy_killed_mid_way_is_detected_and_the_next_one_recovers(
     stack: Stack, variants: dict[str, str]
 ) -> None:
     seed(stack)
-    argv = [
-        sys.executable,
-        "-m",
-        "deploy",
-        "--compose",
-        stack.flavour,
-        "--tag",
-        tag_of(variants["unhealthy"]),
-        "--health-timeout",
-        "120",
-    ]
-    killed = subprocess.Popen(
-        argv,
-        cwd=stack.dir,
-        env={**stack.env(), "PYTHONPATH": str(ROOT)},
-        stderr=subprocess.PIPE,
-        text=True,
+    argv, how = stack.deploy_process(
+        "--tag", tag_of(variants["unhealthy"]), "--health-timeout", "120"
     )
+    killed = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, **how)
     assert killed.stderr is not None
     for line in killed.stderr:  # kill it while it waits for the new container's health
         if "cutover to" in line:
@@ -583,20 +558,13 @@ def test_a_rollback_that_fails_too_prints_logs_and_the_restore_command(
     output holds both containers' logs and a restore command that works as given."""
     seed(stack)
     before = dump(stack.db_path)
-    argv = [sys.executable, "-m", "deploy", "--compose", stack.flavour]
-    env = {
-        **stack.env(),
-        "PYTHONPATH": str(ROOT),
-        "LITEDEPLOY_FAULT": "deploy.health-of.start:error",
-    }
-    failed = subprocess.run(
-        [*argv, "--tag", tag_of(variants["crash"]), "--health-timeout", "45"],
-        cwd=stack.dir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+    failed = deploy(
+        stack,
+        "--tag",
+        tag_of(variants["crash"]),
+        "--health-timeout",
+        "45",
+        env={"LITEDEPLOY_FAULT": "deploy.health-of.start:error"},
     )
     assert failed.returncode == 6, failed.stderr
     assert failed.stderr.count("  | ") >= 2  # log lines of the new and the previous container
