@@ -15,7 +15,6 @@ import pwd
 import shutil
 import sqlite3
 import subprocess
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from stack import (
     docker,
     free_port,
 )
+from test_deploy_scenarios import post_review
 
 from deploy.pin import pinned
 
@@ -99,13 +99,6 @@ def seeded(stack: Stack, cli: Path, account: pwd.struct_passwd) -> None:
     with contextlib.closing(sqlite3.connect(stack.db_path)) as conn, conn:  # the test is root
         conn.execute("INSERT INTO products(id, title, price, sku) VALUES (1, 'Lamp', 12, 'L-1')")
     post_review(stack, "fine")
-
-
-def post_review(stack: Stack, text: str) -> None:
-    body = json.dumps({"product_id": 1, "body": text}).encode()
-    request = urllib.request.Request(stack.url("/reviews"), data=body, method="POST")
-    with urllib.request.urlopen(request, timeout=5) as response:
-        assert response.status == 201
 
 
 def test_a_non_root_operator_rolls_back_by_hand_counting_the_writes(
