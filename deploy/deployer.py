@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import shutil
 import time
@@ -487,11 +486,6 @@ class Deployer:
     def _manual_restore(self, stack: Stack, backup: Backup | None) -> str:
         """The exact command that puts the pre-migration database back, for exit 6."""
         folder = stack.backup_dir
-        if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):
-            return (
-                f"the backups in {folder} are not readable as uid {os.geteuid()}: as root, "
-                "`deploy restore --latest` (or pick one with `entrypoint backups`)"
-            )
         if backup is not None:
             return (
                 f"restore the backup taken before the migrations: `deploy restore "
