@@ -9,9 +9,11 @@ imports are written out, not computed, so that PyInstaller's bundle finds each o
 
 from __future__ import annotations
 
+from typing import cast
+
 import typer
 
-from .program import app
+from .program import PARSE_ERROR, ParseError, app, parse_error_to_exit
 
 
 def load(command: str | None = None) -> typer.Typer:
@@ -21,3 +23,12 @@ def load(command: str | None = None) -> typer.Typer:
     else:
         from . import backups, check, plan, rehearse, run, status  # noqa: F401
     return app
+
+
+def run_typer(args: list[str]) -> int:
+    """Run the command line with typer, loading only the command modules it needs."""
+    try:
+        code = load(args[0] if args else None)(args=args, standalone_mode=False)
+    except PARSE_ERROR as exc:
+        return parse_error_to_exit(cast(ParseError, exc))
+    return code if isinstance(code, int) else 0

@@ -11,35 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 from .. import signals
-from ..errors import EntrypointError, Stopped
+from ..errors import Stopped
+from .exits import Exit, core_errors
 
 log = logging.getLogger("litedeploy.entrypoint")
-
-
-class Exit(Exception):
-    """Leave with this exit code: an error was already said."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-@contextmanager
-def core_errors(leave: Callable[[int], BaseException] = Exit) -> Iterator[None]:
-    """The one place where core errors become a message and an exit code (`leave(code)`)."""
-    try:
-        yield
-    except EntrypointError as exc:
-        if (signum := signals.received()) is not None:  # the error is what the stop caused
-            raise Stopped(signum) from exc
-        log.error("error: %s", exc.message)
-        if exc.hint:
-            log.error("hint: %s", exc.hint)
-        raise leave(exc.exit_code) from None
 
 
 def _configure_logging() -> None:
@@ -74,7 +51,7 @@ def _dispatch(args: list[str]) -> int:
             with core_errors():
                 launch(request)
             return 0
-    from .program import run_typer
+    from .commands import run_typer
 
     return run_typer(args)
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol, cast
 
 import typer
 
-from .main import core_errors
+from .exits import core_errors
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -68,7 +68,7 @@ def errors_to_exit() -> Iterator[None]:
         yield
 
 
-class _ParseError(Protocol):
+class ParseError(Protocol):
     """What typer's parser raises for an unknown option or a value that does not convert."""
 
     exit_code: int
@@ -81,13 +81,13 @@ class _ParseError(Protocol):
 
 # click's ClickException: typer exports only its subclass BadParameter (and vendors click in
 # a private module), so it is found from there.
-_PARSE_ERROR = cast(
+PARSE_ERROR = cast(
     "type[Exception]",
     next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"),
 )
 
 
-def _parse_error_to_exit(exc: _ParseError) -> int:
+def parse_error_to_exit(exc: ParseError) -> int:
     """A usage error from the parser, as one line and a hint like every other error."""
     if type(exc).__name__ == "NoArgsIsHelpError":  # `entrypoint` alone: the help, as before
         exc.show()
@@ -97,14 +97,3 @@ def _parse_error_to_exit(exc: _ParseError) -> int:
     command = exc.ctx.command_path if exc.ctx is not None else "entrypoint"
     log.error("hint: `%s --help` lists the options, their values and variables", command)
     return exc.exit_code
-
-
-def run_typer(args: list[str]) -> int:
-    """Run the command line with typer, loading only the command modules it needs."""
-    from .commands import load
-
-    try:
-        code = load(args[0] if args else None)(args=args, standalone_mode=False)
-    except _PARSE_ERROR as exc:
-        return _parse_error_to_exit(cast(_ParseError, exc))
-    return code if isinstance(code, int) else 0
