@@ -30,7 +30,9 @@ EXIT_CODES = """\b
 Exit codes:
   0  deployed (or the command succeeded)
   2  usage or configuration error (deploy.yml, flags, compose file); nothing touched
-  3  preflight failed (Docker unreachable, image missing, no disk); nothing touched
+  3  preflight failed (Docker unreachable, image missing, no disk), or a rollback refused
+     before anything stopped (writes it would drop, an image that would refuse the
+     database); nothing touched
   4  aborted before cutover: the rehearsal failed; production untouched
   5  the new version failed; rolled back, previous version healthy
   6  the new version failed and the rollback failed too (see the manual restore command)
