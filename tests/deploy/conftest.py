@@ -45,9 +45,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.path.is_relative_to(HERE):
             item.add_marker(pytest.mark.docker)
         params = getattr(getattr(item, "callspec", None), "params", {})
-        # The scenarios run as the operator with one Compose flavour (the suite's time); the
-        # non-root file runs both.
-        if params.get("who") == "operator" and params.get("compose_flavour") != OPERATOR_FLAVOUR:
+        # As the operator run the scenarios where being root matters (the root-only backups,
+        # restores and snapshots, through the litedeploy image), with one Compose flavour, for
+        # the suite's time; test_deploy_nonroot.py runs its stories with both.
+        as_operator = params.get("who") == "operator"
+        if as_operator and (
+            params.get("compose_flavour") != OPERATOR_FLAVOUR
+            or item.get_closest_marker("operator_too") is None
+        ):
             dropped.append(item)
         else:
             kept.append(item)

@@ -193,6 +193,7 @@ def test_first_deploy_then_a_release_with_one_migration(
         assert step in report["durations"]
 
 
+@pytest.mark.operator_too
 def test_failing_migration_is_caught_by_the_rehearsal(
     stack: Stack, variants: dict[str, str]
 ) -> None:
@@ -260,6 +261,7 @@ def test_push_deploy_to_production_is_refused_before_cutover(
     assert dump(stack.db_path) == before
 
 
+@pytest.mark.operator_too
 @pytest.mark.parametrize("variant", ["crash", "unhealthy"])
 def test_release_that_fails_after_migrating_is_rolled_back(
     stack: Stack, variants: dict[str, str], variant: str
@@ -387,6 +389,7 @@ def test_a_deploy_killed_mid_way_is_detected_and_the_next_one_recovers(
     assert stack.query("SELECT count(*) FROM reviews") == [(2,)]
 
 
+@pytest.mark.operator_too
 def test_status_history_backup_and_manual_rollback(stack: Stack, variants: dict[str, str]) -> None:
     seed(stack)
     before = dump(stack.db_path)
@@ -444,6 +447,7 @@ def test_status_history_backup_and_manual_rollback(stack: Stack, variants: dict[
     assert docker("image", "inspect", variants["v2"], "--format", "{{.Id}}").strip()
 
 
+@pytest.mark.operator_too
 def test_restore_puts_a_backup_back_and_keeps_newer_writes_in_quarantine(
     stack: Stack, variants: dict[str, str]
 ) -> None:
@@ -479,6 +483,7 @@ def post_review(stack: Stack, body: str) -> None:
         assert response.status == 201
 
 
+@pytest.mark.operator_too
 def test_rollback_counts_writes_since_the_deploy_and_needs_discard_writes(
     stack: Stack, variants: dict[str, str]
 ) -> None:
@@ -513,6 +518,7 @@ def test_rollback_counts_writes_since_the_deploy_and_needs_discard_writes(
         assert found.fetchone() == (1,)
 
 
+@pytest.mark.operator_too
 def test_rollback_onto_a_database_the_previous_image_refuses_stops_nothing(
     stack: Stack, variants: dict[str, str]
 ) -> None:
@@ -551,6 +557,7 @@ def test_rollback_onto_a_database_the_previous_image_refuses_stops_nothing(
     assert history(stack)[-1]["outcome"] == "rollback-refused"
 
 
+@pytest.mark.operator_too
 def test_a_rollback_that_fails_too_prints_logs_and_the_restore_command(
     stack: Stack, variants: dict[str, str]
 ) -> None:
