@@ -68,7 +68,7 @@ PHASES = """\
 import json, sys, time
 from pathlib import Path
 from entrypoint import backup, durable
-from entrypoint.checks import Level
+from entrypoint.integrity import Level
 t = {}
 def timed(module, name, key):
     inner = getattr(module, name)

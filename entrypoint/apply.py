@@ -15,7 +15,7 @@ from .sources import Migration
 
 log = logging.getLogger("litedeploy.entrypoint")
 
-Prepare = Callable[[sqlite3.Connection], history.Table]
+Prepare = Callable[[sqlite3.Connection], history.HistoryTable]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Applied:
 
 def apply_migrations(
     conn: sqlite3.Connection,
-    table: history.Table,
+    table: history.HistoryTable,
     migrations: Sequence[Migration],
     *,
     one_transaction: bool = False,
@@ -54,11 +54,11 @@ def apply_migrations(
 
 def _apply_group(
     conn: sqlite3.Connection,
-    table: history.Table,
+    table: history.HistoryTable,
     group: list[Migration],
     prepare: Prepare | None,
     level: int,
-) -> tuple[list[Applied], history.Table]:
+) -> tuple[list[Applied], history.HistoryTable]:
     fk_off = any(m.wants_foreign_keys_off for m in group)
     try:
         with write_transaction(conn, foreign_keys_off=fk_off):
@@ -104,7 +104,7 @@ def write_transaction(conn: sqlite3.Connection, *, foreign_keys_off: bool) -> It
 
 def _apply_one(
     conn: sqlite3.Connection,
-    table: history.Table,
+    table: history.HistoryTable,
     migration: Migration,
     *,
     fk_off: bool,

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from . import durable, faults, swap
-from .checks import Level, file_problems
 from .database import online_copy, uri
 from .errors import BackupFailed, CorruptDatabase, NoSpace
+from .integrity import Level, file_problems
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -129,7 +129,7 @@ def prepare_dir(folder: Path) -> None:
         )
 
 
-def check_free_space(db_path: Path, folder: Path) -> None:
+def room_for_backup(db_path: Path, folder: Path) -> None:
     """Refuse before writing anything when the folder's filesystem cannot hold the copy."""
     size = sum(_size(db_path.with_name(db_path.name + s)) for s in ("", "-wal"))
     needed = size + max(MARGIN_BYTES, int(size * MARGIN_RATIO))
@@ -176,7 +176,7 @@ def take_backup(
     prepare_dir(folder)
     for leftover in durable.remove_leftovers(folder) + _remove_orphan_manifests(folder, db_path):
         log.info("removed %s, left by an interrupted backup", leftover)
-    check_free_space(db_path, folder)
+    room_for_backup(db_path, folder)
     stamp = datetime.now(UTC)
     target = folder / f"{db_path.name}.{stamp.strftime('%Y%m%dT%H%M%S.%fZ')}{SUFFIX}"
     tmp = durable.temporary_for(target)

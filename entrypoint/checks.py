@@ -5,43 +5,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from pathlib import Path
 
 from . import schema
-from .database import uri
 from .ident import quote
+from .integrity import Level, integrity_problems
 from .loss import Loss
 from .sources import Migration
-
-
-class Level(StrEnum):
-    """How thorough the integrity check is."""
-
-    QUICK = "quick"
-    INTEGRITY = "integrity"
-
-
-def integrity_problems(conn: sqlite3.Connection, level: Level = Level.QUICK) -> list[str]:
-    """SQLite's quick_check or integrity_check; an empty list means the file is sound."""
-    pragma = "quick_check" if level is Level.QUICK else "integrity_check"
-    try:
-        rows = [r[0] for r in conn.execute(f"PRAGMA {pragma}")]
-    except sqlite3.DatabaseError as exc:
-        return [str(exc)]
-    return [] if rows == ["ok"] else rows
-
-
-def file_problems(path: Path, level: Level = Level.QUICK, *, immutable: bool = False) -> list[str]:
-    """Integrity problems of a database file, opened read-only (immutable: not even -shm)."""
-    try:
-        conn = sqlite3.connect(uri(path, immutable=immutable), uri=True)
-    except sqlite3.Error as exc:
-        return [str(exc)]
-    try:
-        return integrity_problems(conn, level)
-    finally:
-        conn.close()
 
 
 def foreign_key_problems(conn: sqlite3.Connection) -> list[str]:
@@ -77,7 +46,7 @@ def row_losses(before: dict[str, int], after: dict[str, int]) -> list[Loss]:
 
 
 @dataclass
-class Report:
+class CheckReport:
     """What `entrypoint check` and the post-migration checks found."""
 
     integrity: list[str] = field(default_factory=list)
@@ -102,9 +71,9 @@ def check_database(
     level: Level = Level.QUICK,
     *,
     counts_before: dict[str, int] | None = None,
-) -> Report:
+) -> CheckReport:
     """Run every check; row losses are computed only when counts from before are given."""
-    report = Report(integrity=integrity_problems(conn, level))
+    report = CheckReport(integrity=integrity_problems(conn, level))
     if report.integrity:
         return report  # other checks on a damaged file would only add noise
     report.foreign_keys = foreign_key_problems(conn)

@@ -9,14 +9,13 @@ as the live one, and SQLite itself rejects a declaration that does not parse.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .drift import SNAPSHOT_VERSIONS, latest_snapshot
 from .errors import SourceError
+from .snapshots import latest_snapshot, read_snapshot
 from .sources import Source
 
 
@@ -65,19 +64,7 @@ def from_file(path: Path) -> Declared:
     if path.suffix.lower() != ".json":
         statements = _split_sql(text, path)
         return Declared(path, "schema.sql", statements)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SourceError(
-            f"snapshot {path} is not valid JSON: {exc.msg} at line {exc.lineno}",
-            hint="restore it from version control or regenerate it with drizzle-kit",
-        ) from exc
-    version = str(data.get("version")) if isinstance(data, dict) else None
-    if version not in SNAPSHOT_VERSIONS or data.get("dialect") not in (None, "sqlite", "turso"):
-        raise SourceError(
-            f"{path} is not a drizzle-kit SQLite snapshot (version {version!r}); supported "
-            f"versions are {', '.join(sorted(SNAPSHOT_VERSIONS))}"
-        )
+    version, data = read_snapshot(path, text)
     try:
         statements = _from_ddl(data["ddl"]) if version == "7" else _from_tables(data)
     except (KeyError, TypeError, AttributeError) as exc:

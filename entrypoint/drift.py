@@ -1,14 +1,11 @@
 """Drift: the live schema compared with the latest snapshot drizzle-kit wrote.
 
-drizzle-kit 0.x keeps `meta/NNNN_snapshot.json` (versions "5" and "6": nested `tables`);
-1.0 keeps `<folder>/snapshot.json` next to each migration (version "7": a flat `ddl` list).
-Both are read into the same `Schema` as the live database, then compared. Stdlib only.
+Both snapshot formats (snapshots.py) are read into the same `Schema` as the live database,
+then compared. Stdlib only.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,47 +23,15 @@ from .schema import (
     normalised,
     read_schema,
 )
+from .snapshots import latest_snapshot, read_snapshot
 from .sources import Format, Source
-
-SNAPSHOT_VERSIONS = {"5", "6", "7"}
-_SNAPSHOT_NAME = re.compile(r"^(\d+)_snapshot\.json$")
-
-
-def latest_snapshot(source: Source) -> Path | None:
-    """The newest snapshot drizzle-kit wrote for the folder; None for plain SQL or none found."""
-    if source.format is Format.DRIZZLE_JOURNAL:
-        meta = source.folder / "meta"
-        numbered = [
-            (int(m.group(1)), p)
-            for p in (meta.iterdir() if meta.is_dir() else [])
-            if (m := _SNAPSHOT_NAME.match(p.name)) and p.is_file()
-        ]
-        return max(numbered)[1] if numbered else None
-    if source.format is Format.DRIZZLE_FOLDERS and source.migrations:
-        path = source.migrations[-1].path.parent / "snapshot.json"
-        return path if path.is_file() else None
-    return None
 
 
 def declared_schema(path: Path) -> Schema:
     """The schema a drizzle-kit snapshot declares (0.x versions 5 and 6, 1.0 version 7)."""
+    version, data = read_snapshot(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError(f"cannot read snapshot {path}: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise SourceError(
-            f"snapshot {path} is not valid JSON: {exc.msg} at line {exc.lineno}",
-            hint="restore it from version control or regenerate it with drizzle-kit",
-        ) from exc
-    if not isinstance(data, dict) or str(data.get("version")) not in SNAPSHOT_VERSIONS:
-        version = data.get("version") if isinstance(data, dict) else None
-        raise SourceError(
-            f"snapshot {path} has version {version!r}; supported versions are "
-            f"{', '.join(sorted(SNAPSHOT_VERSIONS))}"
-        )
-    try:
-        schema = _from_ddl(data["ddl"]) if data["version"] == "7" else _from_tables(data["tables"])
+        schema = _from_ddl(data["ddl"]) if version == "7" else _from_tables(data["tables"])
     except (KeyError, TypeError, AttributeError) as exc:
         raise SourceError(
             f"snapshot {path} is not shaped like a drizzle-kit snapshot: {exc!r}"

@@ -35,7 +35,7 @@ class Row:
 
 
 @dataclass(frozen=True)
-class Table:
+class HistoryTable:
     """Where a database keeps its history, and in which shape."""
 
     name: str
@@ -78,17 +78,17 @@ def name_problem(name: str) -> str | None:
     return None
 
 
-def new_table(fmt: Format, table_name: str | None = None) -> Table:
+def new_table(fmt: Format, table_name: str | None = None) -> HistoryTable:
     """The table a database without history gets for this source format."""
     if table_name is not None and (problem := name_problem(table_name)) is not None:
         raise UsageError(problem, hint=NAME_HINT)
     if fmt is Format.SQL:
-        return Table(table_name or PLAIN_TABLE, Kind.LITEDEPLOY, exists=False)
+        return HistoryTable(table_name or PLAIN_TABLE, Kind.LITEDEPLOY, exists=False)
     kind = Kind.DRIZZLE_V0 if fmt is Format.DRIZZLE_JOURNAL else Kind.DRIZZLE_V1
-    return Table(table_name or DRIZZLE_TABLE, kind, exists=False)
+    return HistoryTable(table_name or DRIZZLE_TABLE, kind, exists=False)
 
 
-def locate(conn: sqlite3.Connection, fmt: Format, table_name: str | None = None) -> Table:
+def locate(conn: sqlite3.Connection, fmt: Format, table_name: str | None = None) -> HistoryTable:
     """Find the history table for a source format; its kind comes from its columns if it exists."""
     table = new_table(fmt, table_name)
     kind = _object_type(conn, table.name)
@@ -102,14 +102,14 @@ def locate(conn: sqlite3.Connection, fmt: Format, table_name: str | None = None)
     name = table.name
     columns = {r[1] for r in conn.execute("SELECT * FROM pragma_table_info(?)", (name,))}
     if fmt is not Format.SQL:
-        table = Table(name, Kind.DRIZZLE_V1 if "name" in columns else Kind.DRIZZLE_V0, False)
+        table = HistoryTable(name, Kind.DRIZZLE_V1 if "name" in columns else Kind.DRIZZLE_V0, False)
     if missing := _COLUMNS[table.kind] - {c.lower() for c in columns}:
         raise UsageError(
             f"table {name!r} exists and is not a {_LAYOUT[table.kind]} history table: it lacks "
             f"column(s) {', '.join(sorted(missing))} (its columns: {', '.join(sorted(columns))})",
             hint="it is one of the app's tables, or the history of another layout; " + NAME_HINT,
         )
-    return Table(name, table.kind, exists=True)
+    return HistoryTable(name, table.kind, exists=True)
 
 
 def _object_type(conn: sqlite3.Connection, name: str) -> str | None:
@@ -120,7 +120,7 @@ def _object_type(conn: sqlite3.Connection, name: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def create_sql(table: Table) -> str:
+def create_sql(table: HistoryTable) -> str:
     """The CREATE statement, byte for byte what drizzle runs (its indentation is stored too)."""
     if table.kind is Kind.DRIZZLE_V0:
         body = "id SERIAL PRIMARY KEY,\n\t\t\t\thash text NOT NULL,\n\t\t\t\tcreated_at numeric"
@@ -141,13 +141,13 @@ def create_sql(table: Table) -> str:
     return f"CREATE TABLE IF NOT EXISTS {table.quoted} (\n\t\t\t\t{body}\n\t\t\t)"
 
 
-def create(conn: sqlite3.Connection, table: Table) -> Table:
+def create(conn: sqlite3.Connection, table: HistoryTable) -> HistoryTable:
     """Create the table if it is missing."""
     conn.execute(create_sql(table))
-    return Table(table.name, table.kind, exists=True)
+    return HistoryTable(table.name, table.kind, exists=True)
 
 
-def read(conn: sqlite3.Connection, table: Table) -> list[Row]:
+def read(conn: sqlite3.Connection, table: HistoryTable) -> list[Row]:
     """Every row, in the order they were written."""
     if not table.exists:
         return []
@@ -174,7 +174,9 @@ def _millis(value: object) -> int | None:
         return None
 
 
-def record(conn: sqlite3.Connection, table: Table, migration: Migration, duration_ms: int) -> None:
+def record(
+    conn: sqlite3.Connection, table: HistoryTable, migration: Migration, duration_ms: int
+) -> None:
     """Insert the row for an applied migration, exactly as drizzle would.
 
     Never after a stop signal: the migration's transaction then rolls back instead of
@@ -205,7 +207,9 @@ def iso_now() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
-def upgrade_to_v1(conn: sqlite3.Connection, table: Table, matched: dict[str, Row]) -> Table:
+def upgrade_to_v1(
+    conn: sqlite3.Connection, table: HistoryTable, matched: dict[str, Row]
+) -> HistoryTable:
     """Upgrade a 0.x table in place as drizzle 1.0's migrate() does: add name, back-fill it.
 
     `matched` maps migration names to the rows the plan paired them with. Rows are updated
@@ -220,4 +224,4 @@ def upgrade_to_v1(conn: sqlite3.Connection, table: Table, matched: dict[str, Row
             'WHERE "created_at" = ? AND "hash" = ? AND "name" IS NULL',
             (name, row.created_at, row.hash),
         )
-    return Table(table.name, Kind.DRIZZLE_V1, exists=True)
+    return HistoryTable(table.name, Kind.DRIZZLE_V1, exists=True)

@@ -14,11 +14,10 @@ from . import durable, faults, history
 from .apply import Applied, apply_migrations
 from .backup import Backup, list_backups, prune, take_backup
 from .checks import (
-    Report,
+    CheckReport,
     check_database,
     explained_losses,
     foreign_key_problems,
-    integrity_problems,
     row_counts,
 )
 from .database import check_file, check_volume, connect, uri
@@ -35,6 +34,7 @@ from .errors import (
     SourceError,
     UsageError,
 )
+from .integrity import integrity_problems
 from .lock import migration_lock
 from .loss import Acknowledgements, Loss
 from .plan import Plan, State, check_policy, make_plan, prepare_history_table
@@ -50,7 +50,7 @@ class Status:
     """The migrations, the history table and each migration's state."""
 
     source: Source
-    table: history.Table
+    table: history.HistoryTable
     plan: Plan
     database_exists: bool
 
@@ -62,7 +62,7 @@ class Outcome:
     status: Status
     applied: list[Applied]
     backup: Backup | None = None
-    report: Report | None = None
+    report: CheckReport | None = None
 
 
 def status(options: Options) -> Status:
@@ -153,7 +153,7 @@ def _migrate(source: Source, options: Options, existed: bool) -> Outcome:
         counts_before = row_counts(conn)
         violations_before = set(foreign_key_problems(conn))  # apply.py tolerates these too
 
-        def prepare(tx: sqlite3.Connection) -> history.Table:
+        def prepare(tx: sqlite3.Connection) -> history.HistoryTable:
             return prepare_history_table(tx, table, plan, source.format, expected_rows=len(rows))
 
         try:
@@ -307,7 +307,7 @@ def _refuse_drift(options: Options, saved: Backup | None, drifted: list[str]) ->
     )
 
 
-def _failed(report: Report, options: Options) -> bool:
+def _failed(report: CheckReport, options: Options) -> bool:
     if report.integrity or report.foreign_keys:
         return True
     return bool(report.losses) and not options.allow_row_loss
@@ -332,7 +332,7 @@ def restore_after_error(options: Options, saved: Backup | None, exc: sqlite3.Err
     ) from exc
 
 
-def restore_after_failed_check(options: Options, saved: Backup | None, report: Report) -> None:
+def restore_after_failed_check(options: Options, saved: Backup | None, report: CheckReport) -> None:
     problems = "; ".join(report.problems()[:5])
     if saved is None:
         raise CheckFailed(

@@ -201,12 +201,12 @@ def check_policy(
 
 def prepare_history_table(
     conn: sqlite3.Connection,
-    table: history.Table,
+    table: history.HistoryTable,
     plan: Plan,
     fmt: Format,
     *,
     expected_rows: int,
-) -> history.Table:
+) -> history.HistoryTable:
     """Inside the first transaction: re-read the history, then create or upgrade the table."""
     rows = history.read(conn, table)
     if len(rows) != expected_rows:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from . import history
 from .apply import violations, write_transaction
 from .backup import Backup
-from .checks import Report, check_database, row_counts
+from .checks import CheckReport, check_database, row_counts
 from .database import check_file, check_volume, connect
 from .declared import Declared, from_file, from_source
 from .drift import differences
@@ -33,7 +33,7 @@ from .migrate import (
     set_journal_mode,
     take_run_backup,
 )
-from .push_plan import PushPlan, ignored, make_plan, parse_renames
+from .push_plan import PushPlan, ignored, parse_renames, plan_push
 from .restore import finish_interrupted
 from .schema import read_schema
 from .settings import Options, Policy, PushOptions
@@ -50,7 +50,7 @@ class Pushed:
     plan: PushPlan
     applied: bool
     backup: Backup | None = None
-    report: Report | None = None
+    report: CheckReport | None = None
 
 
 def push(options: Options, push_options: PushOptions) -> Pushed:
@@ -94,7 +94,7 @@ def _plan(
     conn: sqlite3.Connection, options: Options, push_options: PushOptions, declared: Declared
 ) -> PushPlan:
     with contextlib.closing(declared.load()) as want:
-        return make_plan(
+        return plan_push(
             conn,
             want,
             parse_renames(push_options.renames),

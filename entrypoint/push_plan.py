@@ -157,7 +157,7 @@ def checks_of(sql: str) -> list[str]:
     return sorted(normal_sql(c) for c in check_clauses(sql))
 
 
-def make_plan(
+def plan_push(
     live: sqlite3.Connection,
     declared: sqlite3.Connection,
     renames: list[Rename],

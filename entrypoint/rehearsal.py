@@ -208,7 +208,7 @@ def _rehearse_on(
     if not pending:
         return
 
-    def prepare(tx: sqlite3.Connection) -> history.Table:
+    def prepare(tx: sqlite3.Connection) -> history.HistoryTable:
         return prepare_history_table(tx, table, plan, source.format, expected_rows=len(rows))
 
     started = time.perf_counter()

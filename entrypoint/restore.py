@@ -15,8 +15,8 @@ from pathlib import Path
 
 from . import durable, swap
 from .backup import by_time, list_backups, read_manifest
-from .checks import file_problems
 from .errors import DatabaseBusy, LockTimeout, RestoreFailed
+from .integrity import file_problems
 from .lock import migration_lock
 
 log = logging.getLogger("litedeploy.entrypoint")

@@ -7,8 +7,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from .backup import Method, default_dir
-from .checks import Level
 from .errors import UsageError
+from .integrity import Level
 from .sources import Format
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from . import durable, faults
-from .checks import file_problems
+from .integrity import file_problems
 
 log = logging.getLogger("litedeploy.entrypoint")
 

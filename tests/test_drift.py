@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from harness import ROOT, Cli, write_plain
 
-from entrypoint.drift import declared_schema, differences, latest_snapshot
+from entrypoint.drift import declared_schema, differences
 from entrypoint.schema import read_schema
+from entrypoint.snapshots import latest_snapshot
 from entrypoint.sources import load_source
 
 Invoke = Callable[..., Any]

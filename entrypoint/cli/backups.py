@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 
 from ..backup import Method, default_dir, list_backups, prune, take_backup
-from ..checks import Level
 from ..database import check_file, missing
 from ..errors import DatabaseError
+from ..integrity import Level
 from ..lock import migration_lock
 from ..restore import find_backup, restore_backup
 from .options import (

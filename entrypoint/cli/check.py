@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
-from ..checks import Level, check_database
+from ..checks import check_database
 from ..database import check_file, connect, missing
 from ..drift import against_snapshot
 from ..errors import CheckFailed, DatabaseError, UsageError
+from ..integrity import Level
 from ..sources import load_source
 from .options import CheckOption, DbOption, JsonOption, TableOption
 from .program import app, errors_to_exit, log

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import handoff
 from ..backup import Method
-from ..checks import Level
 from ..errors import UsageError
+from ..integrity import Level
 from ..migrate import migrate
 from ..settings import Findings, Options, Policy, PushOptions, check_relaxing
 from .values import FormatChoice, Mode, TransactionChoice, make_options

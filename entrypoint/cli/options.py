@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from ..backup import Method
-from ..checks import Level
+from ..integrity import Level
 from . import values
 from .values import (
     ALLOW_ENV,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..backup import Method
-from ..checks import Level
+from ..integrity import Level
 from ..settings import Findings, Policy
 from .launch import launch, run_request
 from .options import (

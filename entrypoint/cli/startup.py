@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backup import Method
-from ..checks import Level
+from ..integrity import Level
 from ..settings import Findings, Policy
 from . import values
 from .launch import RunRequest, run_request
