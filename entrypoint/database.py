@@ -13,6 +13,8 @@ from .errors import DatabaseError, NoVolume, UsageError
 log = logging.getLogger("litedeploy.entrypoint")
 
 HEADER = b"SQLite format 3\x00"
+# The files SQLite keeps beside a database: its rollback journal, the WAL and its index.
+SIDE_FILES = ("-journal", "-wal", "-shm")
 
 
 def path_problem(path: Path) -> str | None:

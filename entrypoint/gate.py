@@ -27,6 +27,7 @@ from typing import NoReturn
 from .errors import FindingsBlock, MigrationFailed
 from .findings import Finding, blocking
 from .loss import Loss
+from .plan import Planned
 from .rehearsal import RehearsalReport, acknowledgements, rehearse
 from .rules import find
 from .settings import Findings, Options, check_relaxing
@@ -44,9 +45,17 @@ class Passed:
 
 
 def gate(
-    conn: sqlite3.Connection, options: Options, pending: list[Migration], *, exists: bool = True
+    conn: sqlite3.Connection,
+    options: Options,
+    planned: Planned,
+    pending: list[Migration],
+    *,
+    exists: bool = True,
 ) -> Passed:
-    """Raise FindingsBlock or MigrationFailed when something blocks; else say what was found."""
+    """Raise FindingsBlock or MigrationFailed when something blocks; else say what was found.
+
+    `planned` and `pending` are what `run` computed under its lock; the rehearsal uses them.
+    """
     check_relaxing(options)
     acks = acknowledgements(pending, options)
     for allowed in acks.from_operator:
@@ -65,7 +74,7 @@ def gate(
         _refuse(blocked, hint)  # no need for a copy to know it will be refused
     report = None
     if rehearsing:
-        report = rehearse(options, workdir=options.rehearsal_dir)
+        report = rehearse(options, workdir=options.rehearsal_dir, planned=planned)
         _log_rehearsal(report)
         if report.failure is not None:
             raise _failed_on_copy(report, findings)

@@ -65,6 +65,27 @@ class Plan:
         return applied[-1].name if applied else None
 
 
+@dataclass(frozen=True)
+class Planned:
+    """The plan of one database: its history table, the rows read from it, and their plan.
+
+    `run` computes it once under the lock and hands it to the gate and the rehearsal, whose
+    snapshot copy (taken under the same lock) holds the same history.
+    """
+
+    source: Source
+    table: history.HistoryTable
+    rows: list[Row]
+    plan: Plan
+
+
+def read_plan(conn: sqlite3.Connection, source: Source, history_table: str | None) -> Planned:
+    """Locate and read the history table, then plan the source against it."""
+    table = history.locate(conn, source.format, history_table)
+    rows = history.read(conn, table)
+    return Planned(source, table, rows, make_plan(source, table.kind, rows))
+
+
 def make_plan(source: Source, kind: Kind, rows: list[Row]) -> Plan:
     """Match history rows to migrations and classify each migration."""
     matches = _match(source, kind, rows)

@@ -19,23 +19,21 @@ from . import history
 from .apply import violations, write_transaction
 from .backup import Backup
 from .checks import CheckReport, check_database, row_counts
-from .database import check_file, check_volume, connect
+from .database import check_file, connect
 from .declared import Declared, from_file, from_source
 from .drift import differences
 from .errors import FindingsBlock, MigrationFailed, PlanRefused
-from .lock import migration_lock
 from .loss import Acknowledgements, canonical
-from .migrate import (
+from .push_plan import PushPlan, ignored, parse_renames, plan_push
+from .schema import read_schema
+from .session import (
+    Session,
     refuse_if_corrupt,
-    remove_created,
     remove_leftovers,
     restore_after_failed_check,
-    set_journal_mode,
+    session,
     take_run_backup,
 )
-from .push_plan import PushPlan, ignored, parse_renames, plan_push
-from .restore import finish_interrupted
-from .schema import read_schema
 from .settings import Options, Policy, PushOptions
 from .sources import load_source
 
@@ -66,18 +64,8 @@ def push(options: Options, push_options: PushOptions) -> Pushed:
     log.info("push: declared schema %s (%s)", declared.path, declared.kind)
     if push_options.dry_run:
         return _dry_run(options, push_options, declared)
-    check_file(options.db_path)
-    check_volume(options.db_path.parent, required=options.require_volume)
-    with migration_lock(options.db_path, options.lock_timeout):
-        finish_interrupted(options.db_path)  # a killed restore is finished, never taken as new
-        existed = check_file(options.db_path)
-        empty = not existed and options.db_path.exists()  # a 0-byte file, maybe bind-mounted
-        try:
-            return _push(options, push_options, declared, existed)
-        except BaseException:
-            if not existed:
-                remove_created(options.db_path, keep_empty_file=empty)
-            raise
+    with session(options) as run:
+        return _push(run, push_options, declared)
 
 
 def _declared(options: Options, push_options: PushOptions) -> Declared:
@@ -115,9 +103,9 @@ def _dry_run(options: Options, push_options: PushOptions, declared: Declared) ->
     return Pushed(declared, plan, applied=False)
 
 
-def _push(options: Options, push_options: PushOptions, declared: Declared, existed: bool) -> Pushed:
-    with contextlib.closing(connect(options.db_path)) as conn:
-        set_journal_mode(conn, options, existed)
+def _push(run: Session, push_options: PushOptions, declared: Declared) -> Pushed:
+    options, existed = run.options, run.existed
+    with run.connect() as conn:
         plan = _plan(conn, options, push_options, declared)
         _log(plan)
         if not plan.changes:

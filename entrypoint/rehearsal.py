@@ -33,7 +33,7 @@ from .durable import copy_to_new
 from .errors import BackupFailed, MigrationFailed
 from .judge import BEFORE, TableRows, judge
 from .loss import Acknowledgements, Loss
-from .plan import check_policy, make_plan, prepare_history_table
+from .plan import Planned, check_policy, make_plan, prepare_history_table, read_plan
 from .settings import Options
 from .sources import Source, load_source
 
@@ -132,14 +132,18 @@ class RehearsalReport:
         }
 
 
-def rehearse(options: Options, *, workdir: Path | None = None) -> RehearsalReport:
+def rehearse(
+    options: Options, *, workdir: Path | None = None, planned: Planned | None = None
+) -> RehearsalReport:
     """Rehearse the pending migrations on a copy; the live database is only read.
 
     The copies live in a private folder made in `workdir` (default: `$TMPDIR`), removed
     afterwards even on failure. Policy refusals (out of order, changed, newer database)
-    are raised as `run` raises them; a migration failing on the copy is reported.
+    are raised as `run` raises them; a migration failing on the copy is reported. `planned`
+    is the plan `run` made of the live database under the lock it still holds (the copy has
+    the same history): it is used as it is, neither the folder nor the history read again.
     """
-    source = load_source(options.migrations_dir, options.format)
+    source = planned.source if planned else load_source(options.migrations_dir, options.format)
     report = RehearsalReport(
         database=options.db_path,
         database_exists=check_file(options.db_path),
@@ -170,7 +174,9 @@ def rehearse(options: Options, *, workdir: Path | None = None) -> RehearsalRepor
             conn.execute("PRAGMA synchronous = OFF")  # a throw-away copy needs no fsync
             fence = Fence(folder)
             conn.set_authorizer(fence)
-            _rehearse_on(conn, before, source, options, report)
+            _rehearse_on(
+                conn, before, planned or _plan_copy(conn, source, options), options, report
+            )
             if report.failure is not None and fence.refused:
                 report.failure = Failure(
                     report.failure.migration,
@@ -185,23 +191,27 @@ def rehearse(options: Options, *, workdir: Path | None = None) -> RehearsalRepor
     return report
 
 
-def _rehearse_on(
-    conn: sqlite3.Connection,
-    before: Path,
-    source: Source,
-    options: Options,
-    report: RehearsalReport,
-) -> None:
-    """Plan like `run` (migrate._migrate), apply, then judge after against before."""
-    table = history.locate(conn, source.format, options.history_table)
-    rows = history.read(conn, table)
-    plan = make_plan(source, table.kind, rows)
+def _plan_copy(conn: sqlite3.Connection, source: Source, options: Options) -> Planned:
+    """Plan the copy like `run` does the live database, with the same policy checks."""
+    planned = read_plan(conn, source, options.history_table)
     check_policy(
-        plan,
+        planned.plan,
         allow_out_of_order=options.allow_out_of_order,
         allow_changed=options.allow_changed,
         allow_newer_database=options.allow_newer_database,
     )
+    return planned
+
+
+def _rehearse_on(
+    conn: sqlite3.Connection,
+    before: Path,
+    planned: Planned,
+    options: Options,
+    report: RehearsalReport,
+) -> None:
+    """Apply the pending migrations of the plan to the copy, then judge after against before."""
+    source, table, rows, plan = planned.source, planned.table, planned.rows, planned.plan
     pending = plan.to_apply(allow_out_of_order=options.allow_out_of_order)
     report.history_table = table.name
     report.pending = [m.name for m in pending]

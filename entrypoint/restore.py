@@ -15,13 +15,12 @@ from pathlib import Path
 
 from . import durable, swap
 from .backup import by_time, list_backups, read_manifest
+from .database import SIDE_FILES
 from .errors import DatabaseBusy, LockTimeout, RestoreFailed
 from .integrity import file_problems
 from .lock import migration_lock
 
 log = logging.getLogger("litedeploy.entrypoint")
-
-SIDE_FILES = swap.SIDE_FILES
 
 
 @dataclass(frozen=True)

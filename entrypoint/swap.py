@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from . import durable, faults
+from .database import SIDE_FILES
 from .integrity import file_problems
 
 log = logging.getLogger("litedeploy.entrypoint")
 
 INTENT_SUFFIX = ".restoring"
-SIDE_FILES = ("-journal", "-wal", "-shm")
 STAMP = re.compile(r"\d{8}T\d{6}\.\d{6}Z")
 
 
