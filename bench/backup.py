@@ -50,7 +50,7 @@ CHILD = """\
 import json, sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from entrypoint.backup import Method, take_backup
+from entrypoint.safetynet.backup import Method, take_backup
 imported = time.perf_counter() - t0
 out = {"import": imported}
 if sys.argv[3] != "none":
@@ -63,12 +63,13 @@ print(json.dumps(out))
 
 # The real take_backup (copy method) with timers around its steps, then the check and the hash of
 # the finished copy again, alone and one after the other. Wraps private names of
-# entrypoint/backup.py; if they change, this child fails loudly rather than timing something else.
+# entrypoint/safetynet/backup.py; if they change, this child fails loudly rather than timing
+# something else.
 PHASES = """\
 import json, sys, time
 from pathlib import Path
 from entrypoint import backup, durable
-from entrypoint.integrity import Level
+from entrypoint.safetynet.integrity import Level
 t = {}
 def timed(module, name, key):
     inner = getattr(module, name)
@@ -408,7 +409,8 @@ def main() -> None:
         argv = [sys.executable, "-c", CHILD, "-", "-", "none"]
         baseline.samples.append(Sample(*spawn(argv, log_out, log_err)))
     print(
-        f"not counted in ours: interpreter start + `import entrypoint.backup`, measured alone "
+        f"not counted in ours: interpreter start + `import entrypoint.safetynet.backup`, "
+        f"measured alone "
         f"as a whole process: best {baseline.best * 1000:.0f} ms, median "
         f"{baseline.median * 1000:.0f} ms, peak RSS {baseline.rss:.1f} MB."
     )

@@ -55,7 +55,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from entrypoint.backup import list_backups
+from entrypoint.safetynet.backup import list_backups
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = os.environ.get("DEMO_IMAGE", "litedeploy-demo")  # as demo/docker-compose.yml

@@ -107,7 +107,7 @@ def render(
         "suite has now.",
         "",
         "Every case runs real `entrypoint` processes on a database with rows: the fault is "
-        "injected at a named point (`entrypoint/faults.py`) or at a random moment, then the "
+        "injected at a named point (`entrypoint/base/faults.py`) or at a random moment, then the "
         "database is checked (a migration's end, never in between; integrity_check) and the "
         "entrypoint started again (it must end with a clean run's content, row for row). "
         "tests/faults/lab.py says exactly what is checked.",

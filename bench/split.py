@@ -25,7 +25,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from split_reference import big_data_migration, split_by_prefixes  # noqa: E402
 
-from entrypoint.statements import split_complete, split_statements  # noqa: E402
+from entrypoint.engine.statements import split_complete, split_statements  # noqa: E402
 
 
 def timed(split: Callable[[str], list[str]], text: str, runs: int) -> tuple[list[float], list[str]]:

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-from entrypoint.database import uri
-from entrypoint.errors import EntrypointError
+from entrypoint.base.errors import EntrypointError
+from entrypoint.safetynet.database import uri
 
 from . import engine, records
 from .config import Settings, load_file, settings

@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from entrypoint.backup import Backup, Manifest, Method, list_backups, take_backup
-from entrypoint.durable import sha256_of
-from entrypoint.errors import EntrypointError
-from entrypoint.restore import find_backup, restore_backup
+from entrypoint.base.durable import sha256_of
+from entrypoint.base.errors import EntrypointError
+from entrypoint.safetynet.backup import Backup, Manifest, Method, list_backups, take_backup
+from entrypoint.safetynet.restore import find_backup, restore_backup
 
 from . import prune, rehearsal, writes
 from .config import Settings

@@ -15,9 +15,9 @@ from typing import Any
 import docker
 import yaml
 
-from entrypoint import faults
-from entrypoint.backup import Backup
-from entrypoint.errors import EntrypointError
+from entrypoint.base import faults
+from entrypoint.base.errors import EntrypointError
+from entrypoint.safetynet.backup import Backup
 
 from . import engine, pin, records, rehearsal
 from .compose import split_image

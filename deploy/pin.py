@@ -15,7 +15,7 @@ import re
 import stat
 from pathlib import Path
 
-from entrypoint import durable
+from entrypoint.base import durable
 
 COMMENT = "# the tag `deploy` last started (litedeploy): plain `docker compose up -d` uses it"
 

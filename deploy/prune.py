@@ -17,7 +17,7 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
-from entrypoint.swap import STAMP, Unreadable, quarantine_root, read_intent
+from entrypoint.safetynet.swap import STAMP, Unreadable, quarantine_root, read_intent
 
 ROLLBACK_PREFIX = "rollback-"
 

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from entrypoint.database import online_copy, uri
+from entrypoint.safetynet.database import online_copy, uri
 
 from .runner import TIMED_OUT, Result, run
 from .stack import Stack

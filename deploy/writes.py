@@ -13,9 +13,9 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
-from entrypoint.database import uri
-from entrypoint.history import DRIZZLE_TABLE, PLAIN_TABLE
-from entrypoint.ident import quote
+from entrypoint.base.ident import quote
+from entrypoint.engine.history import DRIZZLE_TABLE, PLAIN_TABLE
+from entrypoint.safetynet.database import uri
 
 SKIPPED = {DRIZZLE_TABLE, PLAIN_TABLE}
 

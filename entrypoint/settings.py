@@ -1,4 +1,7 @@
-"""What `entrypoint run` is told: the database, the migrations and how far to trust them."""
+"""What `entrypoint run` is told: the database, the migrations and how far to trust them.
+
+A wing of one file, between the safety net and the safety analysis (which reads it).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from .backup import Method, default_dir
-from .errors import UsageError
-from .integrity import Level
-from .sources import Format
+from .base.errors import UsageError
+from .engine.sources import Format
+from .safetynet.backup import Method, default_dir
+from .safetynet.integrity import Level
 
 
 class Policy(StrEnum):

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from entrypoint.migrate import Outcome, migrate
+from entrypoint.modes.migrate import Outcome, migrate
 from entrypoint.settings import Options
 
 ROOT = Path(__file__).resolve().parent.parent

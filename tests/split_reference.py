@@ -11,13 +11,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from entrypoint.statements import BREAKPOINT, is_blank, split_complete
+from entrypoint.engine.statements import BREAKPOINT, is_blank, split_complete
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def split_by_prefixes(sql: str) -> list[str]:
-    """entrypoint/statements.py's split_complete before it was made linear, verbatim."""
+    """entrypoint/engine/statements.py's split_complete before it was made linear, verbatim."""
     parts: list[str] = []
     start = 0
     pos = sql.find(";")

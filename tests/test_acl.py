@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from harness import cli_env, entrypoint_argv, write_plain
 
-from entrypoint import acl
+from entrypoint.handoff import acl
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root, as the entrypoint runs (CI runs the suite as root)"

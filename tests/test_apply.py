@@ -22,11 +22,11 @@ from harness import (
     write_plain,
 )
 
-from entrypoint import history
-from entrypoint.apply import apply_migrations
-from entrypoint.database import connect
-from entrypoint.errors import MigrationFailed
-from entrypoint.sources import Format, load_source
+from entrypoint.base.errors import MigrationFailed
+from entrypoint.engine import history
+from entrypoint.engine.apply import apply_migrations
+from entrypoint.engine.sources import Format, load_source
+from entrypoint.safetynet.database import connect
 
 Invoke = Callable[..., Any]
 

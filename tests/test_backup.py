@@ -702,7 +702,7 @@ def fake_backups(tmp_path: Path, stamps: list[str]) -> tuple[Path, list[Path]]:
 
 
 def test_prune_ranks_only_credible_times_and_never_deletes_the_rest(tmp_path: Path) -> None:
-    from entrypoint.backup import prune
+    from entrypoint.safetynet.backup import prune
 
     now = datetime.now(UTC)
     stamps = [
@@ -720,7 +720,7 @@ def test_prune_ranks_only_credible_times_and_never_deletes_the_rest(tmp_path: Pa
 
 
 def test_prune_keeps_the_newest_backup_that_matches_its_manifest(tmp_path: Path) -> None:
-    from entrypoint.backup import prune
+    from entrypoint.safetynet.backup import prune
 
     now = datetime.now(UTC)
     stamps = [(now - timedelta(hours=h)).isoformat().replace("+00:00", "Z") for h in (3, 2, 1)]

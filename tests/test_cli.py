@@ -17,7 +17,7 @@ import pytest
 import typer.main
 from harness import ROOT, Cli, assert_one_clear_error, query, run_cli, write_plain
 
-from entrypoint import errors
+from entrypoint.base import errors
 from entrypoint.cli import app
 
 Invoke = Callable[..., Any]

@@ -210,7 +210,7 @@ def test_status_of_an_empty_file(tmp_path: Path, cli: Cli) -> None:
 def test_uri_quotes_a_name_as_urllib_does_and_sqlite_opens_it(tmp_path: Path, name: str) -> None:
     from urllib.parse import quote
 
-    from entrypoint.database import uri
+    from entrypoint.safetynet.database import uri
 
     path = tmp_path / name
     with contextlib.closing(sqlite3.connect(path)) as conn:

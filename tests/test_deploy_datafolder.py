@@ -12,7 +12,7 @@ from pathlib import Path
 
 from deploy import VERSION
 from deploy.datafolder import DataFolder, answer
-from entrypoint.backup import take_backup
+from entrypoint.safetynet.backup import take_backup
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from deploy.prune import quarantines
-from entrypoint.swap import intent_path
+from entrypoint.safetynet.swap import intent_path
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 

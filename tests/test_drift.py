@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from harness import ROOT, Cli, write_plain
 
-from entrypoint.drift import declared_schema, differences
-from entrypoint.schema import read_schema
-from entrypoint.snapshots import latest_snapshot
-from entrypoint.sources import load_source
+from entrypoint.engine.snapshots import latest_snapshot
+from entrypoint.engine.sources import load_source
+from entrypoint.safety.drift import declared_schema, differences
+from entrypoint.safety.schema import read_schema
 
 Invoke = Callable[..., Any]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from harness import cli_env, mode_of
 
-from entrypoint.durable import UnsafePath, open_folder
+from entrypoint.base.durable import UnsafePath, open_folder
 
 AS_ANOTHER_USER = ("setpriv", "--reuid=4321", "--regid=4321", "--clear-groups")
 
@@ -79,7 +79,8 @@ def test_passing_through_a_search_only_folder_is_enough() -> None:
         (outer / "inner").mkdir()
         os.chown(outer / "inner", 4321, 4321)
         code = (
-            "import sys; from pathlib import Path; from entrypoint.durable import open_folder; "
+            "import sys; from pathlib import Path; "
+            "from entrypoint.base.durable import open_folder; "
             "open_folder(Path(sys.argv[1]), create=True).close()"
         )
         proc = subprocess.run(

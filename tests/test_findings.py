@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from harness import db_state, make_db, write_journal, write_plain
 
-from entrypoint.database import connect
-from entrypoint.findings import RULES, Finding, blocking
-from entrypoint.rules import find
-from entrypoint.sources import load_source
+from entrypoint.engine.sources import load_source
+from entrypoint.safety.findings import RULES, Finding, blocking
+from entrypoint.safety.rules import find
+from entrypoint.safetynet.database import connect
 
 BP = "--> statement-breakpoint\n"
 

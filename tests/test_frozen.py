@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from entrypoint.handoff import app_environment
+from entrypoint.handoff.app import app_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "entrypoint"

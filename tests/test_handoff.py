@@ -21,8 +21,8 @@ from harness import (
     write_plain,
 )
 
-from entrypoint import handoff
-from entrypoint.errors import CommandNotExecutable
+from entrypoint.base.errors import CommandNotExecutable
+from entrypoint.handoff import app as handoff
 
 MIGRATIONS = [
     ("0001_a", "CREATE TABLE a (id integer);"),

@@ -21,8 +21,8 @@ from harness import (
     write_plain,
 )
 
-from entrypoint.errors import UsageError
-from entrypoint.lock import migration_lock
+from entrypoint.base.errors import UsageError
+from entrypoint.engine.lock import migration_lock
 
 MIGRATIONS = [
     ("0001_a", "CREATE TABLE a (id integer);"),  # no IF NOT EXISTS: a second run would fail

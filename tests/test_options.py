@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from harness import Cli, applied, assert_one_clear_error, db_state, query, write_plain
 
-from entrypoint.errors import UsageError
+from entrypoint.base.errors import UsageError
 
 INIT = [("0001_init", "CREATE TABLE users (id integer PRIMARY KEY, name text);")]
 

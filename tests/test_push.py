@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from harness import ROOT, Cli, applied, assert_one_clear_error, db_state, dump, make_db, query
 
-from entrypoint.push_plan import normal_sql
+from entrypoint.pushplan.planner import normal_sql
 from entrypoint.settings import Findings
 
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -21,8 +21,8 @@ from harness import (
 )
 from test_plan_command import fixture_db
 
-from entrypoint.errors import PlanRefused
-from entrypoint.rehearsal import rehearse
+from entrypoint.base.errors import PlanRefused
+from entrypoint.safety.rehearsal import rehearse
 from entrypoint.settings import Options, Policy
 
 Invoke = Callable[..., Any]

@@ -246,7 +246,7 @@ sys.stdin.read()
 LOCK_HOLDER = """
 import sys
 from pathlib import Path
-from entrypoint.lock import migration_lock
+from entrypoint.engine.lock import migration_lock
 with migration_lock(Path(sys.argv[1]), 5):
     print("ready", flush=True)
     sys.stdin.read()

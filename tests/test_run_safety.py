@@ -191,7 +191,7 @@ def test_outside_a_container_the_host_disk_is_the_volume(
 ) -> None:
     """Run on the host (no /.dockerenv, no /run/.containerenv, no `container` variable), the
     entrypoint neither warns about volumes nor refuses with --require-volume."""
-    from entrypoint.database import check_volume, in_container
+    from entrypoint.safetynet.database import check_volume, in_container
 
     monkeypatch.delenv("container", raising=False)
     host, data = tmp_path / "host-root", tmp_path / "data"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from harness import Cli, applied, query, write_plain
 
-from entrypoint import scratch
+from entrypoint.safety import scratch
 
 INIT = (
     "CREATE TABLE items (id integer PRIMARY KEY, body text NOT NULL);\n"

@@ -29,7 +29,7 @@ from harness import (
     write_plain,
 )
 
-from entrypoint.lock import migration_lock
+from entrypoint.engine.lock import migration_lock
 
 INIT = (
     "CREATE TABLE users (id integer PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'ann');"

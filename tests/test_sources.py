@@ -21,8 +21,8 @@ from harness import (
     write_plain,
 )
 
-from entrypoint.errors import SourceError
-from entrypoint.sources import Format, detect_format, load_source
+from entrypoint.base.errors import SourceError
+from entrypoint.engine.sources import Format, detect_format, load_source
 
 ONE = "CREATE TABLE a (id integer);"
 

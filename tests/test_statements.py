@@ -16,7 +16,7 @@ from split_reference import (
     strip_comments_by_char,
 )
 
-from entrypoint.statements import split_complete, split_statements, strip_comments
+from entrypoint.engine.statements import split_complete, split_statements, strip_comments
 
 TRIGGER = """\
 CREATE TRIGGER audit_insert AFTER INSERT ON t

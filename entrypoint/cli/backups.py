@@ -10,12 +10,12 @@ from typing import Annotated
 
 import typer
 
-from ..backup import Method, default_dir, list_backups, prune, take_backup
-from ..database import check_file, missing
-from ..errors import DatabaseError
-from ..integrity import Level
-from ..lock import migration_lock
-from ..restore import find_backup, restore_backup
+from ..base.errors import DatabaseError
+from ..engine.lock import migration_lock
+from ..safetynet.backup import Method, default_dir, list_backups, prune, take_backup
+from ..safetynet.database import check_file, missing
+from ..safetynet.integrity import Level
+from ..safetynet.restore import find_backup, restore_backup
 from .options import (
     BackupDirOption,
     BackupKeepOption,
@@ -28,6 +28,7 @@ from .options import (
     sqlite_path,
 )
 from .program import app, errors_to_exit
+from .values import DEFAULT_DB
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -38,7 +39,7 @@ LockTimeoutOption = Annotated[
 
 @app.command()
 def backup(
-    db: DbOption = Path("./data/app.db"),
+    db: DbOption = DEFAULT_DB,
     backup_dir: BackupDirOption = None,
     backup_keep: BackupKeepOption = 10,
     backup_method: BackupMethodOption = Method.AUTO,
@@ -69,7 +70,7 @@ def backup(
 
 @app.command("backups")
 def list_command(
-    db: DbOption = Path("./data/app.db"),
+    db: DbOption = DEFAULT_DB,
     backup_dir: BackupDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -115,7 +116,7 @@ def restore(
         str | None,
         typer.Option("--deploy-id", help="Restore the backup taken for this deploy id."),
     ] = None,
-    db: DbOption = Path("./data/app.db"),
+    db: DbOption = DEFAULT_DB,
     backup_dir: BackupDirOption = None,
     lock_timeout: Annotated[
         float,

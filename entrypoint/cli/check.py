@@ -9,14 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from ..checks import check_database
-from ..database import check_file, connect, missing
-from ..drift import against_snapshot
-from ..errors import CheckFailed, DatabaseError, UsageError
-from ..integrity import Level
-from ..sources import load_source
+from ..base.errors import CheckFailed, DatabaseError, UsageError
+from ..engine.sources import load_source
+from ..safety.checks import check_database
+from ..safety.drift import against_snapshot
+from ..safetynet.database import check_file, connect, missing
+from ..safetynet.integrity import Level
 from .options import CheckOption, DbOption, JsonOption, TableOption
 from .program import app, errors_to_exit, log
+from .values import DEFAULT_DB
 
 # No environment variable on purpose: `check` compares with a snapshot only when asked.
 DriftMigrationsOption = Annotated[
@@ -36,7 +37,7 @@ StrictOption = Annotated[
 
 @app.command()
 def check(
-    db: DbOption = Path("./data/app.db"),
+    db: DbOption = DEFAULT_DB,
     level: CheckOption = Level.QUICK,
     migrations: DriftMigrationsOption = None,
     strict: StrictOption = False,

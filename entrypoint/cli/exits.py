@@ -7,8 +7,8 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from .. import signals
-from ..errors import EntrypointError, Stopped
+from ..base import signals
+from ..base.errors import EntrypointError, Stopped
 
 log = logging.getLogger("litedeploy.entrypoint")
 

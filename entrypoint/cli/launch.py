@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import handoff
-from ..backup import Method
-from ..errors import UsageError
-from ..integrity import Level
-from ..migrate import migrate
+from ..base.errors import UsageError
+from ..handoff import app as handoff
+from ..modes.migrate import migrate
+from ..safetynet.backup import Method
+from ..safetynet.integrity import Level
 from ..settings import Findings, Options, Policy, PushOptions, check_relaxing
 from .values import FormatChoice, Mode, TransactionChoice, make_options
 
 if TYPE_CHECKING:
-    from ..push import Pushed
+    from ..modes.push import Pushed
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -106,7 +106,7 @@ def launch(request: RunRequest) -> None:
         handoff.resolve_command(command)  # fail before migrating, not after
     push = request.push
     if request.mode is Mode.PUSH:
-        from ..push import push as push_schema  # only here: not on migrate's start-up path
+        from ..modes.push import push as push_schema  # only here: not on migrate's start-up path
 
         pushed = push_schema(options, push)
         if push.dry_run:

@@ -12,8 +12,8 @@ import logging
 import os
 import sys
 
-from .. import signals
-from ..errors import Stopped
+from ..base import signals
+from ..base.errors import Stopped
 from .exits import Exit, core_errors
 
 log = logging.getLogger("litedeploy.entrypoint")

@@ -12,8 +12,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from ..backup import Method
-from ..integrity import Level
+from ..safetynet.backup import Method
+from ..safetynet.integrity import Level
 from . import values
 from .values import (
     ALLOW_ENV,

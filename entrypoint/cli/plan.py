@@ -10,14 +10,14 @@ from typing import Any
 
 import typer
 
-from ..database import connect
-from ..errors import FindingsBlock
-from ..findings import Finding, blocking
-from ..migrate import Status, status
-from ..plan import State
-from ..rehearsal import acknowledgements
-from ..rules import find
-from ..sources import Migration
+from ..base.errors import FindingsBlock
+from ..engine.plan import State
+from ..engine.sources import Migration
+from ..modes.migrate import Status, status
+from ..safety.findings import Finding, blocking
+from ..safety.rehearsal import acknowledgements
+from ..safety.rules import find
+from ..safetynet.database import connect
 from .options import (
     DEFAULT_MIGRATIONS,
     AllowOption,
@@ -30,6 +30,7 @@ from .options import (
     make_options,
 )
 from .program import app, errors_to_exit
+from .values import DEFAULT_DB
 
 _SQL_WIDTH = 96
 
@@ -39,7 +40,7 @@ _SQL_WIDTH = 96
     epilog="Example: entrypoint plan --db ./prod-copy.db --migrations ./drizzle --json",
 )
 def plan_command(
-    db: DbOption = Path("./data/app.db"),
+    db: DbOption = DEFAULT_DB,
     migrations: MigrationsOption = DEFAULT_MIGRATIONS,
     fmt: FormatOption = FormatChoice.AUTO,
     table: TableOption = None,

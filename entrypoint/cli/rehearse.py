@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import typer
 
-from ..errors import FindingsBlock
-from ..rehearsal import Loss, RehearsalReport, rehearse
+from ..base.errors import FindingsBlock
+from ..safety.rehearsal import Loss, RehearsalReport, rehearse
 from .options import (
     DEFAULT_MIGRATIONS,
     AllowOption,
@@ -22,6 +21,7 @@ from .options import (
     make_options,
 )
 from .program import app, errors_to_exit
+from .values import DEFAULT_DB
 
 
 @app.command(
@@ -29,7 +29,7 @@ from .program import app, errors_to_exit
     epilog="Example: entrypoint rehearse --db ./data/app.db --migrations ./drizzle --json",
 )
 def rehearse_command(
-    db: DbOption = Path("./data/app.db"),
+    db: DbOption = DEFAULT_DB,
     migrations: MigrationsOption = DEFAULT_MIGRATIONS,
     fmt: FormatOption = FormatChoice.AUTO,
     table: TableOption = None,

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..backup import Method
-from ..integrity import Level
+from ..safetynet.backup import Method
+from ..safetynet.integrity import Level
 from ..settings import Findings, Policy
 from .launch import launch, run_request
 from .options import (

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..backup import Method
-from ..integrity import Level
+from ..safetynet.backup import Method
+from ..safetynet.integrity import Level
 from ..settings import Findings, Policy
 from . import values
 from .launch import RunRequest, run_request

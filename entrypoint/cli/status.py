@@ -8,9 +8,9 @@ from typing import Any
 
 import typer
 
-from ..database import missing
-from ..migrate import Status, status
-from ..plan import DESCRIPTIONS
+from ..engine.plan import DESCRIPTIONS
+from ..modes.migrate import Status, status
+from ..safetynet.database import missing
 from .options import (
     DEFAULT_MIGRATIONS,
     DbOption,
@@ -22,11 +22,12 @@ from .options import (
     make_options,
 )
 from .program import app, errors_to_exit
+from .values import DEFAULT_DB
 
 
 @app.command("status")
 def status_command(
-    db: DbOption = Path("./data/app.db"),
+    db: DbOption = DEFAULT_DB,
     migrations: MigrationsOption = DEFAULT_MIGRATIONS,
     fmt: FormatOption = FormatChoice.AUTO,
     table: TableOption = None,

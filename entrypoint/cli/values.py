@@ -14,12 +14,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ..database import path_problem
-from ..errors import UsageError
-from ..history import name_problem
-from ..loss import parse_allow
+from ..base.errors import UsageError
+from ..engine.history import name_problem
+from ..engine.sources import Format
+from ..safety.loss import parse_allow
+from ..safetynet.database import path_problem
 from ..settings import JOURNAL_MODES, Options
-from ..sources import Format
 
 
 class FormatChoice(StrEnum):

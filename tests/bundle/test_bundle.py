@@ -273,9 +273,14 @@ def test_the_bundle_holds_the_entrypoint_and_nothing_of_the_host_side(litedeploy
         line.removeprefix(f"{BUNDLE}/_internal/").removesuffix(".pyc").replace("/", ".")
         for line in listing.stdout.split()
     }
-    assert {"entrypoint.cli.program", "entrypoint.handoff", "typer.main"} <= modules
+    assert {"entrypoint.cli.program", "entrypoint.handoff.app", "typer.main"} <= modules
     # Imported only inside functions (kept off `run`'s start-up path): still found and bundled.
-    lazy = {"entrypoint.cli.backups", "entrypoint.gate", "entrypoint.judge", "entrypoint.push"}
+    lazy = {
+        "entrypoint.cli.backups",
+        "entrypoint.safety.gate",
+        "entrypoint.safety.judge",
+        "entrypoint.modes.push",
+    }
     assert lazy <= modules
     host_side = ("deploy", "docker", "requests", "urllib3", "yaml", "tenacity", "rich", "pygments")
     assert sorted(m for m in modules if m.split(".")[0] in host_side) == []

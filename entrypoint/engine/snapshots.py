@@ -1,0 +1,59 @@
+"""drizzle-kit's snapshots in a migrations folder: which one is newest, and reading one.
+
+drizzle-kit 0.x keeps `meta/NNNN_snapshot.json` (versions "5" and "6": nested `tables`);
+1.0 keeps `<folder>/snapshot.json` next to each migration (version "7": a flat `ddl` list).
+Drift (the live schema against the snapshot) and push (the declared schema) both start here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ..base.errors import SourceError
+from .sources import Format, Source
+
+SNAPSHOT_VERSIONS = frozenset({"5", "6", "7"})
+_SNAPSHOT_NAME = re.compile(r"^(\d+)_snapshot\.json$")
+
+
+def latest_snapshot(source: Source) -> Path | None:
+    """The newest snapshot drizzle-kit wrote for the folder; None for plain SQL or none found."""
+    if source.format is Format.DRIZZLE_JOURNAL:
+        meta = source.folder / "meta"
+        numbered = [
+            (int(m.group(1)), p)
+            for p in (meta.iterdir() if meta.is_dir() else [])
+            if (m := _SNAPSHOT_NAME.match(p.name)) and p.is_file()
+        ]
+        return max(numbered)[1] if numbered else None
+    if source.format is Format.DRIZZLE_FOLDERS and source.migrations:
+        path = source.migrations[-1].path.parent / "snapshot.json"
+        return path if path.is_file() else None
+    return None
+
+
+def read_snapshot(path: Path, text: str | None = None) -> tuple[str, dict[str, Any]]:
+    """A drizzle-kit SQLite snapshot's version and its JSON; SourceError for anything else."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8") if text is None else text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"cannot read snapshot {path}: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise SourceError(
+            f"snapshot {path} is not valid JSON: {exc.msg} at line {exc.lineno}",
+            hint="restore it from version control or regenerate it with drizzle-kit",
+        ) from exc
+    version = str(data.get("version")) if isinstance(data, dict) else None
+    if (
+        not isinstance(data, dict)
+        or version not in SNAPSHOT_VERSIONS
+        or data.get("dialect") not in (None, "sqlite", "turso")
+    ):
+        raise SourceError(
+            f"{path} is not a drizzle-kit SQLite snapshot (version {version!r}); supported "
+            f"versions are {', '.join(sorted(SNAPSHOT_VERSIONS))}"
+        )
+    return version, data

@@ -1,0 +1,724 @@
+"""Push mode's plan: the changes that turn the live schema into the declared one.
+
+Both schemas are real SQLite schemas (the declared one loaded into memory), read with the
+same pragmas (`schema.read_schema`) plus what pragmas do not show (CHECK clauses,
+AUTOINCREMENT). Per table:
+
+- declared, not live: CREATE TABLE (the declared statement);
+- live, not declared: DROP TABLE, unless push ignores it (`sqlite_*`, `_litestream_*`,
+  `libsql_*`, `_cf_*` and the history tables, as drizzle-kit push does);
+- renamed: only when the operator says so (`--rename old=new`, `--rename t.old=new`), never
+  guessed; ALTER TABLE ... RENAME;
+- new columns that ALTER TABLE ADD COLUMN can take (nullable or with a constant default, not
+  part of a key): ADD COLUMN;
+- anything else (type, NOT NULL, default, primary key, foreign keys, CHECK, UNIQUE, dropped
+  columns): SQLite's generalized ALTER TABLE: create the declared table under a new name,
+  copy the common columns, drop the old one, rename the new one, recreate indexes (and the
+  views and triggers, which are dropped first and recreated last).
+
+Every change that can lose data is counted on the live data (`Risk`): rows of a dropped
+table, non-NULL values of a dropped column, values that do not convert to a new type,
+NULLs under a new NOT NULL, duplicates under a new UNIQUE or primary key. Some can never be
+applied without deleting rows (`fits` False), which push never does.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..base.errors import UsageError
+from ..base.ident import quote as q
+from ..engine.sqltext import (
+    CreateIndex,
+    check_clauses,
+    classify,
+    column_definitions,
+    rename_created_table,
+)
+from ..safety.schema import ForeignKey, Schema, Table, affinity, read_schema, unconvertible
+
+IGNORED_PREFIXES = ("sqlite_", "_litestream_", "libsql_", "_cf_")
+REBUILD_PREFIX = "__litedeploy_new_"
+
+
+@dataclass(frozen=True)
+class Rename:
+    """`--rename old=new` (a table) or `--rename table.old=new` (a column of the declared table)."""
+
+    table: str
+    old: str
+    new: str
+    column: bool
+
+    def __str__(self) -> str:
+        return f"{self.table}.{self.old}={self.new}" if self.column else f"{self.old}={self.new}"
+
+
+def parse_renames(values: Iterable[str]) -> list[Rename]:
+    renames = []
+    for value in values:
+        left, eq, new = value.partition("=")
+        table, dot, old = left.partition(".")
+        if not eq or not new.strip() or not left.strip() or (dot and not (table and old)):
+            raise UsageError(
+                f"--rename {value!r} is not OLD=NEW or TABLE.OLD=NEW",
+                hint="e.g. --rename products.name=title (a column) or --rename item=product",
+            )
+        if dot:
+            renames.append(Rename(table.strip(), old.strip(), new.strip(), column=True))
+        else:
+            renames.append(Rename(table.strip(), table.strip(), new.strip(), column=False))
+    return renames
+
+
+@dataclass(frozen=True)
+class Risk:
+    """Data a change would lose, counted on the live database.
+
+    `kind` is a finding's rule name, so `loss.canonical(kind)` is the loss it stands for
+    (drop-table: lost-rows, drop-column and type-change: lost-values): the operator's
+    `--allow` acknowledges a risk the way it acknowledges the same loss in migrate mode.
+    """
+
+    kind: str  # drop-table, drop-column, type-change, not-null-over-nulls, unique-over-duplicates,
+    # add-not-null-without-default
+    object: str
+    count: int
+    message: str
+    fits: bool = True  # False: impossible without deleting rows; push refuses it regardless
+
+
+@dataclass
+class Change:
+    """One step of the push, its statements and what it risks."""
+
+    kind: str
+    object: str
+    detail: str
+    statements: list[str] = field(default_factory=list)
+    risks: list[Risk] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        return f"{self.kind} {self.object}" + (f": {self.detail}" if self.detail else "")
+
+
+@dataclass
+class PushPlan:
+    """The changes in the order they run, and the live tables push leaves alone."""
+
+    changes: list[Change]
+    ignored: list[str]
+
+    @property
+    def risks(self) -> list[Risk]:
+        return [r for c in self.changes for r in c.risks]
+
+    @property
+    def statements(self) -> list[str]:
+        return [s for c in self.changes for s in c.statements]
+
+
+@dataclass(frozen=True)
+class _Object:
+    name: str
+    table: str
+    sql: str
+
+
+def _objects(conn: sqlite3.Connection, kind: str) -> dict[str, _Object]:
+    return {
+        str(name).lower(): _Object(str(name), str(table), str(sql))
+        for name, table, sql in conn.execute(
+            "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = ? AND sql IS NOT NULL "
+            "AND name NOT LIKE 'sqlite_%'",
+            (kind,),
+        )
+    }
+
+
+def ignored(name: str, history_tables: Iterable[str]) -> bool:
+    low = name.lower()
+    return low.startswith(IGNORED_PREFIXES) or low in {h.lower() for h in history_tables}
+
+
+def normal_sql(sql: str) -> str:
+    """Quotes dropped, whitespace collapsed, case folded: the same statement written two ways."""
+    text = re.sub(r"[`\"\[\]]", "", sql)
+    return re.sub(r"\s*([(),])\s*", r"\1", re.sub(r"\s+", " ", text)).strip().rstrip(";").lower()
+
+
+def checks_of(sql: str) -> list[str]:
+    """The CHECK clauses of a CREATE TABLE statement, normalised."""
+    return sorted(normal_sql(c) for c in check_clauses(sql))
+
+
+def plan_push(
+    live: sqlite3.Connection,
+    declared: sqlite3.Connection,
+    renames: list[Rename],
+    *,
+    history_tables: Iterable[str],
+    sync_triggers: bool,
+) -> PushPlan:
+    """The changes from `live` to `declared`. Only reads both."""
+    return _Planner(live, declared, renames, list(history_tables), sync_triggers).plan()
+
+
+class _Planner:
+    def __init__(
+        self,
+        live: sqlite3.Connection,
+        declared: sqlite3.Connection,
+        renames: list[Rename],
+        history: list[str],
+        sync_triggers: bool,
+    ) -> None:
+        self.live, self.declared, self.history = live, declared, history
+        self.sync_triggers = sync_triggers
+        special = _virtual_and_shadow(live)
+        tables = _objects(live, "table")
+        self.live_tables = {
+            k: v for k, v in tables.items() if not ignored(v.name, history) and k not in special
+        }
+        self.kept = sorted(v.name for k, v in tables.items() if k not in self.live_tables)
+        shadows = _virtual_and_shadow(declared) - set(_virtual_tables(declared))
+        self.want_tables = {
+            k: v for k, v in _objects(declared, "table").items() if k not in shadows
+        }
+        self.special = special
+        self.live_schema: Schema = read_schema(live, history)
+        self.want_schema: Schema = read_schema(declared)
+        self.table_renames, self.column_renames = self._check_renames(renames)
+        self.changes: list[Change] = []
+
+    # --- renames -------------------------------------------------------------------------------
+
+    def _check_renames(
+        self, renames: list[Rename]
+    ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+        tables: dict[str, str] = {}  # declared name (lower) -> live name
+        columns: dict[str, dict[str, str]] = {}  # declared table (lower) -> new col -> live col
+        for r in renames:
+            if not r.column:
+                if r.old.lower() not in self.live_tables:
+                    raise UsageError(f"--rename {r}: the database has no table {r.old}")
+                if r.new.lower() not in self.want_tables:
+                    raise UsageError(f"--rename {r}: the declared schema has no table {r.new}")
+                if r.old.lower() in self.want_tables:
+                    raise UsageError(f"--rename {r}: {r.old} is still declared; not a rename")
+                tables[r.new.lower()] = self.live_tables[r.old.lower()].name
+        for r in renames:
+            if not r.column:
+                continue
+            want = self.want_tables.get(r.table.lower())
+            if want is None:
+                raise UsageError(f"--rename {r}: the declared schema has no table {r.table}")
+            live_name = tables.get(r.table.lower(), r.table)
+            live_cols = {c.lower(): c for c in self._live_table(live_name).columns}
+            want_cols = {c.lower(): c for c in self.want_schema[want.name].columns}
+            if r.old.lower() not in live_cols:
+                raise UsageError(f"--rename {r}: {live_name} has no column {r.old}")
+            if r.new.lower() not in want_cols:
+                raise UsageError(f"--rename {r}: the declared {want.name} has no column {r.new}")
+            if r.old.lower() in want_cols:
+                raise UsageError(f"--rename {r}: {r.old} is still declared; not a rename")
+            columns.setdefault(want.name.lower(), {})[want_cols[r.new.lower()]] = live_cols[
+                r.old.lower()
+            ]
+        return tables, columns
+
+    def _live_table(self, name: str) -> Table:
+        for key, table in self.live_schema.items():
+            if key.lower() == name.lower():
+                return table
+        raise UsageError(f"the database has no table {name}")
+
+    # --- the plan ------------------------------------------------------------------------------
+
+    def plan(self) -> PushPlan:
+        creates, alters, fresh, drops = [], [], set(), []
+        matched: set[str] = set()
+        for key, want in self.want_tables.items():
+            if want.sql.upper().lstrip().startswith("CREATE VIRTUAL"):
+                if key not in self.special:  # created when missing, otherwise left alone
+                    creates.append(
+                        Change("create table", want.name, "virtual", [_statement(want.sql)])
+                    )
+                continue
+            live_name = self.table_renames.get(key) or (
+                self.live_tables[key].name if key in self.live_tables else None
+            )
+            if live_name is None:
+                creates.append(Change("create table", want.name, "", [_statement(want.sql)]))
+                fresh.add(key)  # every declared index of it is created below
+                continue
+            matched.add(live_name.lower())
+            if key in self.table_renames:
+                alters.append(
+                    Change(
+                        "rename table",
+                        f"{live_name} -> {want.name}",
+                        "",
+                        [f"ALTER TABLE {q(live_name)} RENAME TO {q(want.name)};"],
+                    )
+                )
+            change = self._table(want, live_name)
+            if change is not None:
+                alters.append(change)
+                if change.kind == "rebuild table":
+                    fresh.add(key)
+        for key, live in self.live_tables.items():
+            if key not in matched and key not in self.want_tables:
+                rows = _count(self.live, f"SELECT count(*) FROM {q(live.name)}")  # noqa: S608
+                risk = (
+                    [Risk("drop-table", live.name, rows, f"drops {live.name} with {rows} row(s)")]
+                    if rows
+                    else []
+                )
+                drops.append(
+                    Change(
+                        "drop table",
+                        live.name,
+                        f"{rows} row(s)",
+                        [f"DROP TABLE {q(live.name)};"],
+                        risk,
+                    )
+                )
+        structural = bool(drops or self.table_renames) or any(
+            c.kind == "rebuild table" for c in alters
+        )
+        index_drops, index_creates = self._indexes(fresh)
+        views_before, views_after = self._views_and_triggers(structural)
+        changes = [
+            *views_before,
+            *index_drops,
+            *creates,
+            *alters,
+            *drops,
+            *index_creates,
+            *views_after,
+        ]
+        return PushPlan(changes, self.kept)
+
+    def _table(self, want: _Object, live_name: str) -> Change | None:
+        """Rename, add or rebuild: what this table needs (None: nothing)."""
+        target = self.want_schema[want.name]
+        have = self._live_table(live_name)
+        mapping = self.column_renames.get(want.name.lower(), {})  # new -> old
+        renamed = _renamed(have, {old: new for new, old in mapping.items()})
+        live_sql = self.live_tables[live_name.lower()].sql
+        same_extras = checks_of(live_sql) == checks_of(want.sql) and _autoincrement(
+            live_sql
+        ) == _autoincrement(want.sql)
+        rename_sql = [
+            f"ALTER TABLE {q(want.name)} RENAME COLUMN {q(old)} TO {q(new)};"
+            for new, old in mapping.items()
+        ]
+        if same_extras and _same(target, renamed):
+            if not rename_sql:
+                return None
+            return Change("rename columns", want.name, _renames_text(mapping), rename_sql)
+        added = [c for c in target.columns if c not in renamed.columns]
+        if same_extras and self._add_only(target, renamed, added):
+            fragments = column_definitions(want.sql)
+            adds = [f"ALTER TABLE {q(want.name)} ADD {fragments[c.lower()]};" for c in added]
+            detail = ", ".join(f"add {c}" for c in added)
+            if mapping:
+                detail = f"{_renames_text(mapping)}, {detail}"
+            return Change("alter table", want.name, detail, [*rename_sql, *adds])
+        return self._rebuild(want, live_name, target, renamed, mapping)
+
+    def _add_only(self, target: Table, renamed: Table, added: list[str]) -> bool:
+        if not added or any(c not in target.columns for c in renamed.columns):
+            return False
+        if any(target.columns[c] != renamed.columns[c] for c in renamed.columns):
+            return False
+        if target.uniques != renamed.uniques or target.foreign_keys != renamed.foreign_keys:
+            return False
+        for c in added:
+            col = target.columns[c]
+            default = col.default
+            if col.primary_key or any(c in u for u in target.uniques):
+                return False
+            if col.not_null and default is None:
+                return False
+            if default is not None and default.startswith("("):
+                return False  # ADD COLUMN takes constant defaults only
+        return True
+
+    def _rebuild(
+        self, want: _Object, live_name: str, target: Table, renamed: Table, mapping: dict[str, str]
+    ) -> Change:
+        live_cols = {c.lower(): c for c in self._live_table(live_name).columns}
+        generated = _generated(self.declared, want.name)
+        copy_to, copy_from, risks, notes = [], [], [], []
+        rows = _count(self.live, f"SELECT count(*) FROM {q(live_name)}")  # noqa: S608
+        for col_name, col in target.columns.items():
+            source = mapping.get(col_name) or live_cols.get(col_name.lower())
+            if col_name.lower() in generated:
+                continue
+            if source is None:
+                if col.not_null and col.default is None and not col.primary_key and rows:
+                    risks.append(
+                        Risk(
+                            "add-not-null-without-default",
+                            f"{want.name}.{col_name}",
+                            rows,
+                            f"adds {want.name}.{col_name} NOT NULL without a default to "
+                            f"{rows} row(s): no value to give them",
+                            fits=False,
+                        )
+                    )
+                notes.append(f"add {col_name}")
+                continue
+            old = renamed.columns.get(col_name)
+            expr = q(source)
+            if old is not None:
+                if affinity(old.type) != affinity(col.type):
+                    notes.append(f"{col_name}: {old.type or '(none)'} -> {col.type}")
+                    lost = (
+                        unconvertible(_values(self.live, live_name, source), affinity(col.type))
+                        or 0
+                    )
+                    if lost:
+                        risks.append(
+                            Risk(
+                                "type-change",
+                                f"{want.name}.{col_name}",
+                                lost,
+                                f"{want.name}.{col_name}: {lost} value(s) do not convert from "
+                                f"{old.type} to {col.type}",
+                            )
+                        )
+                if col.not_null and not old.not_null:
+                    notes.append(f"{col_name}: NOT NULL")
+                    nulls = _count(
+                        self.live,
+                        f"SELECT count(*) FROM {q(live_name)} WHERE {q(source)} IS NULL",  # noqa: S608
+                    )
+                    if nulls and col.default is not None:
+                        expr = f"coalesce({q(source)}, {col.default})"
+                    if nulls:
+                        risks.append(
+                            Risk(
+                                "not-null-over-nulls",
+                                f"{want.name}.{col_name}",
+                                nulls,
+                                f"{want.name}.{col_name} becomes NOT NULL over {nulls} NULL(s)"
+                                + (
+                                    f", which become its default {col.default}"
+                                    if col.default is not None
+                                    else " and has no default to put there"
+                                ),
+                                fits=col.default is not None,
+                            )
+                        )
+            copy_to.append(q(col_name))
+            copy_from.append(expr)
+        for old_name in renamed.columns:
+            if old_name not in target.columns:
+                source = live_cols.get(old_name.lower(), old_name)  # renamed ones are declared
+                values = _count(
+                    self.live,
+                    f"SELECT count({q(source)}) FROM {q(live_name)}",  # noqa: S608
+                )
+                notes.append(f"drop {source}")
+                if values:
+                    risks.append(
+                        Risk(
+                            "drop-column",
+                            f"{live_name}.{source}",
+                            values,
+                            f"drops {live_name}.{source} with {values} non-NULL value(s)",
+                        )
+                    )
+        keys = [u for u in target.uniques if u not in renamed.uniques]
+        pk = tuple(c for c, col in target.columns.items() if col.primary_key)
+        if pk and pk != tuple(c for c, col in renamed.columns.items() if col.primary_key):
+            keys.append(pk)
+        for key in keys:
+            sources = [mapping.get(c) or live_cols.get(c.lower()) for c in key]
+            if any(s is None for s in sources):
+                continue
+            dupes = _duplicates(self.live, live_name, [s for s in sources if s])
+            notes.append(f"UNIQUE ({', '.join(key)})")
+            if dupes:
+                risks.append(
+                    Risk(
+                        "unique-over-duplicates",
+                        f"{want.name}({', '.join(key)})",
+                        dupes,
+                        f"{want.name}({', '.join(key)}) becomes unique over {dupes} group(s) "
+                        "of duplicated values",
+                        fits=False,
+                    )
+                )
+        if target.foreign_keys != renamed.foreign_keys:
+            notes.append("foreign keys")
+        if checks_of(want.sql) != checks_of(self.live_tables[live_name.lower()].sql):
+            notes.append("CHECK")
+        notes.extend(_diff_columns(target, renamed))
+        temp = f"{REBUILD_PREFIX}{want.name}"
+        create = rename_created_table(want.sql, temp)
+        copy = (
+            f"INSERT INTO {q(temp)} ({', '.join(copy_to)}) "  # noqa: S608
+            f"SELECT {', '.join(copy_from)} FROM {q(want.name)};"  # renamed already, if it was
+        )
+        statements = [
+            _statement(create),
+            copy,
+            f"DROP TABLE {q(want.name)};",
+            f"ALTER TABLE {q(temp)} RENAME TO {q(want.name)};",
+        ]
+        counter = _sequence(self.live, live_name)
+        if counter is not None and _autoincrement(want.sql):
+            # DROP TABLE forgets the counter; ids of deleted rows must not come back
+            name = want.name.replace("'", "''")
+            statements.append(
+                f"UPDATE sqlite_sequence SET seq = {counter} "  # noqa: S608
+                f"WHERE name = '{name}' AND seq < {counter};"
+            )
+            notes.append(f"AUTOINCREMENT counter kept at {counter}")
+        detail = ", ".join(dict.fromkeys(notes)) or "table definition"
+        return Change("rebuild table", want.name, detail, statements, risks)
+
+    def _indexes(self, fresh: set[str]) -> tuple[list[Change], list[Change]]:
+        """(drops before the tables change, creates after). `fresh`: tables created or rebuilt,
+        which have none of their indexes yet."""
+        want = _objects(self.declared, "index")
+        have = {
+            k: v
+            for k, v in _objects(self.live, "index").items()
+            if not ignored(v.table, self.history)
+        }
+        declared_for = {
+            k: self.table_renames.get(k) or k for k in self.want_tables
+        }  # declared table -> live table name (lower)
+        live_table_of = {v.lower(): k for k, v in declared_for.items()}
+        drops, creates = [], []
+        for key, index in have.items():
+            table = live_table_of.get(index.table.lower())
+            same = (
+                key in want
+                and normal_sql(want[key].sql)
+                == normal_sql(
+                    _renamed_index_sql(index.sql, self.column_renames.get(table or "", {}))
+                )
+                and table == want[key].table.lower()
+            )
+            gone_with_table = table is None or table in fresh
+            if not same and not gone_with_table:
+                drops.append(Change("drop index", index.name, "", [f"DROP INDEX {q(index.name)};"]))
+        for key, index in want.items():
+            table = index.table.lower()
+            live = have.get(key)
+            same = (
+                live is not None
+                and normal_sql(index.sql)
+                == normal_sql(_renamed_index_sql(live.sql, self.column_renames.get(table, {})))
+                and table not in fresh
+            )
+            if same:
+                continue
+            change = Change(
+                "create index", index.name, f"on {index.table}", [_statement(index.sql)]
+            )
+            live_name = self.table_renames.get(table) or (
+                self.live_tables[table].name if table in self.live_tables else None
+            )
+            if live_name is not None and re.search(r"\bUNIQUE\b", index.sql, re.IGNORECASE):
+                columns = [
+                    str(r[2])
+                    for r in self.declared.execute(
+                        "SELECT * FROM pragma_index_info(?)", (index.name,)
+                    )
+                    if r[2] is not None
+                ]
+                mapping = self.column_renames.get(table, {})
+                live_cols = {c.lower(): c for c in self._live_table(live_name).columns}
+                sources = [mapping.get(c) or live_cols.get(c.lower()) for c in columns]
+                if columns and all(sources):
+                    dupes = _duplicates(
+                        self.live, live_name, [s for s in sources if s], _where(index.sql)
+                    )
+                    if dupes:
+                        change.risks.append(
+                            Risk(
+                                "unique-over-duplicates",
+                                f"{index.table}({', '.join(columns)})",
+                                dupes,
+                                f"unique index {index.name} over {dupes} group(s) of "
+                                "duplicated values",
+                                fits=False,
+                            )
+                        )
+            creates.append(change)
+        return drops, creates
+
+    def _views_and_triggers(self, structural: bool) -> tuple[list[Change], list[Change]]:
+        """Views (and triggers of a schema.sql) synced; all dropped and recreated around a
+        rebuild, so no view or trigger points at a table mid-rebuild."""
+        before: list[Change] = []
+        after: list[Change] = []
+        for kind in ("view", "trigger"):
+            have = _objects(self.live, kind)
+            want = (
+                _objects(self.declared, kind)
+                if kind == "view" or self.sync_triggers
+                else {k: v for k, v in have.items() if v.table.lower() in self._surviving_tables()}
+            )
+            for key, obj in have.items():
+                if (
+                    structural
+                    or key not in want
+                    or normal_sql(want[key].sql) != normal_sql(obj.sql)
+                ):
+                    before.append(
+                        Change(
+                            f"drop {kind}", obj.name, "", [f"DROP {kind.upper()} {q(obj.name)};"]
+                        )
+                    )
+            dropped = {c.object.lower() for c in before if c.kind == f"drop {kind}"}
+            for key, obj in want.items():
+                if key not in have or key in dropped:
+                    after.append(Change(f"create {kind}", obj.name, "", [_statement(obj.sql)]))
+        return before, after
+
+    def _surviving_tables(self) -> set[str]:
+        return {k.lower() for k in self.want_tables}
+
+
+def _virtual_and_shadow(conn: sqlite3.Connection) -> set[str]:
+    """Virtual tables (FTS, R*Tree) and their shadow tables: push leaves them alone."""
+    return {
+        str(name).lower()
+        for name, kind in conn.execute(
+            "SELECT name, type FROM pragma_table_list WHERE schema = 'main'"
+        )
+        if kind in ("virtual", "shadow")
+    }
+
+
+def _virtual_tables(conn: sqlite3.Connection) -> list[str]:
+    return [
+        str(name).lower()
+        for (name,) in conn.execute(
+            "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'virtual'"
+        )
+    ]
+
+
+def _statement(sql: str) -> str:
+    sql = sql.strip()
+    return sql if sql.endswith(";") else sql + ";"
+
+
+def _autoincrement(sql: str) -> bool:
+    return "AUTOINCREMENT" in sql.upper()
+
+
+def _same(want: Table, have: Table) -> bool:
+    return (
+        want.columns == have.columns
+        and want.uniques == have.uniques
+        and want.foreign_keys == have.foreign_keys
+    )
+
+
+def _renamed(table: Table, old_to_new: dict[str, str]) -> Table:
+    """The live table as it is after the declared column renames (and without its indexes)."""
+
+    def name(c: str) -> str:
+        return old_to_new.get(c, c)
+
+    return Table(
+        columns={name(c): col for c, col in table.columns.items()},
+        indexes={},
+        uniques={tuple(name(c) for c in u) for u in table.uniques},
+        foreign_keys={
+            ForeignKey(
+                tuple(name(c) for c in fk.columns),
+                fk.table_to,
+                fk.columns_to,
+                fk.on_delete,
+                fk.on_update,
+            )
+            for fk in table.foreign_keys
+        },
+    )
+
+
+def _renames_text(mapping: dict[str, str]) -> str:
+    return ", ".join(f"rename {old} -> {new}" for new, old in mapping.items())
+
+
+def _diff_columns(want: Table, have: Table) -> list[str]:
+    notes = []
+    for c, col in want.columns.items():
+        old = have.columns.get(c)
+        if old is None:
+            continue
+        if old.default != col.default:
+            notes.append(f"{c}: default {old.default} -> {col.default}")
+        if old.primary_key != col.primary_key:
+            notes.append(f"{c}: primary key")
+        if old.not_null and not col.not_null:
+            notes.append(f"{c}: nullable")
+    return notes
+
+
+def _generated(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {
+        str(r[1]).lower()
+        for r in conn.execute("SELECT * FROM pragma_table_xinfo(?)", (table,))
+        if r[6] in (2, 3)
+    }
+
+
+def _where(sql: str) -> str | None:
+    op = classify(sql)
+    return op.where if isinstance(op, CreateIndex) else None
+
+
+def _renamed_index_sql(sql: str, mapping: dict[str, str]) -> str:
+    """An index's SQL with the live column names replaced by their declared new names."""
+    for new, old in mapping.items():
+        sql = re.sub(rf"(?<![\w$]){re.escape(old)}(?![\w$])", new, sql)
+    return sql
+
+
+def _sequence(conn: sqlite3.Connection, table: str) -> int | None:
+    """The table's AUTOINCREMENT counter, when it has one."""
+    try:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+    except sqlite3.OperationalError:  # no AUTOINCREMENT table in this database at all
+        return None
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def _count(conn: sqlite3.Connection, sql: str) -> int:
+    return int(conn.execute(sql).fetchone()[0])
+
+
+def _duplicates(
+    conn: sqlite3.Connection, table: str, columns: list[str], where: str | None = None
+) -> int:
+    """Groups of rows sharing a value of the columns (NULLs never collide)."""
+    key = ", ".join(q(c) for c in columns)
+    tests = " AND ".join(f"{q(c)} IS NOT NULL" for c in columns)
+    if where:
+        tests += f" AND ({where})"
+    return _count(
+        conn,
+        f"SELECT count(*) FROM (SELECT 1 FROM {q(table)} WHERE {tests} "  # noqa: S608
+        f"GROUP BY {key} HAVING count(*) > 1)",
+    )
+
+
+def _values(conn: sqlite3.Connection, table: str, column: str) -> list[object]:
+    sql = f"SELECT {q(column)} FROM {q(table)} WHERE {q(column)} IS NOT NULL"  # noqa: S608
+    return [r[0] for r in conn.execute(sql)]
