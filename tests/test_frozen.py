@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from entrypoint.handoff.app import app_environment
 
 ROOT = Path(__file__).resolve().parents[1]
