@@ -22,7 +22,7 @@ from entrypoint.safetynet.database import uri
 from . import engine, records
 from .config import Settings, load_file, settings
 from .datafolder import for_stack
-from .deployer import Deployer, Report, engine_stopped
+from .deployer import Deployer, DeployReport, engine_stopped
 from .errors import ConfigError, DeployError, PreflightFailed
 from .stack import resolve
 
@@ -178,7 +178,7 @@ def main_command(
     _summary(report, as_json)
 
 
-def _summary(report: Report, as_json: bool) -> None:
+def _summary(report: DeployReport, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
         return

@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import docker
 import yaml
 
 from entrypoint.base import faults
@@ -25,30 +25,68 @@ from .config import Settings
 from .datafolder import DataFolder, for_stack
 from .errors import (
     Aborted,
+    ConfigError,
     DeployError,
+    LockHeld,
     PreflightFailed,
     RollbackFailed,
     RolledBack,
     StepFailed,
 )
-from .health import Unhealthy, wait_until_healthy
+from .health import Unhealthy
+from .host import DockerHost, Host
 from .lock import deploy_lock
 from .rehearsal import MODE_ENV, rehearse
-from .runner import run
-from .stack import Stack, check_free_space, resolve
+from .stack import Stack, check_free_space
 from .writes import describe
 
 Progress = Callable[[str], None]
 KEEP_ROLLBACK_TAGS = 3  # images of the last deploys stay on the host for `deploy rollback`
 
 
+class Outcome(StrEnum):
+    """How a deploy, rollback or restore ended: the `outcome` of its line in the history."""
+
+    RUNNING = "running"  # only while it runs; a line never says it
+    DEPLOYED = "deployed"
+    CONFIG_ERROR = "config-error"  # nothing touched
+    PREFLIGHT_FAILED = "preflight-failed"  # nothing touched
+    LOCKED = "locked"  # another deploy held the lock; nothing touched
+    ABORTED = "aborted"  # the rehearsal failed; production untouched
+    FAILED = "failed"  # a step failed outside the rollback's reach (the message says which)
+    INTERRUPTED = "interrupted"  # stopped by a signal or a bug; the next deploy takes over
+    ROLLED_BACK = "rolled-back"
+    ROLLBACK_FAILED = "rollback-failed"
+    ROLLBACK_REFUSED = "rollback-refused"  # `deploy rollback` refused before anything stopped
+    ROLLED_BACK_BY_HAND = "rolled-back-by-hand"  # `deploy rollback` succeeded
+    RESTORED = "restored"  # `deploy restore` succeeded
+    RESTORE_FAILED = "restore-failed"
+
+
+def outcome_of(exc: BaseException) -> Outcome:
+    """The outcome of a run that ended with `exc` before it chose one itself."""
+    for kind, outcome in (
+        (ConfigError, Outcome.CONFIG_ERROR),
+        (PreflightFailed, Outcome.PREFLIGHT_FAILED),
+        (LockHeld, Outcome.LOCKED),
+        (Aborted, Outcome.ABORTED),
+        (RolledBack, Outcome.ROLLED_BACK),
+        (RollbackFailed, Outcome.ROLLBACK_FAILED),
+        (DeployError, Outcome.FAILED),
+        (Exception, Outcome.FAILED),
+    ):
+        if isinstance(exc, kind):
+            return outcome
+    return Outcome.INTERRUPTED
+
+
 @dataclass
-class Report:
+class DeployReport:
     """What happened, for the summary, `--json` and the history file."""
 
     deploy_id: str
     started_at: str
-    outcome: str = "running"
+    outcome: Outcome = Outcome.RUNNING
     from_image: str | None = None
     to_image: str | None = None
     rollback_image: str | None = None
@@ -58,7 +96,24 @@ class Report:
     durations: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "outcome": str(self.outcome)}
+
+
+@dataclass(frozen=True)
+class BringBack:
+    """Stop what runs, put a database back, start a known version: the three restore paths
+    (a failed deploy's rollback, `deploy rollback`, `deploy restore`). Step names are the
+    lines the operator reads (and the fault suite's points)."""
+
+    stop: str
+    restore: str
+    start: str
+    health: str
+    backup: Path | None  # None: the database stays as it is
+    tag: str | None  # None: nothing ran before; the service stays stopped
+    sha256: str | None = None  # the backup's, so a database that already equals it is kept
+    tell_writes: bool = False  # say what differs from the backup before replacing it
+    idle: str = "nothing ran before: the service stays stopped"  # said when `tag` is None
 
 
 def engine_stopped(exc: Exception) -> StepFailed:
@@ -77,12 +132,14 @@ def new_deploy_id() -> str:
 
 
 class Deployer:
-    """Runs one deploy (or rollback) of one stack, reporting progress a line per step."""
+    """Runs one deploy (or rollback, or restore) of one stack, reporting progress a line per
+    step, on `host` (the real Docker host unless a test passes a fake)."""
 
-    def __init__(self, settings: Settings, progress: Progress) -> None:
+    def __init__(self, settings: Settings, progress: Progress, host: Host | None = None) -> None:
         self.settings = settings
         self.progress = progress
-        self.report = Report(new_deploy_id(), datetime.now(UTC).isoformat(timespec="seconds"))
+        self.host: Host = host or DockerHost()
+        self.report = DeployReport(new_deploy_id(), datetime.now(UTC).isoformat(timespec="seconds"))
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -100,13 +157,34 @@ class Deployer:
         self.progress(f"✓ {name} ({self.report.durations[name]:.1f}s)")
         faults.point(f"{point}.done")
 
+    @contextlib.contextmanager
+    def recorded(self, done: Outcome) -> Iterator[None]:
+        """Whatever happens inside, the history gets one line for this run: `done` when it
+        returns, else the outcome it chose or the one its error names."""
+        try:
+            try:
+                yield
+            except engine.UNREACHABLE as exc:
+                raise engine_stopped(exc) from exc
+        except BaseException as exc:
+            if self.report.outcome is Outcome.RUNNING:
+                self.report.outcome = outcome_of(exc)
+            if self.report.error is None:
+                self.report.error = (
+                    exc.message if isinstance(exc, DeployError) else str(exc) or type(exc).__name__
+                )
+            self._record()
+            raise
+        self.report.outcome = done
+        self._record()
+
     # -- the deploy -------------------------------------------------------------------------
 
-    def deploy(self, tag: str) -> Report:
+    def deploy(self, tag: str) -> DeployReport:
         """Deploy `tag`; raises a DeployError subclass whose exit code tells CI what happened."""
-        try:
+        with self.recorded(Outcome.DEPLOYED):
             with self.step("preflight"):
-                client, stack, new_image = self._preflight(tag)
+                stack = self._preflight(tag)
             self.report.to_image = stack.service.image
             target = stack.service.image
             with deploy_lock(self.settings.state, self.report.deploy_id, target) as stale:
@@ -115,82 +193,67 @@ class Deployer:
                         f"! the previous deploy {stale.deploy_id} (pid {stale.pid}) died "
                         f"{stale.age_seconds:.0f}s ago while holding the lock; taking over"
                     )
-                try:
-                    self._deploy_locked(client, stack, tag, new_image)
-                except engine.UNREACHABLE as exc:
-                    raise engine_stopped(exc) from exc
-        except DeployError as exc:
-            if self.report.outcome == "running":
-                self.report.outcome = type(exc).__name__
-            self.report.error = self.report.error or exc.message
-            self._record()
-            raise
-        self._record()
+                self._deploy_locked(stack, tag)
         return self.report
 
-    def _preflight(self, tag: str) -> tuple[docker.DockerClient, Stack, str]:
-        client = engine.connect()
-        stack = resolve(self.settings, tag)
-        found = engine.image(client, stack.service.image)
-        if found is None:
+    def _preflight(self, tag: str) -> Stack:
+        self.host.connect()
+        stack = self.host.resolve(self.settings, tag)
+        if self.host.image_id(stack.service.image) is None:
             raise PreflightFailed(
                 f"image {stack.service.image} is not on this Docker host",
                 hint="build or pull it first (docker image ls lists what is here)",
             )
         check_free_space(stack, self.settings.state)
-        return client, stack, str(found.id)
+        return stack
 
-    def _deploy_locked(
-        self, client: docker.DockerClient, stack: Stack, tag: str, new_image: str
-    ) -> None:
-        previous = self._keep_previous(client, stack)
+    def _deploy_locked(self, stack: Stack, tag: str) -> None:
+        previous = self._keep_previous(stack)
         if self.settings.rehearse:
             with self.step("rehearsal on a snapshot"):
-                self._rehearse(client, stack)
+                self._rehearse(stack)
         try:
             with self.step(f"cutover to {stack.service.image}"):
                 self._up(stack, tag, self.report.deploy_id)
             with self.step("health"):
-                self._await_health(client, stack)
+                self.host.wait_until_healthy(stack, self.settings)
         except (Unhealthy, DeployError) as exc:
             message = exc.message if isinstance(exc, DeployError) else str(exc)
             self.report.error = message
-            self._roll_back(client, stack, previous, reason=message)
-            return
+            self._roll_back(stack, previous, reason=message)
         self.report.backup = self._backup_of_deploy(stack)
-        self.report.outcome = "deployed"
+        self.report.outcome = Outcome.DEPLOYED  # whatever the tidying below meets
         self._pin(tag)
-        removed = engine.prune_rollback_tags(client, stack.service.repository, KEEP_ROLLBACK_TAGS)
+        removed = self.host.prune_rollback_tags(stack.service.repository, KEEP_ROLLBACK_TAGS)
         if removed:
             self.progress(
                 f"  removed {len(removed)} old rollback tag(s), keeping {KEEP_ROLLBACK_TAGS}"
             )
 
-    def _keep_previous(self, client: docker.DockerClient, stack: Stack) -> str | None:
+    def _keep_previous(self, stack: Stack) -> str | None:
         """Tag the running container's image so it can come back; returns its tag."""
         with self.step("record the running version"):
-            container = engine.service_container(client, stack.project, stack.service.name)
-            if container is None:
+            running = self.host.running(stack)
+            if running is None:
                 self.progress("  nothing runs yet: first deploy")
                 return None
-            image_id = str(container.attrs.get("Image"))
-            was = str(container.attrs.get("Config", {}).get("Image", image_id))
+            was = running.image
             self.report.from_image = was
             keep = f"rollback-{self.report.deploy_id}"
-            self.report.rollback_image = engine.keep_image(
-                client, image_id, stack.service.repository, keep
+            self.report.rollback_image = self.host.keep_image(
+                running.image_id, stack.service.repository, keep
             )
-            self.progress(f"  running {was} ({image_id[7:19]}), kept as {keep}")
+            self.progress(f"  running {was} ({running.image_id[7:19]}), kept as {keep}")
             # Bring it back under its own tag while that still names the same image.
             repository, tag = split_image(was)
-            same = engine.image(client, was)
-            if repository == stack.service.repository and same is not None and same.id == image_id:
+            same = self.host.image_id(was)
+            if repository == stack.service.repository and same == running.image_id:
                 return tag
             return keep
 
-    def _rehearse(self, client: docker.DockerClient, stack: Stack) -> None:
+    def _rehearse(self, stack: Stack) -> None:
         image = stack.service.image
-        command = engine.entrypoint_of(client, image)
+        command = self.host.entrypoint_of(image)
         ours = rehearsal.runs_litedeploy(command)
         if not ours:
             self.progress(
@@ -207,12 +270,12 @@ class Deployer:
                 timeout=max(self.settings.health_timeout, 600 if ours else 0),
                 push=self.settings.push,
                 take_snapshot=self.data(stack).snapshot,
+                runner=self.host.run,
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         if result.ok:
             return
-        self.report.outcome = "aborted"
         if not rehearsal.spoke(result):
             raise Aborted(
                 f"the rehearsal could not run: {image} does not run litedeploy's entrypoint "
@@ -235,7 +298,7 @@ class Deployer:
         override = self._override(stack, deploy_id)
         files = (*stack.compose.files, override)
         compose = type(stack.compose)(stack.compose.flavour, files, stack.compose.project)
-        result = run(
+        result = self.host.run(
             compose.up(stack.service.name),
             env={self.settings.tag_variable: tag},
             cwd=str(self.settings.compose_file.resolve().parent),
@@ -269,46 +332,60 @@ class Deployer:
         matching = [b for b in self.data(stack).backups() if b.manifest.deploy_id == deploy_id]
         return matching[-1] if matching else None
 
-    # -- rollback ---------------------------------------------------------------------------
+    # -- bringing a version back ----------------------------------------------------------------
 
-    def _roll_back(
-        self, client: docker.DockerClient, stack: Stack, previous: str | None, *, reason: str
-    ) -> None:
-        self.progress(f"! {reason}; rolling back")
-        self._show_failure(client, stack)
-        backup = self._find_backup(stack, self.report.deploy_id)
-        try:
-            with self.step("stop the new version"):
-                self._stop(stack)
-            if backup is not None:
-                self.report.backup = str(backup.path)
+    def _bring_back(self, stack: Stack, back: BringBack, deploy_id: str) -> None:
+        """Stop the service, restore `back.backup` (if any), start `back.tag` (if any) and wait
+        for it to be healthy, then pin it. Raises what the first failing step raised."""
+        with self.step(back.stop):
+            self._stop(stack)
+        if back.backup is not None:
+            self.report.backup = str(back.backup)
+            if back.tell_writes:
                 with contextlib.suppress(DeployError):
-                    if written := self.data(stack).writes_since(backup.path):
+                    if written := self.data(stack).writes_since(back.backup):
                         self.progress(
-                            f"  {describe(written)} differ from {backup.path.name} (the "
+                            f"  {describe(written)} differ from {back.backup.name} (the "
                             "migrations' changes and what the new version wrote): they go to "
                             "quarantine with the replaced database"
                         )
-                with self.step("restore the pre-migration database"):
-                    self._restore(stack, backup)
-            if previous is None:
-                self.progress("  nothing ran before this deploy: the service stays stopped")
-            else:
-                with self.step(f"bring back {self.report.from_image}"):
-                    self._up(stack, previous, f"{self.report.deploy_id}-rollback")
-                with self.step("health of the previous version"):
-                    self._await_health(client, stack)
-                self._pin(previous)
+            with self.step(back.restore):
+                self._restore(stack, back.backup, back.sha256)
+        if back.tag is None:
+            self.progress(f"  {back.idle}")
+            return
+        with self.step(back.start):
+            self._up(stack, back.tag, deploy_id)
+        with self.step(back.health):
+            self.host.wait_until_healthy(stack, self.settings)
+        self._pin(back.tag)
+
+    def _roll_back(self, stack: Stack, previous: str | None, *, reason: str) -> None:
+        """The new version failed: the previous image and the pre-migration database back."""
+        self.progress(f"! {reason}; rolling back")
+        self._show_failure(stack)
+        backup = self._find_backup(stack, self.report.deploy_id)
+        back = BringBack(
+            stop="stop the new version",
+            restore="restore the pre-migration database",
+            start=f"bring back {self.report.from_image}",
+            health="health of the previous version",
+            backup=backup.path if backup else None,
+            tag=previous,
+            sha256=backup.manifest.sha256 if backup else None,
+            tell_writes=True,
+            idle="nothing ran before this deploy: the service stays stopped",
+        )
+        try:
+            self._bring_back(stack, back, f"{self.report.deploy_id}-rollback")
         except (Unhealthy, DeployError, EntrypointError, OSError) as exc:
-            self.report.outcome = "rollback-failed"
             text = exc.message if isinstance(exc, DeployError | EntrypointError) else str(exc)
-            self._show_failure(client, stack)  # the previous version's own words this time
+            self._show_failure(stack)  # the previous version's own words this time
             raise RollbackFailed(
                 f"deploy failed ({reason}) and the rollback failed too: {text}",
                 hint=f"{self._manual_restore(stack, backup)}; then start the previous image "
                 f"({self.report.from_image or 'none'}) with `deploy --tag TAG`",
             ) from exc
-        self.report.outcome = "rolled-back"
         raise RolledBack(
             f"deploy {self.report.deploy_id} failed ({reason}); rolled back to "
             f"{self.report.from_image or 'nothing (first deploy)'}"
@@ -321,7 +398,7 @@ class Deployer:
 
     # -- operator commands --------------------------------------------------------------------
 
-    def rollback_last(self, *, discard_writes: bool = False) -> Report:
+    def rollback_last(self, *, discard_writes: bool = False) -> DeployReport:
         """Undo the last successful deploy: its previous image and its pre-migration backup.
 
         Nothing is stopped until the previous image has been rehearsed on the database it
@@ -332,7 +409,7 @@ class Deployer:
             (
                 r
                 for r in reversed(records.read(self.settings.state))
-                if r.get("outcome") == "deployed"
+                if r.get("outcome") == Outcome.DEPLOYED
             ),
             None,
         )
@@ -345,92 +422,95 @@ class Deployer:
         keep = split_image(str(last["rollback_image"]))[1]
         self.report.from_image = last.get("to_image")
         self.report.to_image = last.get("from_image")
-        client: docker.DockerClient | None = None
         stack: Stack | None = None
         backup: Backup | None = None
         stopped = False
-        try:
-            with self.step("preflight"):
-                client = engine.connect()
-                stack = resolve(self.settings, keep)
-                if engine.image(client, stack.service.image) is None:
-                    raise PreflightFailed(f"image {stack.service.image} is gone from this host")
-            with deploy_lock(self.settings.state, self.report.deploy_id, stack.service.image):
-                backup = self._find_backup(stack, str(last["deploy_id"]))
-                self._check_writes(stack, backup, str(last["deploy_id"]), discard_writes)
-                if self.settings.rehearse:
-                    with self.step(f"rehearsal of {stack.service.image} on the database it finds"):
-                        self._rehearse_rollback(stack, backup)
-                with self.step("stop the current version"):
+        with self.recorded(Outcome.ROLLED_BACK_BY_HAND):
+            try:
+                with self.step("preflight"):
+                    self.host.connect()
+                    stack = self.host.resolve(self.settings, keep)
+                    if self.host.image_id(stack.service.image) is None:
+                        raise PreflightFailed(f"image {stack.service.image} is gone from this host")
+                with deploy_lock(self.settings.state, self.report.deploy_id, stack.service.image):
+                    backup = self._find_backup(stack, str(last["deploy_id"]))
+                    self._check_writes(stack, backup, str(last["deploy_id"]), discard_writes)
+                    if self.settings.rehearse:
+                        with self.step(
+                            f"rehearsal of {stack.service.image} on the database it finds"
+                        ):
+                            self._rehearse_rollback(stack, backup)
                     stopped = True
-                    self._stop(stack)
-                if backup is not None:
-                    self.report.backup = str(backup.path)
-                    with self.step("restore the database from before that deploy"):
-                        self._restore(stack, backup)
-                with self.step(f"bring back {last.get('from_image')}"):
-                    self._up(stack, keep, self.report.deploy_id)
-                with self.step("health"):
-                    self._await_health(client, stack)
-                self._pin(keep)
-        except (Unhealthy, EntrypointError, DeployError) as exc:
-            # Refused before anything stopped (the app runs as it did), or failed half-way.
-            self.report.outcome = "rollback-failed" if stopped else "rollback-refused"
-            self.report.error = (
-                exc.message if isinstance(exc, DeployError | EntrypointError) else str(exc)
-            )
-            self._record()
-            if isinstance(exc, DeployError) and not stopped:
-                raise
-            if client is not None and stack is not None:
-                self._show_failure(client, stack)
-            raise RollbackFailed(
-                f"rollback failed: {self.report.error}",
-                hint=(
-                    f"{self._manual_restore(stack, backup)}; then `deploy --tag "
-                    f"{split_image(str(last.get('to_image') or ''))[1] or 'TAG'}` brings back "
-                    "the version that ran"
-                    if stack is not None
-                    else None
-                ),
-            ) from exc
-        self.report.outcome = "rolled-back-by-hand"
-        self._record()
+                    back = BringBack(
+                        stop="stop the current version",
+                        restore="restore the database from before that deploy",
+                        start=f"bring back {last.get('from_image')}",
+                        health="health",
+                        backup=backup.path if backup else None,
+                        tag=keep,
+                        sha256=backup.manifest.sha256 if backup else None,
+                    )
+                    self._bring_back(stack, back, self.report.deploy_id)
+            except (Unhealthy, EntrypointError, DeployError, *engine.UNREACHABLE) as exc:
+                # Refused before anything stopped (the app runs as it did), or failed half-way.
+                self.report.outcome = (
+                    Outcome.ROLLBACK_FAILED if stopped else Outcome.ROLLBACK_REFUSED
+                )
+                if isinstance(exc, engine.UNREACHABLE):
+                    exc = engine_stopped(exc)
+                self.report.error = (
+                    exc.message if isinstance(exc, DeployError | EntrypointError) else str(exc)
+                )
+                if isinstance(exc, DeployError) and not stopped:
+                    raise exc from None
+                if stack is not None:
+                    self._show_failure(stack)
+                raise RollbackFailed(
+                    f"rollback failed: {self.report.error}",
+                    hint=(
+                        f"{self._manual_restore(stack, backup)}; then `deploy --tag "
+                        f"{split_image(str(last.get('to_image') or ''))[1] or 'TAG'}` brings "
+                        "back the version that ran"
+                        if stack is not None
+                        else None
+                    ),
+                ) from exc
         return self.report
 
-    def restore_now(self, chosen: Path) -> Report:
+    def restore_now(self, chosen: Path) -> DeployReport:
         """Stop the service, restore a backup into place, start the same image again."""
-        try:
-            with self.step("preflight"):
-                client = engine.connect()
-                stack = resolve(self.settings, None)
-                container = engine.service_container(client, stack.project, stack.service.name)
-                running = str(container.attrs.get("Config", {}).get("Image")) if container else None
-            tag = split_image(running)[1] if running else None
-            self.report.from_image = running
-            self.report.to_image = running
-            with deploy_lock(self.settings.state, self.report.deploy_id, f"restore {chosen.name}"):
-                with self.step("stop the app"):
-                    self._stop(stack)
-                with self.step(f"restore {chosen.name}"):
-                    done = self.data(stack).restore(chosen)
-                    self.report.backup = str(chosen)
-                    self.report.quarantine = done["quarantine"]
-                    for line in done["summary"]:
-                        self.progress(f"  {line}")
-                if tag is not None:
-                    with self.step(f"start {running} again"):
-                        self._up(stack, tag, self.report.deploy_id)
-                    with self.step("health"):
-                        self._await_health(client, stack)
-                    self._pin(tag)
-        except (Unhealthy, EntrypointError) as exc:
-            self.report.outcome = "restore-failed"
-            self.report.error = str(exc)
-            self._record()
-            raise RollbackFailed(f"restore failed: {exc}") from exc
-        self.report.outcome = "restored"
-        self._record()
+        stopped = False
+        with self.recorded(Outcome.RESTORED):
+            try:
+                with self.step("preflight"):
+                    self.host.connect()
+                    stack = self.host.resolve(self.settings, None)
+                    running = self.host.running(stack)
+                image = running.image if running else None
+                self.report.from_image = image
+                self.report.to_image = image
+                with deploy_lock(
+                    self.settings.state, self.report.deploy_id, f"restore {chosen.name}"
+                ):
+                    stopped = True
+                    back = BringBack(
+                        stop="stop the app",
+                        restore=f"restore {chosen.name}",
+                        start=f"start {image} again",
+                        health="health",
+                        backup=chosen,
+                        tag=split_image(image)[1] if image else None,
+                        idle="nothing was running: the service stays stopped",
+                    )
+                    self._bring_back(stack, back, self.report.deploy_id)
+            except DeployError:
+                if stopped:  # a step failed (a failed `compose stop` too): the line says so
+                    self.report.outcome = Outcome.RESTORE_FAILED
+                raise
+            except (Unhealthy, EntrypointError) as exc:
+                self.report.outcome = Outcome.RESTORE_FAILED
+                self.report.error = str(exc)
+                raise RollbackFailed(f"restore failed: {exc}") from exc
         return self.report
 
     def _check_writes(
@@ -469,6 +549,7 @@ class Deployer:
                 timeout=max(self.settings.health_timeout, 600),
                 source=backup.path if backup is not None else None,
                 take_snapshot=self.data(stack).snapshot,
+                runner=self.host.run,
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -519,37 +600,16 @@ class Deployer:
         self.progress(f"  {said}")
 
     def _stop(self, stack: Stack) -> None:
-        stopped = run(stack.compose.stop(stack.service.name), timeout=120)
+        stopped = self.host.run(stack.compose.stop(stack.service.name), timeout=120)
         if not stopped.ok:
             raise StepFailed(f"compose stop failed: {stopped.tail(3)}")
 
-    def _await_health(self, client: docker.DockerClient, stack: Stack) -> None:
-        wait_until_healthy(
-            client,
-            stack.project,
-            stack.service.name,
-            timeout=self.settings.health_timeout,
-            stable_seconds=self.settings.stable_seconds,
-            probe_url=self.settings.probe_url,
-        )
+    def _show_failure(self, stack: Stack) -> None:
+        for line in self.host.failure_lines(stack):
+            self.progress(f"  {line}")
 
-    def _show_failure(self, client: docker.DockerClient, stack: Stack) -> None:
-        try:
-            container = engine.service_container(client, stack.project, stack.service.name)
-        except engine.UNREACHABLE:
-            self.progress("  (no logs: the Docker engine does not answer)")
-            return
-        if container is None:
-            return
-        with contextlib.suppress(Exception):
-            container.reload()
-        for line in engine.last_logs(container):
-            self.progress(f"  | {line}")
-        for line in engine.health_log(container):
-            self.progress(f"  health: {line}")
-
-    def _restore(self, stack: Stack, backup: Backup) -> None:
-        done = self.data(stack).restore(backup.path, unless_sha256=backup.manifest.sha256)
+    def _restore(self, stack: Stack, backup: Path, sha256: str | None) -> None:
+        done = self.data(stack).restore(backup, unless_sha256=sha256)
         if done["already"]:
             self.progress("  the database already equals the backup (the entrypoint restored it)")
             return

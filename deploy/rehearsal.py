@@ -91,20 +91,22 @@ def rehearse(
     push: bool = False,
     source: Path | None = None,
     take_snapshot: Callable[[Path | None, Path, str], None] | None = None,
+    runner: Callable[..., Result] = run,
 ) -> Result:
     """Snapshot the database (or `source`, a backup a rollback would restore), run the
     image's entrypoint on it, and return what it said. `take_snapshot(source, into, name)`
-    makes the copy (DataFolder.snapshot: here, or in a container for a non-root operator)."""
+    makes the copy (DataFolder.snapshot: here, or in a container for a non-root operator);
+    `runner` runs the container (runner.run, or the deploy's Host)."""
     name_in = stack.db_container_path.name
     if take_snapshot is None:
         snapshot(source or stack.db_path, workdir, name_in)
     else:
         take_snapshot(source, workdir, name_in)
-    result = run(
+    result = runner(
         rehearse_argv(stack, image, workdir, name, push=push),
         env=rehearsal_env(stack, push=push),
         timeout=timeout,
     )
     if result.returncode == TIMED_OUT:  # the client is gone, the container is not
-        run(["docker", "rm", "--force", name], timeout=60)
+        runner(["docker", "rm", "--force", name], timeout=60)
     return result

@@ -1,0 +1,133 @@
+"""What the Deployer asks of the Docker host: the engine, Compose, and the health loop.
+
+One object, passed in, so the deploy story can be driven against small fakes in fast tests
+(tests/test_deploy_rollback_paths.py) beside the Docker tests that drive the real thing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import docker
+
+from . import engine, stack
+from .config import Settings
+from .health import wait_until_healthy
+from .runner import Result, run
+from .stack import Stack
+
+
+@dataclass(frozen=True)
+class Running:
+    """The service's container as the engine sees it."""
+
+    image_id: str  # sha256:...
+    image: str  # the reference it was started from (repository:tag)
+
+
+class Host(Protocol):
+    """The Docker host a deploy drives."""
+
+    def connect(self) -> None: ...
+
+    def resolve(self, settings: Settings, tag: str | None) -> Stack: ...
+
+    def running(self, stack: Stack) -> Running | None: ...
+
+    def image_id(self, ref: str) -> str | None: ...
+
+    def keep_image(self, image_id: str, repository: str, tag: str) -> str: ...
+
+    def entrypoint_of(self, ref: str) -> list[str]: ...
+
+    def prune_rollback_tags(self, repository: str, keep: int) -> list[str]: ...
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        timeout: float | None = None,
+    ) -> Result: ...
+
+    def wait_until_healthy(self, stack: Stack, settings: Settings) -> None: ...
+
+    def failure_lines(self, stack: Stack) -> list[str]: ...
+
+
+class DockerHost:
+    """The real one: the docker SDK for the engine, Compose and docker as processes."""
+
+    def __init__(self) -> None:
+        self._client: docker.DockerClient | None = None
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = engine.connect()
+        return self._client
+
+    def connect(self) -> None:
+        self._client = engine.connect()
+
+    def resolve(self, settings: Settings, tag: str | None) -> Stack:
+        return stack.resolve(settings, tag)
+
+    def running(self, stack: Stack) -> Running | None:
+        container = engine.service_container(self.client, stack.project, stack.service.name)
+        if container is None:
+            return None
+        image_id = str(container.attrs.get("Image"))
+        configured = (container.attrs.get("Config") or {}).get("Image")
+        return Running(image_id, str(configured or image_id))
+
+    def image_id(self, ref: str) -> str | None:
+        found = engine.image(self.client, ref)
+        return None if found is None else str(found.id)
+
+    def keep_image(self, image_id: str, repository: str, tag: str) -> str:
+        return engine.keep_image(self.client, image_id, repository, tag)
+
+    def entrypoint_of(self, ref: str) -> list[str]:
+        return engine.entrypoint_of(self.client, ref)
+
+    def prune_rollback_tags(self, repository: str, keep: int) -> list[str]:
+        return engine.prune_rollback_tags(self.client, repository, keep)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        timeout: float | None = None,
+    ) -> Result:
+        return run(argv, env=env, cwd=cwd, timeout=timeout)
+
+    def wait_until_healthy(self, stack: Stack, settings: Settings) -> None:
+        wait_until_healthy(
+            self.client,
+            stack.project,
+            stack.service.name,
+            timeout=settings.health_timeout,
+            stable_seconds=settings.stable_seconds,
+            probe_url=settings.probe_url,
+        )
+
+    def failure_lines(self, stack: Stack) -> list[str]:
+        """The container's last log lines and healthcheck results, for the operator."""
+        try:
+            container = engine.service_container(self.client, stack.project, stack.service.name)
+        except engine.UNREACHABLE:
+            return ["(no logs: the Docker engine does not answer)"]
+        if container is None:
+            return []
+        with contextlib.suppress(Exception):
+            container.reload()
+        return [f"| {line}" for line in engine.last_logs(container)] + [
+            f"health: {line}" for line in engine.health_log(container)
+        ]
