@@ -109,11 +109,19 @@ class BringBack:
     restore: str
     start: str
     health: str
-    backup: Path | None  # None: the database stays as it is
+    backup: Backup | Path | None  # None: the database stays as it is
     tag: str | None  # None: nothing ran before; the service stays stopped
-    sha256: str | None = None  # the backup's, so a database that already equals it is kept
     tell_writes: bool = False  # say what differs from the backup before replacing it
     idle: str = "nothing ran before: the service stays stopped"  # said when `tag` is None
+
+    @property
+    def path(self) -> Path | None:
+        return self.backup.path if isinstance(self.backup, Backup) else self.backup
+
+    @property
+    def sha256(self) -> str | None:
+        """A backup's own checksum: a database that already equals it is kept as it is."""
+        return self.backup.manifest.sha256 if isinstance(self.backup, Backup) else None
 
 
 def engine_stopped(exc: Exception) -> StepFailed:
@@ -339,18 +347,18 @@ class Deployer:
         for it to be healthy, then pin it. Raises what the first failing step raised."""
         with self.step(back.stop):
             self._stop(stack)
-        if back.backup is not None:
-            self.report.backup = str(back.backup)
+        if back.path is not None:
+            self.report.backup = str(back.path)
             if back.tell_writes:
                 with contextlib.suppress(DeployError):
-                    if written := self.data(stack).writes_since(back.backup):
+                    if written := self.data(stack).writes_since(back.path):
                         self.progress(
-                            f"  {describe(written)} differ from {back.backup.name} (the "
+                            f"  {describe(written)} differ from {back.path.name} (the "
                             "migrations' changes and what the new version wrote): they go to "
                             "quarantine with the replaced database"
                         )
             with self.step(back.restore):
-                self._restore(stack, back.backup, back.sha256)
+                self._restore(stack, back.path, back.sha256)
         if back.tag is None:
             self.progress(f"  {back.idle}")
             return
@@ -370,9 +378,8 @@ class Deployer:
             restore="restore the pre-migration database",
             start=f"bring back {self.report.from_image}",
             health="health of the previous version",
-            backup=backup.path if backup else None,
+            backup=backup,
             tag=previous,
-            sha256=backup.manifest.sha256 if backup else None,
             tell_writes=True,
             idle="nothing ran before this deploy: the service stays stopped",
         )
@@ -446,9 +453,8 @@ class Deployer:
                         restore="restore the database from before that deploy",
                         start=f"bring back {last.get('from_image')}",
                         health="health",
-                        backup=backup.path if backup else None,
+                        backup=backup,
                         tag=keep,
-                        sha256=backup.manifest.sha256 if backup else None,
                     )
                     self._bring_back(stack, back, self.report.deploy_id)
             except (Unhealthy, EntrypointError, DeployError, *engine.UNREACHABLE) as exc:
