@@ -539,13 +539,6 @@ def test_the_shop_pushed_to_its_newest_snapshot_matches_its_migrations(
 # --- bugs found while writing these tests --------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a new column whose default is an expression in parentheses or CURRENT_TIMESTAMP "
-    "is planned as ALTER TABLE ADD COLUMN, which SQLite refuses on a table with rows ('Cannot add "
-    "a column with non-constant default'); _add_only's `default.startswith('(')` test never "
-    "holds because normal_default already stripped the parentheses",
-)
 @pytest.mark.parametrize("default", ["(CURRENT_TIMESTAMP)", "(unixepoch())", "CURRENT_TIMESTAMP"])
 def test_a_new_column_with_a_non_constant_default_is_a_rebuild(
     tmp_path: Path, default: str
@@ -561,11 +554,6 @@ def test_a_new_column_with_a_non_constant_default_is_a_rebuild(
     assert_declared(db, declared, tmp_path / "ref")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a new STORED generated column is planned as ALTER TABLE ADD COLUMN, which "
-    "SQLite refuses ('cannot add a STORED column'); _add_only does not look at generated columns",
-)
 def test_a_new_stored_generated_column_is_a_rebuild(tmp_path: Path) -> None:
     db, declared, plan = planned(
         tmp_path,
@@ -579,13 +567,6 @@ def test_a_new_stored_generated_column_is_a_rebuild(tmp_path: Path) -> None:
     assert_declared(db, declared, tmp_path / "ref")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a column whose name changes only in case (name -> Name) is copied into the "
-    "rebuilt table (the copy matches names case-insensitively) yet counted as a dropped column "
-    "with all its values (the drop count compares names case-sensitively), so push refuses a "
-    "change that loses nothing",
-)
 def test_a_column_renamed_only_in_case_is_not_counted_as_dropped(tmp_path: Path) -> None:
     db, declared, plan = planned(
         tmp_path,
@@ -599,3 +580,118 @@ def test_a_column_renamed_only_in_case_is_not_counted_as_dropped(tmp_path: Path)
     apply(db, plan)
     assert query(db, "SELECT id, Name FROM t") == [(1, "a")]  # nothing was lost
     assert_declared(db, declared, tmp_path / "ref")
+
+
+LIVE_ROWS = (
+    "CREATE TABLE t (id integer PRIMARY KEY, name text, qty integer NOT NULL DEFAULT 0);"
+    "INSERT INTO t VALUES (1, 'a', 2), (2, NULL, 0), (3, 'c', -5);"
+)
+
+
+@pytest.mark.parametrize(
+    ("declared", "detail", "new"),
+    [
+        pytest.param(
+            "created text DEFAULT (CURRENT_TIMESTAMP)",
+            "add created",
+            "SELECT count(*) FROM t WHERE created IS NOT NULL",  # each row got its own value
+            id="non-constant-default",
+        ),
+        pytest.param(
+            "twice integer GENERATED ALWAYS AS (qty * 2) STORED",
+            "add twice",
+            "SELECT count(*) FROM t WHERE twice = qty * 2",
+            id="stored-generated",
+        ),
+        pytest.param(
+            "note text, made integer DEFAULT (unixepoch()), "
+            "twice integer GENERATED ALWAYS AS (qty * 2) STORED",
+            "add note, add made, add twice",
+            "SELECT count(*) FROM t WHERE note IS NULL AND made > 0 AND twice = qty * 2",
+            id="both-with-a-plain-column",
+        ),
+    ],
+)
+def test_a_rebuild_for_a_column_add_column_cannot_take_keeps_every_row(
+    tmp_path: Path, declared: str, detail: str, new: str
+) -> None:
+    db, schema, plan = planned(
+        tmp_path,
+        LIVE_ROWS,
+        f"CREATE TABLE t (id integer PRIMARY KEY, name text, qty integer NOT NULL DEFAULT 0, "
+        f"{declared});",
+    )
+    assert summaries(plan) == [f"rebuild table t: {detail}"]
+    assert plan.statements[1] == (
+        'INSERT INTO "__litedeploy_new_t" ("id", "name", "qty") SELECT "id", "name", "qty" '
+        'FROM "t";'
+    )
+    assert plan.risks == []
+    before = query(db, "SELECT id, name, qty FROM t ORDER BY id")
+    apply(db, plan)
+    assert query(db, "SELECT id, name, qty FROM t ORDER BY id") == before
+    assert query(db, new) == [(3,)]
+    assert_declared(db, schema, tmp_path / "ref")
+    assert plan_of(db, schema).changes == []
+
+
+def test_constant_defaults_and_virtual_columns_are_still_added_in_place(tmp_path: Path) -> None:
+    """What ALTER TABLE ADD COLUMN does take, on a table with rows: literals, parenthesised or
+    signed, and VIRTUAL generated columns."""
+    added = [
+        "a integer DEFAULT (1)",
+        "b integer DEFAULT -1",
+        "c text DEFAULT ('x y')",
+        "d blob DEFAULT x'00'",
+        "e real DEFAULT 1.5e3",
+        "f integer DEFAULT TRUE",
+        "g integer GENERATED ALWAYS AS (qty + 1) VIRTUAL",
+    ]
+    db, schema, plan = planned(
+        tmp_path,
+        LIVE_ROWS,
+        "CREATE TABLE t (id integer PRIMARY KEY, name text, qty integer NOT NULL DEFAULT 0, "
+        + ", ".join(added)
+        + ");",
+    )
+    assert [c.kind for c in plan.changes] == ["alter table"]
+    assert plan.statements == [f'ALTER TABLE "t" ADD {a};' for a in added]
+    apply(db, plan)
+    assert query(db, "SELECT id, name, qty, a, b, c, hex(d), e, f, g FROM t ORDER BY id") == [
+        (1, "a", 2, 1, -1, "x y", "00", 1500.0, 1, 3),
+        (2, None, 0, 1, -1, "x y", "00", 1500.0, 1, 1),
+        (3, "c", -5, 1, -1, "x y", "00", 1500.0, 1, -4),
+    ]
+    assert_declared(db, schema, tmp_path / "ref")
+
+
+def test_a_column_renamed_only_in_case_keeps_every_row_and_is_still_checked(
+    tmp_path: Path,
+) -> None:
+    """name -> Name is the same column: its values are copied, not counted as dropped, and
+    what changes about it (here its type and NOT NULL) is counted as for any kept column."""
+    db, schema, plan = planned(
+        tmp_path,
+        "CREATE TABLE t (id integer PRIMARY KEY, name text, qty text);"
+        "INSERT INTO t VALUES (1, 'a', '3'), (2, NULL, 'x'), (3, 'c', NULL);",
+        "CREATE TABLE t (id integer PRIMARY KEY, Name text NOT NULL DEFAULT '-', QTY integer);",
+    )
+    assert summaries(plan) == [
+        "rebuild table t: Name: NOT NULL, QTY: TEXT -> INTEGER, Name: default None -> '-'"
+    ]
+    assert plan.statements[1] == (
+        'INSERT INTO "__litedeploy_new_t" ("id", "Name", "QTY") '
+        'SELECT "id", coalesce("name", \'-\'), "qty" FROM "t";'
+    )
+    assert risks(plan) == [
+        ("not-null-over-nulls", "t.Name", 1, True),  # the NULL becomes '-'
+        ("type-change", "t.QTY", 1, True),  # 'x'; '3' converts
+    ]
+    apply(db, plan)
+    assert query(db, "SELECT id, Name, QTY FROM t ORDER BY id") == [
+        (1, "a", 3),
+        (2, "-", "x"),
+        (3, "c", None),
+    ]
+    assert_declared(db, schema, tmp_path / "ref")
+    assert plan_of(db, schema).changes == []
