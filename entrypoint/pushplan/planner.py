@@ -9,8 +9,8 @@ AUTOINCREMENT). Per table:
   `libsql_*`, `_cf_*` and the history tables, as drizzle-kit push does);
 - renamed: only when the operator says so (`--rename old=new`, `--rename t.old=new`), never
   guessed; ALTER TABLE ... RENAME;
-- new columns that ALTER TABLE ADD COLUMN can take (nullable or with a constant default, not
-  part of a key): ADD COLUMN;
+- new columns that ALTER TABLE ADD COLUMN can take on a table with rows (nullable or with a
+  literal default, not part of a key, not STORED generated): ADD COLUMN;
 - anything else (type, NOT NULL, default, primary key, foreign keys, CHECK, UNIQUE, dropped
   columns): SQLite's generalized ALTER TABLE: create the declared table under a new name,
   copy the common columns, drop the old one, rename the new one, recreate indexes (and the
@@ -42,6 +42,14 @@ from ..safety.schema import ForeignKey, Schema, Table, affinity, read_schema, un
 
 IGNORED_PREFIXES = ("sqlite_", "_litestream_", "libsql_", "_cf_")
 REBUILD_PREFIX = "__litedeploy_new_"
+# The defaults ALTER TABLE ADD COLUMN takes on a table with rows: a literal (after
+# `normal_default`, which strips parentheses and folds case), optionally signed. Anything else
+# (CURRENT_TIMESTAMP, a function, an operator) is refused: "Cannot add a column with
+# non-constant default".
+CONSTANT_DEFAULT = re.compile(
+    r"[+-]? ?(?:\d+(?:\.\d*)?(?:e[+-]?\d+)?|\.\d+(?:e[+-]?\d+)?|0x[0-9a-f]+)"
+    r"|'(?:[^']|'')*'|x'[0-9a-f]*'|null|true|false"
+)
 
 
 @dataclass(frozen=True)
@@ -323,7 +331,7 @@ class _Planner:
                 return None
             return Change("rename columns", want.name, _renames_text(mapping), rename_sql)
         added = [c for c in target.columns if c not in renamed.columns]
-        if same_extras and self._add_only(target, renamed, added):
+        if same_extras and self._add_only(want.name, target, renamed, added):
             fragments = column_definitions(want.sql)
             adds = [f"ALTER TABLE {q(want.name)} ADD {fragments[c.lower()]};" for c in added]
             detail = ", ".join(f"add {c}" for c in added)
@@ -332,13 +340,14 @@ class _Planner:
             return Change("alter table", want.name, detail, [*rename_sql, *adds])
         return self._rebuild(want, live_name, target, renamed, mapping)
 
-    def _add_only(self, target: Table, renamed: Table, added: list[str]) -> bool:
+    def _add_only(self, name: str, target: Table, renamed: Table, added: list[str]) -> bool:
         if not added or any(c not in target.columns for c in renamed.columns):
             return False
         if any(target.columns[c] != renamed.columns[c] for c in renamed.columns):
             return False
         if target.uniques != renamed.uniques or target.foreign_keys != renamed.foreign_keys:
             return False
+        stored = _generated(self.declared, name, stored_only=True)
         for c in added:
             col = target.columns[c]
             default = col.default
@@ -346,20 +355,28 @@ class _Planner:
                 return False
             if col.not_null and default is None:
                 return False
-            if default is not None and default.startswith("("):
+            if default is not None and not CONSTANT_DEFAULT.fullmatch(default):
                 return False  # ADD COLUMN takes constant defaults only
+            if c.lower() in stored:
+                return False  # "cannot add a STORED column"; a VIRTUAL one it takes
         return True
 
     def _rebuild(
         self, want: _Object, live_name: str, target: Table, renamed: Table, mapping: dict[str, str]
     ) -> Change:
         live_cols = {c.lower(): c for c in self._live_table(live_name).columns}
+        # the live columns (after the renames) by their names folded, as SQLite matches them:
+        # a column declared as Name is the live name, only spelt differently
+        kept = {c.lower(): col for c, col in renamed.columns.items()}
+        declared_cols = {c.lower() for c in target.columns}
         generated = _generated(self.declared, want.name)
         copy_to, copy_from, risks, notes = [], [], [], []
         rows = _count(self.live, f"SELECT count(*) FROM {q(live_name)}")  # noqa: S608
         for col_name, col in target.columns.items():
             source = mapping.get(col_name) or live_cols.get(col_name.lower())
             if col_name.lower() in generated:
+                if col_name.lower() not in kept:
+                    notes.append(f"add {col_name}")  # SQLite computes it, nothing to copy
                 continue
             if source is None:
                 if col.not_null and col.default is None and not col.primary_key and rows:
@@ -375,7 +392,7 @@ class _Planner:
                     )
                 notes.append(f"add {col_name}")
                 continue
-            old = renamed.columns.get(col_name)
+            old = kept.get(col_name.lower())
             expr = q(source)
             if old is not None:
                 if affinity(old.type) != affinity(col.type):
@@ -420,7 +437,7 @@ class _Planner:
             copy_to.append(q(col_name))
             copy_from.append(expr)
         for old_name in renamed.columns:
-            if old_name not in target.columns:
+            if old_name.lower() not in declared_cols:
                 source = live_cols.get(old_name.lower(), old_name)  # renamed ones are declared
                 values = _count(
                     self.live,
@@ -658,8 +675,9 @@ def _renames_text(mapping: dict[str, str]) -> str:
 
 def _diff_columns(want: Table, have: Table) -> list[str]:
     notes = []
+    kept = {c.lower(): col for c, col in have.columns.items()}
     for c, col in want.columns.items():
-        old = have.columns.get(c)
+        old = kept.get(c.lower())
         if old is None:
             continue
         if old.default != col.default:
@@ -671,11 +689,13 @@ def _diff_columns(want: Table, have: Table) -> list[str]:
     return notes
 
 
-def _generated(conn: sqlite3.Connection, table: str) -> set[str]:
+def _generated(conn: sqlite3.Connection, table: str, *, stored_only: bool = False) -> set[str]:
+    """The table's generated columns (hidden 2: VIRTUAL, 3: STORED), folded."""
+    kinds = (3,) if stored_only else (2, 3)
     return {
         str(r[1]).lower()
         for r in conn.execute("SELECT * FROM pragma_table_xinfo(?)", (table,))
-        if r[6] in (2, 3)
+        if r[6] in kinds
     }
 
 
