@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from entrypoint.base.contract import WAL_SUFFIX, side_file
 from entrypoint.base.durable import sha256_of
 from entrypoint.base.errors import EntrypointError
 from entrypoint.safetynet.backup import Backup, Manifest, Method, list_backups, take_backup
@@ -72,7 +73,7 @@ def _restore(db: str, backup: str, sha256: str | None) -> dict[str, Any]:
 def _equals(db: Path, sha256: str) -> bool:
     """The database is the backup: same bytes, and no WAL whose frames would change them (a
     migration committed in WAL mode may sit in db-wal, the main file still the old one)."""
-    wal = db.with_name(db.name + "-wal")
+    wal = side_file(db, WAL_SUFFIX)
     if not db.exists() or (wal.exists() and wal.stat().st_size > 0):
         return False
     return sha256_of(db) == sha256

@@ -16,6 +16,7 @@ import docker
 import yaml
 
 from entrypoint.base import faults
+from entrypoint.base.contract import DEPLOY_ID_ENV, MODE_ENV, MODE_PUSH
 from entrypoint.base.errors import EntrypointError
 from entrypoint.safetynet.backup import Backup
 
@@ -33,7 +34,7 @@ from .errors import (
 )
 from .health import Unhealthy, wait_until_healthy
 from .lock import deploy_lock
-from .rehearsal import MODE_ENV, rehearse
+from .rehearsal import rehearse
 from .runner import run
 from .stack import Stack, check_free_space, resolve
 from .writes import describe
@@ -248,9 +249,9 @@ class Deployer:
         """A compose override that passes DEPLOY_ID (and push mode), whatever the compose file
         says."""
         path = self.settings.state / "deploy-override.yml"
-        environment = {"DEPLOY_ID": deploy_id}
+        environment = {DEPLOY_ID_ENV: deploy_id}
         if self.settings.push:
-            environment[MODE_ENV] = "push"
+            environment[MODE_ENV] = MODE_PUSH
         model = {"services": {stack.service.name: {"environment": environment}}}
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.write_text(yaml.safe_dump(model), encoding="utf-8")
