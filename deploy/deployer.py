@@ -36,7 +36,7 @@ from .health import Unhealthy, wait_until_healthy
 from .lock import deploy_lock
 from .rehearsal import rehearse
 from .runner import run
-from .stack import Stack, check_free_space, resolve
+from .stack import Stack, resolve, room_for_deploy
 from .writes import describe
 
 Progress = Callable[[str], None]
@@ -138,7 +138,7 @@ class Deployer:
                 f"image {stack.service.image} is not on this Docker host",
                 hint="build or pull it first (docker image ls lists what is here)",
             )
-        check_free_space(stack, self.settings.state)
+        room_for_deploy(stack, self.settings.state)
         return client, stack, str(found.id)
 
     def _deploy_locked(

@@ -93,8 +93,13 @@ def resolve(settings: Settings, tag: str | None, *, flavour: Flavour | None = No
     )
 
 
-def check_free_space(stack: Stack, state_dir: Path) -> None:
-    """Room for the rehearsal snapshot and the entrypoint's backup, with a margin."""
+def room_for_deploy(stack: Stack, state_dir: Path) -> None:
+    """Refuse, before anything is touched, a deploy whose disks cannot hold the rehearsal's
+    snapshot and the entrypoint's backup of the database, with a margin.
+
+    The host-side twin of the entrypoint's room_for_backup, which asks the same of the
+    backup folder alone, in the container, when the deploy is already under way.
+    """
     size = stack.db_path.stat().st_size if stack.db_path.exists() else 0
     needed = 2 * size + (64 << 20)
     for folder in {stack.db_path.parent, state_dir}:
