@@ -23,21 +23,24 @@ from . import engine, records
 from .config import Settings, load_file, settings
 from .datafolder import for_stack
 from .deployer import Deployer, Report, engine_stopped
-from .errors import ConfigError, DeployError, PreflightFailed
+from .errors import ConfigError, DeployError, PreflightFailed, exit_code
 from .stack import resolve
 
 EXIT_CODES = """\b
 Exit codes:
   0  deployed (or the command succeeded)
-  2  usage or configuration error (deploy.yml, flags, compose file); nothing touched
-  3  preflight failed (Docker unreachable, image missing, no disk), or a rollback refused
-     before anything stopped (writes it would drop, an image that would refuse the
-     database); nothing touched
+  2  usage or configuration error (deploy.yml, flags, compose file, a value the
+     entrypoint's code refuses); nothing touched
+  3  preflight failed (Docker unreachable, image missing, no disk, the database or a
+     backup unusable), or a rollback refused before anything stopped (writes it would
+     drop, an image that would refuse the database); nothing touched
   4  aborted before cutover: the rehearsal failed; production untouched
   5  the new version failed; rolled back, previous version healthy
   6  the new version failed and the rollback failed too (see the manual restore command)
-  7  another deploy of this stack holds the lock
-  1  a rollback or restore step failed (its message says which)
+  7  another deploy of this stack holds the lock, or another process holds the
+     database (its migration lock, or open while a restore would replace it)
+  1  a rollback or restore step failed (its message says which); in `deploy restore`,
+     also a backup that is missing, damaged or could not be put back
   70 internal error (a bug: please report it with LITEDEPLOY_DEBUG=1 output)
 """
 
@@ -54,16 +57,16 @@ app = typer.Typer(
 
 
 @contextmanager
-def _errors_to_exit() -> Iterator[None]:
-    """The one place where errors become a message and an exit code."""
+def _errors_to_exit(*, restoring: bool = False) -> Iterator[None]:
+    """The one place where errors become a message and an exit code (the entrypoint's errors
+    by errors.FROM_ENTRYPOINT; `restoring`: in `deploy restore`)."""
     try:
         yield
     except (DeployError, EntrypointError) as exc:
         _say(f"error: {exc.message}")
         if exc.hint:
             _say(f"hint: {exc.hint}")
-        code = exc.exit_code if isinstance(exc, DeployError) else 3
-        raise typer.Exit(code) from None
+        raise typer.Exit(exit_code(exc, restoring=restoring)) from None
     except engine.UNREACHABLE as exc:  # a command other than deploy met a stopped engine
         stopped = engine_stopped(exc)
         _say(f"error: {stopped.message}")
@@ -370,7 +373,7 @@ def restore(
 ) -> None:
     """Stop the app, restore a backup (live files to quarantine), start the app again."""
     current, as_json = _settings(ctx, as_json)
-    with _errors_to_exit():
+    with _errors_to_exit(restoring=True):
         stack = resolve(current, current.tag)
         chosen = for_stack(current, stack).find(backup_file, latest=latest, deploy_id=deploy_id)
         report = Deployer(current, _say).restore_now(chosen)
