@@ -5,39 +5,40 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import sys
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from entrypoint.base.errors import EntrypointError
-from entrypoint.safetynet.database import uri
 
 from . import engine, records
 from .config import Settings, load_file, settings
 from .datafolder import for_stack
 from .deployer import Deployer, DeployReport, engine_stopped
-from .errors import ConfigError, DeployError, PreflightFailed
+from .errors import ConfigError, DeployError, PreflightFailed, exit_code
 from .stack import resolve
+from .status import running, stack_status
 
 EXIT_CODES = """\b
 Exit codes:
   0  deployed (or the command succeeded)
-  2  usage or configuration error (deploy.yml, flags, compose file); nothing touched
-  3  preflight failed (Docker unreachable, image missing, no disk), or a rollback refused
-     before anything stopped (writes it would drop, an image that would refuse the
-     database); nothing touched
+  2  usage or configuration error (deploy.yml, flags, compose file, a value the
+     entrypoint's code refuses); nothing touched
+  3  preflight failed (Docker unreachable, image missing, no disk, the database or a
+     backup unusable), or a rollback refused before anything stopped (writes it would
+     drop, an image that would refuse the database); nothing touched
   4  aborted before cutover: the rehearsal failed; production untouched
   5  the new version failed; rolled back, previous version healthy
   6  the new version failed and the rollback failed too (see the manual restore command)
-  7  another deploy of this stack holds the lock
-  1  a rollback or restore step failed (its message says which)
+  7  another deploy of this stack holds the lock, or another process holds the
+     database (its migration lock, or open while a restore would replace it)
+  1  a rollback or restore step failed (its message says which); in `deploy restore`,
+     also a backup that is missing, damaged or could not be put back
   70 internal error (a bug: please report it with LITEDEPLOY_DEBUG=1 output)
 """
 
@@ -54,16 +55,16 @@ app = typer.Typer(
 
 
 @contextmanager
-def _errors_to_exit() -> Iterator[None]:
-    """The one place where errors become a message and an exit code."""
+def _errors_to_exit(*, restoring: bool = False) -> Iterator[None]:
+    """The one place where errors become a message and an exit code (the entrypoint's errors
+    by errors.FROM_ENTRYPOINT; `restoring`: in `deploy restore`)."""
     try:
         yield
     except (DeployError, EntrypointError) as exc:
         _say(f"error: {exc.message}")
         if exc.hint:
             _say(f"hint: {exc.hint}")
-        code = exc.exit_code if isinstance(exc, DeployError) else 3
-        raise typer.Exit(code) from None
+        raise typer.Exit(exit_code(exc, restoring=restoring)) from None
     except engine.UNREACHABLE as exc:  # a command other than deploy met a stopped engine
         stopped = engine_stopped(exc)
         _say(f"error: {stopped.message}")
@@ -239,89 +240,27 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Running image, health, migration head and latest backups."""
     current, as_json = _settings(ctx, as_json)
     with _errors_to_exit():
-        client = engine.connect()
-        stack = resolve(current, current.tag)
-        container = engine.service_container(client, stack.project, stack.service.name)
-        state: dict[str, Any] = {}
-        if container is not None:
-            attrs = container.attrs
-            state = {
-                "container": container.name,
-                "image": attrs.get("Config", {}).get("Image"),
-                "image_id": str(attrs.get("Image", ""))[7:19],
-                "status": attrs.get("State", {}).get("Status"),
-                "health": (attrs.get("State", {}).get("Health") or {}).get("Status"),
-                "started_at": attrs.get("State", {}).get("StartedAt"),
-            }
-        backups = for_stack(current, stack).backups()[-3:]
-        info = {
-            "service": stack.service.name,
-            "project": stack.project,
-            "database": str(stack.db_path),
-            "running": state or None,
-            "migrations": _named_head(container) or _head(stack.db_path),
-            "latest_backups": [{"path": str(b.path), **asdict(b.manifest)} for b in backups],
-        }
+        found = stack_status(current)
     if as_json:
-        typer.echo(json.dumps(info, indent=2))
+        typer.echo(json.dumps(found.as_dict(), indent=2))
         return
-    typer.echo(f"service:    {stack.service.name} (project {stack.project})")
-    if state:
+    typer.echo(f"service:    {found.service} (project {found.project})")
+    if found.running is not None:
+        run = found.running
         typer.echo(
-            f"running:    {state['image']} ({state['image_id']}), {state['status']}, "
-            f"health {state['health'] or 'n/a'}, since {state['started_at']}"
+            f"running:    {run.image} ({run.image_id}), {run.status}, "
+            f"health {run.health or 'n/a'}, since {run.started_at}"
         )
     else:
         typer.echo("running:    nothing")
-    typer.echo(f"database:   {stack.db_path}")
-    typer.echo(f"migrations: {info['migrations']}")
-    typer.echo("backups:" + ("" if backups else "    none"))
-    for b in backups:
+    typer.echo(f"database:   {found.database}")
+    typer.echo(f"migrations: {found.migrations}")
+    typer.echo("backups:" + ("" if found.backups else "    none"))
+    for b in found.backups:
         typer.echo(
             f"  {b.path.name}  {b.manifest.created_at}  head before: "
             f"{b.manifest.head_before or '-'}  deploy {b.manifest.deploy_id or '-'}"
         )
-
-
-def _named_head(container: Any) -> str | None:
-    """The migrations as the running image names them (its entrypoint's `status --json`)."""
-    if container is None:
-        return None
-    data = engine.entrypoint_status(container)
-    if data is None:
-        return None
-    states = Counter(str(m.get("state")) for m in data.get("migrations") or [])
-    applied = states.pop("applied", 0)
-    extra = "".join(f", {n} {state}" for state, n in sorted(states.items()))
-    return (
-        f"{applied} applied, latest {data.get('head') or '-'}{extra} ({data.get('history_table')})"
-    )
-
-
-def _head(db: Path) -> str:
-    """How many migrations the database records, and the latest, read on the host."""
-    if not db.exists():
-        return "no database yet"
-    try:
-        conn = sqlite3.connect(uri(db), uri=True)
-        try:
-            for table in ("__drizzle_migrations", "__litedeploy_migrations"):
-                exists = conn.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)
-                ).fetchone()
-                if exists:
-                    (count,) = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()  # noqa: S608
-                    cols = {r[1] for r in conn.execute(f"PRAGMA table_info('{table}')")}
-                    name_col = "name" if "name" in cols else "created_at"
-                    last = conn.execute(
-                        f'SELECT "{name_col}" FROM "{table}" ORDER BY rowid DESC LIMIT 1'  # noqa: S608
-                    ).fetchone()
-                    return f"{count} applied, latest {last[0] if last else '-'} ({table})"
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        return f"unreadable: {exc}"
-    return "no history table"
 
 
 @app.command()
@@ -370,7 +309,7 @@ def restore(
 ) -> None:
     """Stop the app, restore a backup (live files to quarantine), start the app again."""
     current, as_json = _settings(ctx, as_json)
-    with _errors_to_exit():
+    with _errors_to_exit(restoring=True):
         stack = resolve(current, current.tag)
         chosen = for_stack(current, stack).find(backup_file, latest=latest, deploy_id=deploy_id)
         report = Deployer(current, _say).restore_now(chosen)
@@ -429,7 +368,7 @@ def prune(
         keep = set()
         container = engine.service_container(client, stack.project, stack.service.name)
         if container is not None:
-            keep.add(str(container.attrs.get("Config", {}).get("Image")))
+            keep.add(str(running(container).image))
         last = next(
             (r for r in reversed(records.read(current.state)) if r.get("outcome") == "deployed"),
             None,

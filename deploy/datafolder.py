@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from entrypoint.base.contract import WAL_SUFFIX, side_file
 from entrypoint.base.durable import sha256_of
 from entrypoint.base.errors import EntrypointError
 from entrypoint.safetynet.backup import Backup, Manifest, Method, list_backups, take_backup
@@ -26,19 +27,11 @@ from entrypoint.safetynet.restore import find_backup, restore_backup
 
 from . import prune, rehearsal, writes
 from .config import Settings
-from .errors import DeployError
+from .errors import FolderError
 from .runner import run
 from .stack import Stack
 
 OPS_COMMAND = "files"  # the hidden `deploy files OP ARGS_JSON` the container runs
-
-
-class FolderError(DeployError):
-    """An operation on the data folder failed; carries the exit code it would have had."""
-
-    def __init__(self, message: str, hint: str | None = None, exit_code: int = 1) -> None:
-        super().__init__(message, hint)
-        self.exit_code = exit_code
 
 
 # -- the operations, on JSON-able values ---------------------------------------------------
@@ -72,7 +65,7 @@ def _restore(db: str, backup: str, sha256: str | None) -> dict[str, Any]:
 def _equals(db: Path, sha256: str) -> bool:
     """The database is the backup: same bytes, and no WAL whose frames would change them (a
     migration committed in WAL mode may sit in db-wal, the main file still the old one)."""
-    wal = db.with_name(db.name + "-wal")
+    wal = side_file(db, WAL_SUFFIX)
     if not db.exists() or (wal.exists() and wal.stat().st_size > 0):
         return False
     return sha256_of(db) == sha256
@@ -111,7 +104,7 @@ OPS: dict[str, Callable[..., Any]] = {
 
 
 def perform(op: str, args: dict[str, Any]) -> Any:
-    """Run one operation here; typed errors become FolderError with their exit code."""
+    """Run one operation here; typed errors become FolderError with the entrypoint's code."""
     try:
         return OPS[op](**args)
     except EntrypointError as exc:
@@ -128,12 +121,14 @@ def answer(op: str, args_json: str) -> tuple[str, int]:
         args = None
     try:
         if op not in OPS:
-            raise FolderError(f"unknown operation {op!r}; known: {', '.join(OPS)}", exit_code=2)
+            raise FolderError(
+                f"unknown operation {op!r}; known: {', '.join(OPS)}", entrypoint_code=2
+            )
         if not isinstance(args, dict):
-            raise FolderError("the arguments must be a JSON object", exit_code=2)
+            raise FolderError("the arguments must be a JSON object", entrypoint_code=2)
         result = perform(op, args)
     except FolderError as exc:
-        error = {"message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
+        error = {"message": exc.message, "hint": exc.hint, "exit_code": exc.entrypoint_code}
         return json.dumps({"error": error}), 1
     return json.dumps({"result": result}), 0
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from entrypoint.base import faults
+from entrypoint.base.contract import DEPLOY_ID_ENV, MODE_ENV, MODE_PUSH
 from entrypoint.base.errors import EntrypointError
 from entrypoint.safetynet.backup import Backup
 
@@ -36,8 +37,8 @@ from .errors import (
 from .health import Unhealthy
 from .host import DockerHost, Host
 from .lock import deploy_lock
-from .rehearsal import MODE_ENV, rehearse
-from .stack import Stack, check_free_space
+from .rehearsal import rehearse
+from .stack import Stack, room_for_deploy
 from .writes import describe
 
 Progress = Callable[[str], None]
@@ -212,7 +213,7 @@ class Deployer:
                 f"image {stack.service.image} is not on this Docker host",
                 hint="build or pull it first (docker image ls lists what is here)",
             )
-        check_free_space(stack, self.settings.state)
+        room_for_deploy(stack, self.settings.state)
         return stack
 
     def _deploy_locked(self, stack: Stack, tag: str) -> None:
@@ -319,9 +320,9 @@ class Deployer:
         """A compose override that passes DEPLOY_ID (and push mode), whatever the compose file
         says."""
         path = self.settings.state / "deploy-override.yml"
-        environment = {"DEPLOY_ID": deploy_id}
+        environment = {DEPLOY_ID_ENV: deploy_id}
         if self.settings.push:
-            environment[MODE_ENV] = "push"
+            environment[MODE_ENV] = MODE_PUSH
         model = {"services": {stack.service.name: {"environment": environment}}}
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.write_text(yaml.safe_dump(model), encoding="utf-8")
@@ -509,14 +510,17 @@ class Deployer:
                         idle="nothing was running: the service stays stopped",
                     )
                     self._bring_back(stack, back, self.report.deploy_id)
-            except DeployError:
+            except (DeployError, EntrypointError):
                 if stopped:  # a step failed (a failed `compose stop` too): the line says so
                     self.report.outcome = Outcome.RESTORE_FAILED
-                raise
-            except (Unhealthy, EntrypointError) as exc:
+                raise  # the CLI maps an entrypoint error to deploy's code (errors.exit_code)
+            except Unhealthy as exc:
                 self.report.outcome = Outcome.RESTORE_FAILED
-                self.report.error = str(exc)
-                raise RollbackFailed(f"restore failed: {exc}") from exc
+                raise StepFailed(
+                    f"restore failed: {exc}",
+                    hint="the database is the restored one; `deploy logs` says why the app "
+                    "did not come back; `deploy status` shows what runs",
+                ) from exc
         return self.report
 
     def _check_writes(

@@ -7,13 +7,20 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from entrypoint.base.contract import (
+    BACKUP_ENV,
+    BACKUP_NEVER,
+    DB_PATH_ENV,
+    DEPLOY_ID_ENV,
+    MODE_ENV,
+    MODE_PUSH,
+    REHEARSAL_ENV,
+    REHEARSAL_ON,
+)
 from entrypoint.safetynet.database import online_copy, uri
 
 from .runner import TIMED_OUT, Result, run
 from .stack import Stack
-
-REHEARSAL_ENV = "LITEDEPLOY_REHEARSAL"
-MODE_ENV = "MIGRATE_MODE"  # the entrypoint's --mode: migrate (default) or push
 
 
 def snapshot(db_path: Path, into: Path, name: str | None = None) -> Path:
@@ -74,10 +81,16 @@ def rehearsal_env(stack: Stack, *, push: bool = False) -> dict[str, str]:
     """The service's environment, with backups off and the stop-before-exec switch on
     (and push mode, when the deploy pushes)."""
     env = dict(stack.service.environment)
-    env.pop("DEPLOY_ID", None)
-    env.update({REHEARSAL_ENV: "1", "BACKUP": "never", "DB_PATH": str(stack.db_container_path)})
+    env.pop(DEPLOY_ID_ENV, None)
+    env.update(
+        {
+            REHEARSAL_ENV: REHEARSAL_ON,
+            BACKUP_ENV: BACKUP_NEVER,
+            DB_PATH_ENV: str(stack.db_container_path),
+        }
+    )
     if push:
-        env[MODE_ENV] = "push"
+        env[MODE_ENV] = MODE_PUSH
     return env
 
 

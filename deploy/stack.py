@@ -10,13 +10,13 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from entrypoint.base.contract import BACKUP_DIR_ENV, DB_PATH_ENV, IMAGE_DB_PATH
+
 from .compose import Compose, Flavour, Service, default_project, detect_flavour, host_path
 from .compose import parse_service as parse
 from .config import Settings
 from .errors import ConfigError, PreflightFailed
 from .runner import run
-
-DEFAULT_DB_PATH = PurePosixPath("/data/app.db")
 
 
 @dataclass(frozen=True)
@@ -73,14 +73,14 @@ def resolve(settings: Settings, tag: str | None, *, flavour: Flavour | None = No
             hint="check it with `docker compose config`",
         )
     service = parse(result.stdout, settings.service, str(settings.compose_file))
-    db_container = PurePosixPath(service.environment.get("DB_PATH", str(DEFAULT_DB_PATH)))
+    db_container = PurePosixPath(service.environment.get(DB_PATH_ENV, str(IMAGE_DB_PATH)))
     db = settings.db_path or host_path(db_container, service.binds)
     if db is None:
         raise ConfigError(
             f"the database {db_container} of service {service.name} is not on a bind mount",
             hint="bind-mount its folder (e.g. ./data:/data) or pass --db-path",
         )
-    backup_container = service.environment.get("BACKUP_DIR")
+    backup_container = service.environment.get(BACKUP_DIR_ENV)
     backups = settings.backup_dir or (
         host_path(PurePosixPath(backup_container), service.binds) if backup_container else None
     )
@@ -93,8 +93,13 @@ def resolve(settings: Settings, tag: str | None, *, flavour: Flavour | None = No
     )
 
 
-def check_free_space(stack: Stack, state_dir: Path) -> None:
-    """Room for the rehearsal snapshot and the entrypoint's backup, with a margin."""
+def room_for_deploy(stack: Stack, state_dir: Path) -> None:
+    """Refuse, before anything is touched, a deploy whose disks cannot hold the rehearsal's
+    snapshot and the entrypoint's backup of the database, with a margin.
+
+    The host-side twin of the entrypoint's room_for_backup, which asks the same of the
+    backup folder alone, in the container, when the deploy is already under way.
+    """
     size = stack.db_path.stat().st_size if stack.db_path.exists() else 0
     needed = 2 * size + (64 << 20)
     for folder in {stack.db_path.parent, state_dir}:

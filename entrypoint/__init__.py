@@ -11,5 +11,5 @@ The package is built in wings, each a folder that may import only the wings belo
     settings   what `run` is told (settings.py)                  -> safetynet, engine, base
     safetynet  database file, integrity, backup, restore         -> engine, base
     engine     sources, statements, history, plan, apply, lock   -> base
-    base       errors, durable writes, faults, signals           -> the standard library
+    base       errors, durable writes, faults, signals, contract -> the standard library
 """

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from .base.contract import BACKUP_NEVER
 from .base.errors import UsageError
 from .engine.sources import Format
 from .safetynet.backup import Method, default_dir
@@ -20,7 +21,7 @@ class Policy(StrEnum):
 
     ALWAYS = "always"
     PENDING = "pending"  # only when there is something to apply
-    NEVER = "never"
+    NEVER = BACKUP_NEVER
 
 
 # SQLite's journal modes that keep a rollback journal (or a WAL); OFF has none, so a failed

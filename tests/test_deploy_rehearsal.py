@@ -11,8 +11,9 @@ from urllib.parse import quote
 import pytest
 
 from deploy.compose import Compose, Flavour, Service
-from deploy.rehearsal import REHEARSAL_ENV, rehearsal_env, rehearse_argv, snapshot
+from deploy.rehearsal import rehearsal_env, rehearse_argv, snapshot
 from deploy.stack import Stack
+from entrypoint.base.contract import REHEARSAL_ENV
 
 SECRET = "s3cr3t-value-never-on-argv"
 

@@ -27,10 +27,12 @@ from deploy.deployer import Deployer, Outcome
 from deploy.errors import (
     Aborted,
     DeployError,
+    FolderError,
     PreflightFailed,
     RollbackFailed,
     RolledBack,
     StepFailed,
+    exit_code,
 )
 from deploy.health import Unhealthy
 from deploy.host import Running
@@ -443,3 +445,36 @@ def test_every_line_in_the_history_is_json_with_a_known_outcome(world: World) ->
         Outcome.ROLLED_BACK,
         Outcome.DEPLOYED,
     ]
+
+
+def test_restore_whose_app_does_not_come_back_is_a_failed_step(world: World) -> None:
+    deployed_v2(world)
+    [backup] = world.host.backup_dir.glob("*.backup")
+    world.host.versions["v2"].healthy = False
+
+    with pytest.raises(StepFailed) as caught:
+        world.deployer().restore_now(backup)
+
+    assert caught.value.exit_code == 1  # a restore step failed; not 6, a failed rollback
+    assert caught.value.message == "restore failed: container 3f2a9c1d8e7b exited with code 1"
+    assert world.history() == ["deployed", "restore-failed"]
+
+
+def test_restore_of_a_damaged_backup_is_refused_recorded_and_exit_1(world: World) -> None:
+    deployed_v2(world)
+    [backup] = world.host.backup_dir.glob("*.backup")
+    with backup.open("r+b") as f:  # a flipped byte in the middle: its checksum no longer holds
+        f.seek(backup.stat().st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    before = world.host.db.read_bytes()
+
+    with pytest.raises(FolderError) as caught:  # the entrypoint's RestoreFailed, carried
+        world.deployer().restore_now(backup)
+
+    assert "does not match its manifest" in caught.value.message
+    assert exit_code(caught.value, restoring=True) == 1
+    assert world.host.db.read_bytes() == before  # the live database was not replaced
+    [*_, record] = records.read(world.settings.state)
+    assert record["outcome"] == "restore-failed" and record["error"] == caught.value.message

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from ..base.contract import CLI_DEFAULT_DB
 from ..base.errors import DatabaseError
 from ..engine.lock import migration_lock
 from ..safetynet.backup import Method, default_dir, list_backups, prune, take_backup
@@ -28,7 +29,6 @@ from .options import (
     sqlite_path,
 )
 from .program import app, errors_to_exit
-from .values import DEFAULT_DB
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -39,7 +39,7 @@ LockTimeoutOption = Annotated[
 
 @app.command()
 def backup(
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = CLI_DEFAULT_DB,
     backup_dir: BackupDirOption = None,
     backup_keep: BackupKeepOption = 10,
     backup_method: BackupMethodOption = Method.AUTO,
@@ -70,7 +70,7 @@ def backup(
 
 @app.command("backups")
 def list_command(
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = CLI_DEFAULT_DB,
     backup_dir: BackupDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -116,7 +116,7 @@ def restore(
         str | None,
         typer.Option("--deploy-id", help="Restore the backup taken for this deploy id."),
     ] = None,
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = CLI_DEFAULT_DB,
     backup_dir: BackupDirOption = None,
     lock_timeout: Annotated[
         float,

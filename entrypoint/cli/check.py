@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..base.contract import CLI_DEFAULT_DB
 from ..base.errors import CheckFailed, DatabaseError, UsageError
 from ..engine.sources import load_source
 from ..safety.checks import check_database
@@ -17,7 +18,6 @@ from ..safetynet.database import check_file, connect, missing
 from ..safetynet.integrity import Level
 from .options import CheckOption, DbOption, JsonOption, TableOption
 from .program import app, errors_to_exit, log
-from .values import DEFAULT_DB
 
 # No environment variable on purpose: `check` compares with a snapshot only when asked.
 DriftMigrationsOption = Annotated[
@@ -37,7 +37,7 @@ StrictOption = Annotated[
 
 @app.command()
 def check(
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = CLI_DEFAULT_DB,
     level: CheckOption = Level.QUICK,
     migrations: DriftMigrationsOption = None,
     strict: StrictOption = False,

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..base.contract import SIDE_FILES, side_file
 from ..base.errors import UsageError
 from ..engine.lock import lock_path
 from ..handoff import app as handoff
 from ..modes.migrate import migrate
 from ..safetynet.backup import Method
-from ..safetynet.database import SIDE_FILES
 from ..safetynet.integrity import Level
 from ..settings import Findings, Options, Policy, PushOptions, check_relaxing
 from .values import FormatChoice, Mode, TransactionChoice, make_options
@@ -133,7 +133,7 @@ def launch(request: RunRequest) -> None:
         return
     if account is not None:
         db = options.db_path
-        db_files = [db, *(db.with_name(db.name + s) for s in SIDE_FILES), lock_path(db)]
+        db_files = [db, *(side_file(db, s) for s in SIDE_FILES), lock_path(db)]
         handoff.give_files_to(account, [db.parent, *db_files])
         handoff.drop_privileges(account)
     if command:

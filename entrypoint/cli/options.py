@@ -12,6 +12,14 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from ..base.contract import (
+    BACKUP_DIR_ENV,
+    BACKUP_KEEP_ENV,
+    BACKUP_METHOD_ENV,
+    DB_PATH_ENV,
+    DEPLOY_ID_ENV,
+    MIGRATIONS_DIR_ENV,
+)
 from ..safetynet.backup import Method
 from ..safetynet.integrity import Level
 from . import values
@@ -63,14 +71,14 @@ deploy_id_value = _parser(values.deploy_id_value)
 DbOption = Annotated[
     Path,
     typer.Option(
-        "--db", envvar="DB_PATH", parser=sqlite_path, metavar="PATH", help="SQLite database file."
+        "--db", envvar=DB_PATH_ENV, parser=sqlite_path, metavar="PATH", help="SQLite database file."
     ),
 ]
 MigrationsOption = Annotated[
     Path,
     typer.Option(
         "--migrations",
-        envvar="MIGRATIONS_DIR",
+        envvar=MIGRATIONS_DIR_ENV,
         readable=False,
         help="Migrations folder (drizzle-kit's `out`). Default ./drizzle, as drizzle-kit "
         "writes it (./drizzle/migrations when that is where the migrations are).",
@@ -137,7 +145,7 @@ BackupDirOption = Annotated[
     Path | None,
     typer.Option(
         "--backup-dir",
-        envvar="BACKUP_DIR",
+        envvar=BACKUP_DIR_ENV,
         parser=sqlite_path,
         metavar="PATH",
         help="Folder for backups (0700). Default: <database folder>/backups.",
@@ -147,7 +155,7 @@ BackupKeepOption = Annotated[
     int,
     typer.Option(
         "--backup-keep",
-        envvar="BACKUP_KEEP",
+        envvar=BACKUP_KEEP_ENV,
         min=1,
         max=MAX_BACKUP_KEEP,
         help="Keep the newest N backups; the newest is never deleted.",
@@ -165,7 +173,7 @@ BackupMethodOption = Annotated[
     Method,
     typer.Option(
         "--backup-method",
-        envvar="BACKUP_METHOD",
+        envvar=BACKUP_METHOD_ENV,
         help="copy: checkpoint, hold the write lock, copy the file (fastest); online: SQLite's "
         "backup API (consistent while others write); auto: copy when the database is quiet.",
     ),
@@ -176,7 +184,7 @@ DeployIdOption = Annotated[
     str | None,
     typer.Option(
         "--deploy-id",
-        envvar="DEPLOY_ID",
+        envvar=DEPLOY_ID_ENV,
         parser=deploy_id_value,
         help="Recorded in the backup's manifest so the host-side deploy can find it.",
     ),

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from ..base.contract import CLI_DEFAULT_DB
 from ..base.errors import FindingsBlock
 from ..engine.plan import State
 from ..engine.sources import Migration
@@ -30,7 +31,6 @@ from .options import (
     make_options,
 )
 from .program import app, errors_to_exit
-from .values import DEFAULT_DB
 
 _SQL_WIDTH = 96
 
@@ -40,7 +40,7 @@ _SQL_WIDTH = 96
     epilog="Example: entrypoint plan --db ./prod-copy.db --migrations ./drizzle --json",
 )
 def plan_command(
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = CLI_DEFAULT_DB,
     migrations: MigrationsOption = DEFAULT_MIGRATIONS,
     fmt: FormatOption = FormatChoice.AUTO,
     table: TableOption = None,

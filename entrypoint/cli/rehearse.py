@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from ..base.contract import CLI_DEFAULT_DB
 from ..base.errors import FindingsBlock
 from ..safety.rehearsal import Loss, RehearsalReport, rehearse
 from .options import (
@@ -21,7 +22,6 @@ from .options import (
     make_options,
 )
 from .program import app, errors_to_exit
-from .values import DEFAULT_DB
 
 
 @app.command(
@@ -29,7 +29,7 @@ from .values import DEFAULT_DB
     epilog="Example: entrypoint rehearse --db ./data/app.db --migrations ./drizzle --json",
 )
 def rehearse_command(
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = CLI_DEFAULT_DB,
     migrations: MigrationsOption = DEFAULT_MIGRATIONS,
     fmt: FormatOption = FormatChoice.AUTO,
     table: TableOption = None,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..base.contract import BACKUP_ENV, CLI_DEFAULT_DB, MODE_ENV, REHEARSAL_ENV
 from ..safetynet.backup import Method
 from ..safetynet.integrity import Level
 from ..settings import Findings, Policy
@@ -27,7 +28,7 @@ from .options import (
     lock_timeout_option,
 )
 from .program import app, errors_to_exit
-from .values import DEFAULT_DB, DEFAULT_MIGRATIONS, FormatChoice, Mode, TransactionChoice
+from .values import DEFAULT_MIGRATIONS, FormatChoice, Mode, TransactionChoice
 
 
 @app.command(
@@ -39,7 +40,7 @@ def run(
         list[str] | None,
         typer.Argument(help="The app server to exec after migrating (put it after `--`)."),
     ] = None,
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = CLI_DEFAULT_DB,
     migrations: MigrationsOption = DEFAULT_MIGRATIONS,
     fmt: FormatOption = FormatChoice.AUTO,
     table: TableOption = None,
@@ -82,7 +83,7 @@ def run(
     backup: Annotated[
         Policy,
         typer.Option(
-            envvar="BACKUP",
+            envvar=BACKUP_ENV,
             help="Back up before migrating: always, only when something is pending, or never.",
         ),
     ] = Policy.PENDING,
@@ -154,7 +155,7 @@ def run(
     mode: Annotated[
         Mode,
         typer.Option(
-            envvar="MIGRATE_MODE",
+            envvar=MODE_ENV,
             help="migrate: apply the migration files (the default). push: make the schema the "
             "declared one directly (staging only; refused in production).",
         ),
@@ -202,7 +203,7 @@ def run(
     rehearsal: Annotated[
         bool,
         typer.Option(
-            envvar="LITEDEPLOY_REHEARSAL",
+            envvar=REHEARSAL_ENV,
             help="Stop after migrating and checking instead of exec'ing the app (the host-side "
             "deploy rehearses a new image on a snapshot this way).",
         ),

@@ -15,12 +15,24 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..base.contract import (
+    BACKUP_DIR_ENV,
+    BACKUP_ENV,
+    BACKUP_KEEP_ENV,
+    BACKUP_METHOD_ENV,
+    CLI_DEFAULT_DB,
+    DB_PATH_ENV,
+    DEPLOY_ID_ENV,
+    MIGRATIONS_DIR_ENV,
+    MODE_ENV,
+    REHEARSAL_ENV,
+)
 from ..safetynet.backup import Method
 from ..safetynet.integrity import Level
 from ..settings import Findings, Policy
 from . import values
 from .launch import RunRequest, run_request
-from .values import DEFAULT_DB, DEFAULT_MIGRATIONS, FormatChoice, Mode, TransactionChoice
+from .values import DEFAULT_MIGRATIONS, FormatChoice, Mode, TransactionChoice
 
 # click's boolean words (any case, spaces around ignored), as typer reads a flag's variable.
 _BOOLEANS = {
@@ -56,8 +68,8 @@ def _backups_to_keep(value: str) -> int:
 
 # run's parameter, its environment variable, how the value is read, its default.
 SETTINGS: tuple[tuple[str, str, Callable[[str], Any], Any], ...] = (
-    ("db", "DB_PATH", values.sqlite_path, DEFAULT_DB),
-    ("migrations", "MIGRATIONS_DIR", Path, DEFAULT_MIGRATIONS),
+    ("db", DB_PATH_ENV, values.sqlite_path, CLI_DEFAULT_DB),
+    ("migrations", MIGRATIONS_DIR_ENV, Path, DEFAULT_MIGRATIONS),
     ("fmt", "MIGRATIONS_FORMAT", _choice(FormatChoice), FormatChoice.AUTO),
     ("table", "MIGRATIONS_TABLE", values.history_table_name, None),
     ("allow_out_of_order", "ALLOW_OUT_OF_ORDER", _boolean, False),
@@ -66,22 +78,22 @@ SETTINGS: tuple[tuple[str, str, Callable[[str], Any], Any], ...] = (
     ("transaction", "MIGRATE_TRANSACTION", _choice(TransactionChoice), TransactionChoice.EACH),
     ("lock_timeout", "LOCK_TIMEOUT", values.seconds, 60.0),
     ("user", "APP_USER", _keep, None),
-    ("backup", "BACKUP", _choice(Policy), Policy.PENDING),
-    ("backup_dir", "BACKUP_DIR", values.sqlite_path, None),
-    ("backup_keep", "BACKUP_KEEP", _backups_to_keep, 10),
-    ("backup_method", "BACKUP_METHOD", _choice(Method), Method.AUTO),
+    ("backup", BACKUP_ENV, _choice(Policy), Policy.PENDING),
+    ("backup_dir", BACKUP_DIR_ENV, values.sqlite_path, None),
+    ("backup_keep", BACKUP_KEEP_ENV, _backups_to_keep, 10),
+    ("backup_method", BACKUP_METHOD_ENV, _choice(Method), Method.AUTO),
     ("check", "CHECK", _choice(Level), Level.QUICK),
     ("journal_mode", "JOURNAL_MODE", values.known_journal_mode, None),
     ("require_volume", "REQUIRE_VOLUME", _boolean, False),
     ("allow_row_loss", "ALLOW_ROW_LOSS", _boolean, False),
-    ("deploy_id", "DEPLOY_ID", values.deploy_id_value, None),
+    ("deploy_id", DEPLOY_ID_ENV, values.deploy_id_value, None),
     ("findings", "FINDINGS", _choice(Findings), Findings.BLOCK),
     ("rehearse", "REHEARSE", _boolean, True),
     ("rehearsal_dir", "REHEARSAL_DIR", values.sqlite_path, None),
     ("env", "APP_ENV", _keep, None),
     ("strict", "STRICT_DRIFT", _boolean, False),
-    ("mode", "MIGRATE_MODE", _choice(Mode), Mode.MIGRATE),
-    ("rehearsal", "LITEDEPLOY_REHEARSAL", _boolean, False),
+    ("mode", MODE_ENV, _choice(Mode), Mode.MIGRATE),
+    ("rehearsal", REHEARSAL_ENV, _boolean, False),
 )
 # Push mode's variables: set, they send the command line to the full parser (push mode is
 # for staging, and migrate mode warns that they are ignored).

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from ..base.contract import CLI_DEFAULT_DB
 from ..engine.plan import DESCRIPTIONS
 from ..modes.migrate import Status, status
 from ..safetynet.database import missing
@@ -22,12 +23,11 @@ from .options import (
     make_options,
 )
 from .program import app, errors_to_exit
-from .values import DEFAULT_DB
 
 
 @app.command("status")
 def status_command(
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = CLI_DEFAULT_DB,
     migrations: MigrationsOption = DEFAULT_MIGRATIONS,
     fmt: FormatOption = FormatChoice.AUTO,
     table: TableOption = None,

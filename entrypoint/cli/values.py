@@ -14,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from ..base.contract import MODE_PUSH
 from ..base.errors import UsageError
 from ..engine.history import name_problem
 from ..engine.sources import Format
@@ -36,7 +37,7 @@ class TransactionChoice(StrEnum):
 
 class Mode(StrEnum):
     MIGRATE = "migrate"
-    PUSH = "push"
+    PUSH = MODE_PUSH
 
 
 def sqlite_path(value: str | Path) -> Path:
@@ -49,7 +50,7 @@ def sqlite_path(value: str | Path) -> Path:
 
 # drizzle-kit writes to ./drizzle; earlier releases defaulted to ./drizzle/migrations, which
 # is still read when ./drizzle is not a migrations folder itself and that one exists.
-DEFAULT_DB = Path("./data/app.db")
+# (The database's default, CLI_DEFAULT_DB, is in base/contract.py, beside deploy's.)
 DEFAULT_MIGRATIONS = Path("./drizzle")
 _OLD_DEFAULT = DEFAULT_MIGRATIONS / "migrations"
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from ..base import durable
+from ..base.contract import SIDE_FILES
 from ..base.errors import (
     CheckFailed,
     CorruptDatabase,
@@ -31,7 +32,7 @@ from ..engine.lock import migration_lock
 from ..safety.checks import CheckReport
 from ..safety.loss import Acknowledgements
 from ..safetynet.backup import Backup, prune, take_backup
-from ..safetynet.database import SIDE_FILES, check_file, check_volume, connect
+from ..safetynet.database import check_file, check_volume, connect
 from ..safetynet.integrity import integrity_problems
 from ..safetynet.restore import Restored, finish_interrupted, replace_database
 from ..settings import JOURNAL_MODES, Options

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base import durable, faults
+from ..base.contract import JOURNAL_SUFFIX, WAL_SUFFIX, side_file
 from ..base.errors import BackupFailed, CorruptDatabase, NoSpace
 from . import swap
 from .database import online_copy, uri
@@ -132,7 +133,7 @@ def prepare_dir(folder: Path) -> None:
 
 def room_for_backup(db_path: Path, folder: Path) -> None:
     """Refuse before writing anything when the folder's filesystem cannot hold the copy."""
-    size = sum(_size(db_path.with_name(db_path.name + s)) for s in ("", "-wal"))
+    size = sum(_size(side_file(db_path, s)) for s in ("", WAL_SUFFIX))
     needed = size + max(MARGIN_BYTES, int(size * MARGIN_RATIO))
     free = shutil.disk_usage(folder).free
     if free < needed:
@@ -302,7 +303,7 @@ def _refuse_damaged(db_path: Path, target: Path, level: Level, problems: list[st
 
 
 def _remove_temporary(tmp: Path) -> None:
-    for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+    for leftover in (tmp, side_file(tmp, JOURNAL_SUFFIX)):
         with contextlib.suppress(FileNotFoundError):
             leftover.unlink()
 
@@ -335,7 +336,7 @@ def _copy_under_write_lock(conn: sqlite3.Connection, db_path: Path, tmp: Path) -
     With the WAL checkpointed into the main file and truncated, and the write lock held,
     nothing can change the main file, so a plain kernel copy is a consistent snapshot.
     """
-    wal = db_path.with_name(db_path.name + "-wal")
+    wal = side_file(db_path, WAL_SUFFIX)
     for _ in range(5):
         busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         conn.execute("BEGIN IMMEDIATE")

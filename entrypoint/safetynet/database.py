@@ -8,13 +8,13 @@ import sqlite3
 from pathlib import Path
 
 from ..base import signals
+from ..base.contract import JOURNAL_SUFFIX, side_file
+from ..base.contract import SIDE_FILES as SIDE_FILES  # the contract's, under its old address
 from ..base.errors import DatabaseError, NoVolume, UsageError
 
 log = logging.getLogger("litedeploy.entrypoint")
 
 HEADER = b"SQLite format 3\x00"
-# The files SQLite keeps beside a database: its rollback journal, the WAL and its index.
-SIDE_FILES = ("-journal", "-wal", "-shm")
 
 
 def path_problem(path: Path) -> str | None:
@@ -121,7 +121,7 @@ def connect(
     except sqlite3.DatabaseError as exc:
         if not (read_only and exc.sqlite_errorcode == _READONLY_ROLLBACK):
             raise open_error(path, exc, busy_timeout) from exc
-    journal = path.with_name(path.name + "-journal")
+    journal = side_file(path, JOURNAL_SUFFIX)
     if not _writable(path):
         raise DatabaseError(
             f"{path} has a hot rollback journal ({journal.name}): a writer stopped in the middle "

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..base import durable
+from ..base.contract import SHM_SUFFIX, SIDE_FILES, side_file
 from ..base.errors import DatabaseBusy, LockTimeout, RestoreFailed
 from ..engine.lock import migration_lock
 from . import swap
 from .backup import by_time, list_backups, read_manifest
-from .database import SIDE_FILES
 from .integrity import file_problems
 
 log = logging.getLogger("litedeploy.entrypoint")
@@ -235,8 +235,8 @@ def _refuse_if_in_use(db_path: Path) -> None:
     # still holds SQLite's POSIX locks (an idle WAL connection: a read lock on the file and on
     # the -shm). Test for them with a lock of our own, not an SQLite connection, whose close
     # would checkpoint a leftover WAL into the file we are about to quarantine.
-    for suffix in ("", "-shm"):
-        path = db_path.with_name(db_path.name + suffix)
+    for suffix in ("", SHM_SUFFIX):
+        path = side_file(db_path, suffix)
         if _locked_by_another(path):
             raise DatabaseBusy(
                 f"{db_path} is locked by another process (a lock on {path.name}), maybe in "

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base import durable, faults
-from .database import SIDE_FILES
+from ..base.contract import SIDE_FILES
 from .integrity import file_problems
 
 log = logging.getLogger("litedeploy.entrypoint")

@@ -1,0 +1,56 @@
+"""The contract between the host-side `deploy` and the container's entrypoint, in one place.
+
+The two halves talk through the app container's environment: deploy reads the compose
+file's DB_PATH and BACKUP_DIR to find the database and its backups on the host, passes
+DEPLOY_ID (and push mode) to the container it starts, and starts the rehearsal's container
+with backups off and the stop-before-exec switch on. The entrypoint reads the same variables
+as `run`'s options. Both import the names and values from here (deploy may import the base
+wing), so that neither can rename one without the other.
+
+Also here: the database paths each side assumes when DB_PATH is unset, and the side files
+SQLite keeps beside a database, which the entrypoint's backup and restore and deploy's data
+folder must agree on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+# -- environment variables: the entrypoint reads them, deploy sets or reads them ------------
+
+DB_PATH_ENV = "DB_PATH"  # --db: the database file, a path inside the container
+MIGRATIONS_DIR_ENV = "MIGRATIONS_DIR"  # --migrations
+BACKUP_ENV = "BACKUP"  # --backup: when `run` takes a backup (always, pending, never)
+BACKUP_DIR_ENV = "BACKUP_DIR"  # --backup-dir: deploy finds the backups on the host from it
+BACKUP_KEEP_ENV = "BACKUP_KEEP"  # --backup-keep
+BACKUP_METHOD_ENV = "BACKUP_METHOD"  # --backup-method
+DEPLOY_ID_ENV = "DEPLOY_ID"  # --deploy-id: recorded in the backup, found by deploy with it
+MODE_ENV = "MIGRATE_MODE"  # --mode: migrate (the default) or push
+REHEARSAL_ENV = "LITEDEPLOY_REHEARSAL"  # --rehearsal: stop after the checks, exec nothing
+
+# -- the values deploy passes ----------------------------------------------------------------
+
+BACKUP_NEVER = "never"  # BACKUP for the rehearsal: its copy is thrown away
+MODE_PUSH = "push"  # MIGRATE_MODE for `deploy --push` (staging)
+REHEARSAL_ON = "1"  # LITEDEPLOY_REHEARSAL for the rehearsal's container
+
+# -- where the database is when DB_PATH is not set -------------------------------------------
+
+# The entrypoint's --db default, relative to its working directory (the container's WORKDIR).
+CLI_DEFAULT_DB = Path("./data/app.db")
+# Where deploy looks for it inside the container when the service sets no DB_PATH: the path
+# litedeploy's image, examples and docs use. It is CLI_DEFAULT_DB only under WORKDIR /, so an
+# image with another WORKDIR must set DB_PATH for both halves to mean the same file.
+IMAGE_DB_PATH = PurePosixPath("/data/app.db")
+
+# -- the files SQLite keeps beside a database ------------------------------------------------
+
+JOURNAL_SUFFIX = "-journal"  # the rollback journal
+WAL_SUFFIX = "-wal"  # the write-ahead log
+SHM_SUFFIX = "-shm"  # the WAL's shared-memory index
+SIDE_FILES = (JOURNAL_SUFFIX, WAL_SUFFIX, SHM_SUFFIX)
+
+
+def side_file(db: Path, suffix: str) -> Path:
+    """The side file of a database: `app.db` and WAL_SUFFIX -> `app.db-wal`."""
+    return db.with_name(db.name + suffix)
