@@ -11,7 +11,11 @@ Python cannot raise inside C, so a long SQLite statement would run to its end fi
 connections `database.connect` opens get a progress handler that lets the signal in and
 aborts the statement, which then fails and rolls back like any other. `check()` is called
 where a stop must not be missed (before a migration's history row is written, before exec).
-`restore_defaults()` runs just before exec, so the app starts with default dispositions.
+`restore_defaults()` runs just before exec, so the app starts with the dispositions it would
+have had started by itself: default, except a stop signal ignored when the entrypoint started
+(`nohup`, or a background job of a shell without job control), which the app inherits
+ignored. The entrypoint itself still stops cleanly on it: a migration half-way is better
+rolled back than left to whatever ends the process next.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from .errors import Stopped
 STOP = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # Python ignores these at start-up, and an ignored signal stays ignored across exec.
 _IGNORED_BY_PYTHON = (signal.SIGPIPE, signal.SIGXFSZ)
+# Stop signals ignored by whoever started us: the app inherits them ignored.
+_IGNORED_AT_START = frozenset(s for s in STOP if signal.getsignal(s) == signal.SIG_IGN)
 _PROGRESS_EVERY = 10_000  # SQLite VM steps between looks: microseconds, a negligible cost
 
 _received: int | None = None
@@ -66,6 +72,8 @@ def _abort_if_stopped() -> bool:
 
 
 def restore_defaults() -> None:
-    """Give the app default signal dispositions: nothing handled or ignored by us survives exec."""
+    """Give the app default signal dispositions: nothing handled or ignored by us survives exec
+    (a stop signal ignored before we started stays ignored)."""
     for signum in (*STOP, *_IGNORED_BY_PYTHON):
-        signal.signal(signum, signal.SIG_DFL)
+        kept = signum in _IGNORED_AT_START
+        signal.signal(signum, signal.SIG_IGN if kept else signal.SIG_DFL)
