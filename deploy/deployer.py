@@ -38,6 +38,7 @@ from .health import Unhealthy
 from .host import DockerHost, Host
 from .lock import deploy_lock
 from .rehearsal import rehearse
+from .runner import Result
 from .stack import Stack, room_for_deploy
 from .writes import describe
 
@@ -269,20 +270,12 @@ class Deployer:
                 f"! {image} starts with {command or 'no ENTRYPOINT'}, which does not look like "
                 "litedeploy's entrypoint; rehearsing anyway, for at most the health timeout"
             )
-        workdir = self.settings.state / f"rehearsal-{self.report.deploy_id}"
-        try:
-            result = rehearse(
-                stack,
-                image,
-                workdir,
-                name=f"litedeploy-rehearsal-{self.report.deploy_id}",
-                timeout=max(self.settings.health_timeout, 600 if ours else 0),
-                push=self.settings.push,
-                take_snapshot=self.data(stack).snapshot,
-                runner=self.host.run,
-            )
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        result = self._rehearsal(
+            stack,
+            image,
+            timeout=max(self.settings.health_timeout, 600 if ours else 0),
+            push=self.settings.push,
+        )
         if result.ok:
             return
         if not rehearsal.spoke(result):
@@ -301,6 +294,33 @@ class Deployer:
             f"(exit {result.returncode}); production was not touched:\n{result.tail(12)}",
             hint="fix the migration and build a new image; `deploy --no-rehearse` skips this",
         )
+
+    def _rehearsal(
+        self,
+        stack: Stack,
+        image: str,
+        *,
+        timeout: float,
+        push: bool = False,
+        source: Path | None = None,
+    ) -> Result:
+        """`image`'s entrypoint on a snapshot of the database (or of `source`), in a workdir
+        of the state folder that goes when it is done."""
+        workdir = self.settings.state / f"rehearsal-{self.report.deploy_id}"
+        try:
+            return rehearse(
+                stack,
+                image,
+                workdir,
+                name=f"litedeploy-rehearsal-{self.report.deploy_id}",
+                timeout=timeout,
+                push=push,
+                source=source,
+                take_snapshot=self.data(stack).snapshot,
+                runner=self.host.run,
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def _up(self, stack: Stack, tag: str, deploy_id: str) -> None:
         """`compose up -d --no-deps --force-recreate` with the tag and DEPLOY_ID set."""
@@ -549,20 +569,12 @@ class Deployer:
 
     def _rehearse_rollback(self, stack: Stack, backup: Backup | None) -> None:
         """The previous image's entrypoint on a copy of the database it will find."""
-        workdir = self.settings.state / f"rehearsal-{self.report.deploy_id}"
-        try:
-            result = rehearse(
-                stack,
-                stack.service.image,
-                workdir,
-                name=f"litedeploy-rehearsal-{self.report.deploy_id}",
-                timeout=max(self.settings.health_timeout, 600),
-                source=backup.path if backup is not None else None,
-                take_snapshot=self.data(stack).snapshot,
-                runner=self.host.run,
-            )
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        result = self._rehearsal(
+            stack,
+            stack.service.image,
+            timeout=max(self.settings.health_timeout, 600),
+            source=backup.path if backup is not None else None,
+        )
         if result.ok:
             return
         found = "the backup it restores" if backup is not None else "the database as it is now"

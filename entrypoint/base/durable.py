@@ -161,6 +161,18 @@ def copy_into(src_fd: int, dst_fd: int) -> int:
     return offset
 
 
+def copy_fd_to_new(src_fd: int, name: str, dir_fd: int) -> None:
+    """Copy an open file into a new private file `name` in the folder `dir_fd`, fsynced.
+    Refuses to overwrite anything (O_EXCL) or to follow a symlink planted at `name`."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    dst = os.open(name, flags, 0o600, dir_fd=dir_fd)
+    try:
+        copy_into(src_fd, dst)
+        os.fsync(dst)
+    finally:
+        os.close(dst)
+
+
 def fsync_file(path: Path) -> None:
     """Flush a file's data to disk."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

@@ -241,13 +241,7 @@ def _verified_copy(db: Path, intent: Intent, dir_fd: int) -> None:
             raise Unusable(f"backup {backup} {problem}")
         src = os.open(backup, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            dst = os.open(copy.name, flags, 0o600, dir_fd=dir_fd)
-            try:
-                durable.copy_into(src, dst)
-                os.fsync(dst)
-            finally:
-                os.close(dst)
+            durable.copy_fd_to_new(src, copy.name, dir_fd)
         finally:
             os.close(src)
         problem = _problem(copy, intent.sha256)
@@ -319,13 +313,7 @@ def _keep(name: str, dir_fd: int, qfd: int) -> bool:
         os.unlink(tmp, dir_fd=qfd)
     src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        dst = os.open(tmp, flags, 0o600, dir_fd=qfd)
-        try:
-            durable.copy_into(src, dst)
-            os.fsync(dst)
-        finally:
-            os.close(dst)
+        durable.copy_fd_to_new(src, tmp, qfd)
     finally:
         os.close(src)
     os.rename(tmp, name, src_dir_fd=qfd, dst_dir_fd=qfd)
