@@ -27,7 +27,7 @@ from ..base.contract import (
     MODE_ENV,
     REHEARSAL_ENV,
 )
-from ..safetynet.backup import Method
+from ..safetynet.backup_options import Method
 from ..safetynet.integrity import Level
 from ..settings import Findings, Policy
 from . import values

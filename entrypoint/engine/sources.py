@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import json
 import os
@@ -291,6 +290,8 @@ def _folder_millis(stamp: str, where: Path) -> int:
             hint="drizzle-kit 1.0 names folders like 20250220153045_name; rename the folder "
             "only if it was never applied (the time is its created_at)",
         ) from None
+    import calendar  # drizzle-kit 1.0's folder names only (strptime loads it anyway)
+
     return calendar.timegm(moment.timetuple()) * 1000
 
 

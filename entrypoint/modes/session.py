@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from ..base import durable
 from ..base.contract import SIDE_FILES
@@ -29,13 +29,15 @@ from ..base.errors import (
     UsageError,
 )
 from ..engine.lock import migration_lock
-from ..safety.checks import CheckReport
-from ..safety.loss import Acknowledgements
-from ..safetynet.backup import Backup, prune, take_backup
 from ..safetynet.database import check_file, check_volume, connect
 from ..safetynet.integrity import integrity_problems
 from ..safetynet.restore import Restored, finish_interrupted, replace_database
 from ..settings import JOURNAL_MODES, Options
+
+if TYPE_CHECKING:  # the backup and the checks are loaded when a run takes or reads one
+    from ..safety.checks import CheckReport
+    from ..safety.loss import Acknowledgements
+    from ..safetynet.backup import Backup
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -83,6 +85,8 @@ def take_run_backup(
     acks: Acknowledgements | None = None,
 ) -> Backup:
     """The backup before changing the database, pruned to the newest BACKUP_KEEP."""
+    from ..safetynet.backup import prune, take_backup  # only when one is taken
+
     saved = take_backup(
         options.db_path,
         options.backups,
