@@ -13,6 +13,7 @@ from ..base.errors import BackupFailed, CheckFailed, DatabaseError, MigrationFai
 from ..engine import history
 from ..engine.plan import Plan, State, check_policy, make_plan, prepare_history_table, read_plan
 from ..engine.sources import Format, Migration, Source, load_source
+from ..safety.drift_memo import memo_path, remembered_drift
 from ..safetynet.database import check_file, connect, uri
 from ..settings import Options, Policy
 from .session import (
@@ -263,11 +264,18 @@ def _judged(
 def _drift(
     conn: sqlite3.Connection, source: Source, history_table: str, options: Options
 ) -> list[str]:
-    """Warn about each difference from drizzle-kit's latest snapshot; return them."""
-    from ..safety.drift import against_snapshot  # the schema model is not light
+    """Warn about each difference from drizzle-kit's latest snapshot; return them.
 
+    The comparison is remembered in the backup folder (drift_memo.py) and reused while the
+    schema and the snapshot stay the same; the differences are warned every start either way.
+    """
     try:
-        drifted, note = against_snapshot(conn, source, ignore=[history_table])
+        drifted, note = remembered_drift(
+            conn,
+            source,
+            ignore=[history_table],
+            memo=memo_path(options.db_path, options.backups),
+        )
     except SourceError as exc:  # a damaged snapshot is no reason to stop the app
         log.warning("drift not compared: %s", exc.message)
         return []
