@@ -53,6 +53,8 @@ JOURNAL_SUFFIX = "-journal"  # the rollback journal
 WAL_SUFFIX = "-wal"  # the write-ahead log
 SHM_SUFFIX = "-shm"  # the WAL's shared-memory index
 SIDE_FILES = (JOURNAL_SUFFIX, WAL_SUFFIX, SHM_SUFFIX)
+# litedeploy's own: a restore's intent, there only while a restore is unfinished (swap.py).
+RESTORE_INTENT_SUFFIX = ".restoring"
 
 
 def side_file(db: Path, suffix: str) -> Path:
