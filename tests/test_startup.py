@@ -260,6 +260,7 @@ def test_a_container_start_does_not_load_typer(tmp_path: Path) -> None:
         ({"BACKUP_KEEP": "0"}, 2, "BACKUP_KEEP"),
         ({"MIGRATE_TRANSACTION": "both"}, 2, "both"),
         ({"DB_PATH": "nofolder/app.db"}, 4, "nofolder"),
+        ({"LITEDEPLOY_ALLOW": "nonsense"}, 2, "nonsense"),  # refused making the request
     ],
 )
 def test_errors_read_the_same_either_way(
