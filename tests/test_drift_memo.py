@@ -10,6 +10,7 @@ the cost.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -25,7 +26,7 @@ from entrypoint.base.contract import VERSION
 from entrypoint.engine.snapshots import latest_snapshot
 from entrypoint.engine.sources import Source, load_source
 from entrypoint.safety.drift import against_snapshot
-from entrypoint.safety.drift_memo import Answer, memo_path, remembered_drift
+from entrypoint.safety.drift_memo import COMPARER, Answer, memo_path, remembered_drift
 
 FIXTURES = ROOT / "tests" / "fixtures"
 FORMATS = ["drizzle-journal", "drizzle-folders"]
@@ -253,6 +254,24 @@ def test_a_plain_sql_folder_remembers_its_note(cli: Cli, tmp_path: Path) -> None
     assert remembered(db, folder, memo) == direct(db, folder)
     assert remembered(db, folder, memo) == direct(db, folder)
     assert direct(db, folder)[0] is None
+
+
+# The comparer's code as it was when COMPARER was last set. A change to these files fails
+# the test below until the two are set again together: bump COMPARER when the answer for the
+# same schema and snapshot may differ (or keep it, for a change that cannot), then record the
+# new digest. A memo written by other code is then never taken for this code's answer.
+COMPARER_SOURCES = ["safety/drift.py", "safety/schema.py", "engine/snapshots.py"]
+RECORDED = {"drift-1": "ad8713edf0048f839e283930a3a4f298b16917b06ba5e1db471dc762a5a08fb2"}
+
+
+def test_the_comparer_cannot_change_without_a_look_at_comparer() -> None:
+    digest = hashlib.sha256(
+        b"".join((ROOT / "entrypoint" / name).read_bytes() for name in COMPARER_SOURCES)
+    ).hexdigest()
+    assert RECORDED.get(COMPARER) == digest, (
+        f"{', '.join(COMPARER_SOURCES)} changed: bump drift_memo.COMPARER if the drift "
+        f"answer may differ, then set RECORDED[COMPARER] = {digest!r}"
+    )
 
 
 def test_the_package_version_in_the_key_is_pyprojects() -> None:
