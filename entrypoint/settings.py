@@ -12,7 +12,7 @@ from pathlib import Path
 from .base.contract import BACKUP_NEVER
 from .base.errors import UsageError
 from .engine.sources import Format
-from .safetynet.backup import Method, default_dir
+from .safetynet.backup_options import Method, default_dir
 from .safetynet.integrity import Level
 
 

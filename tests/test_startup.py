@@ -154,10 +154,49 @@ def test_many_variables_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("clean_env")
 @pytest.mark.parametrize(
-    "args", [["--db", "x.db", "--", "true"], ["--help"], ["-h"], ["--mode=push"]]
+    "args",
+    [
+        ["--check", "quick", "--", "true"],
+        ["--db", "x.db", "--check", "quick", "--", "true"],
+        ["--help"],
+        ["-h"],
+        ["--mode=push"],
+        ["--db", "a.db", "--db", "b.db", "--", "true"],  # given twice
+        ["--db"],  # no value
+        ["--db", "", "--", "true"],  # empty: typer takes "", the environment the default
+        ["--db=", "--", "true"],
+        ["--db", "--", "true"],
+        ["--migrations", "-x", "--", "true"],
+        ["--db", "bad\udcffname.db", "--", "true"],  # not plainly valid: typer words it
+    ],
 )
-def test_options_on_the_command_line_go_to_typer(args: list[str]) -> None:
+def test_other_options_on_the_command_line_go_to_typer(args: list[str]) -> None:
     assert request_from_environment(args, os.environ) is None
+
+
+@pytest.mark.usefixtures("clean_env")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--db", "/data/app.db", "--", "node", "server.js"],
+        ["--db", "db.sqlite", "--migrations", "drizzle", "--", "true"],
+        ["--migrations", "/app/drizzle", "--db", "./data/a b.db", "--", "true"],
+        ["--db=/data/app.db", "--migrations=/app/drizzle", "--", "true"],
+        ["--db", "x.db", "node", "--enable-source-maps", "server.js"],
+        ["--db", "x=y.db", "--"],
+    ],
+)
+def test_db_and_migrations_on_the_command_line_give_typers_request(
+    monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """Read without typer, to the same request, over the variables they stand for too."""
+    fast = request_from_environment(args, os.environ)
+    assert fast is not None and fast == typer_request(args)
+    monkeypatch.setenv("DB_PATH", "/elsewhere/other.db")
+    monkeypatch.setenv("MIGRATIONS_DIR", "/elsewhere/drizzle")
+    monkeypatch.setenv("CHECK", "integrity")
+    fast = request_from_environment(args, os.environ)
+    assert fast is not None and fast == typer_request(args)
 
 
 @pytest.mark.usefixtures("clean_env")
@@ -208,6 +247,9 @@ def test_a_container_start_does_not_load_typer(tmp_path: Path) -> None:
     with_option = _start(tmp_path, env, "--check", "quick")
     assert with_option.returncode == 0, with_option.stderr
     assert "typer loaded: True" in with_option.stdout
+    by_hand = _start(tmp_path, {}, "--db", env["DB_PATH"], "--migrations", str(folder), "--")
+    assert by_hand.returncode == 0, by_hand.stderr
+    assert "nothing to apply" in by_hand.stderr and "typer loaded: False" in by_hand.stdout
 
 
 @pytest.mark.parametrize(
@@ -218,6 +260,7 @@ def test_a_container_start_does_not_load_typer(tmp_path: Path) -> None:
         ({"BACKUP_KEEP": "0"}, 2, "BACKUP_KEEP"),
         ({"MIGRATE_TRANSACTION": "both"}, 2, "both"),
         ({"DB_PATH": "nofolder/app.db"}, 4, "nofolder"),
+        ({"LITEDEPLOY_ALLOW": "nonsense"}, 2, "nonsense"),  # refused making the request
     ],
 )
 def test_errors_read_the_same_either_way(

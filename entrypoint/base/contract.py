@@ -16,6 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
+# The package version (pyproject.toml's; tests/test_drift_memo.py holds them equal): part of
+# the key of what one version of the code remembers for the next start (drift_memo.py).
+VERSION = "0.1.0"
+
 # -- environment variables: the entrypoint reads them, deploy sets or reads them ------------
 
 DB_PATH_ENV = "DB_PATH"  # --db: the database file, a path inside the container
@@ -49,6 +53,8 @@ JOURNAL_SUFFIX = "-journal"  # the rollback journal
 WAL_SUFFIX = "-wal"  # the write-ahead log
 SHM_SUFFIX = "-shm"  # the WAL's shared-memory index
 SIDE_FILES = (JOURNAL_SUFFIX, WAL_SUFFIX, SHM_SUFFIX)
+# litedeploy's own: a restore's intent, there only while a restore is unfinished (swap.py).
+RESTORE_INTENT_SUFFIX = ".restoring"
 
 
 def side_file(db: Path, suffix: str) -> Path:

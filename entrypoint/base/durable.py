@@ -231,6 +231,29 @@ def atomic_write(target: Path, data: bytes, *, mode: int = 0o600) -> None:
         raise
 
 
+def atomic_write_at(dir_fd: int, name: str, data: bytes, *, mode: int = 0o600) -> None:
+    """`atomic_write` inside a folder opened by `open_folder`: never through a symlink."""
+    tmp = f".{name}.{os.getpid()}{TMP_SUFFIX}"  # as temporary_for names it: a leftover
+    try:
+        fd = os.open(
+            tmp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            mode,
+            dir_fd=dir_fd,
+        )
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.fsync(dir_fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+
+
 def sha256_of(path: Path) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks (constant memory)."""
     digest = hashlib.sha256()

@@ -23,14 +23,13 @@ import os
 import signal
 import sqlite3
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 ENV = "LITEDEPLOY_FAULT"
 LOG_ENV = "LITEDEPLOY_FAULT_LOG"
 
 
-@dataclass(frozen=True)
-class _Spec:
+class _Spec(NamedTuple):  # not a dataclass: this module is on every start's path
     name: str
     at: int  # fire on this hit (1-based)
     action: str  # kill, error, hang

@@ -17,7 +17,7 @@ from ..base.errors import UsageError
 from ..engine.lock import lock_path
 from ..handoff import app as handoff
 from ..modes.migrate import migrate
-from ..safetynet.backup import Method
+from ..safetynet.backup_options import Method
 from ..safetynet.integrity import Level
 from ..settings import Findings, Options, Policy, PushOptions, check_relaxing
 from .values import FormatChoice, Mode, TransactionChoice, make_options

@@ -45,7 +45,9 @@ def _dispatch(args: list[str]) -> int:
     if args[:1] == ["run"]:
         from .startup import request_from_environment
 
-        if (request := request_from_environment(args[1:], os.environ)) is not None:
+        with core_errors():  # a setting refused while making the request is a core error too
+            request = request_from_environment(args[1:], os.environ)
+        if request is not None:
             from .launch import launch
 
             with core_errors():

@@ -3,10 +3,12 @@
 An app image's `ENTRYPOINT ["/opt/litedeploy/entrypoint", "run", "--"]` gives no options;
 everything comes from environment variables. That command line is read here, without
 loading typer (a sixth of a start with nothing pending): the same variables, the same
-checks (`values`), the same defaults as `run`'s options. Anything else, an option on the
-command line, `--help`, push mode, or a value this reader would have to judge differently
-from typer (one that is not plainly valid), goes to the full parser, which also words the
-errors. tests/test_startup.py holds the two to the same answers.
+checks (`values`), the same defaults as `run`'s options. The two options a hand-written
+start gives most, `--db PATH` and `--migrations DIR` (each once, before the command), are
+read too, as their variables would be. Anything else, another option, `--help`, push mode,
+or a value this reader would have to judge differently from typer (one that is not plainly
+valid), goes to the full parser, which also words the errors. tests/test_startup.py holds
+the two to the same answers.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ..base.contract import (
     MODE_ENV,
     REHEARSAL_ENV,
 )
-from ..safetynet.backup import Method
+from ..safetynet.backup_options import Method
 from ..safetynet.integrity import Level
 from ..settings import Findings, Policy
 from . import values
@@ -98,17 +100,42 @@ SETTINGS: tuple[tuple[str, str, Callable[[str], Any], Any], ...] = (
 # Push mode's variables: set, they send the command line to the full parser (push mode is
 # for staging, and migrate mode warns that they are ignored).
 PUSH_ONLY = ("PUSH_SCHEMA", "PUSH_RENAMES", "ACCEPT_DATA_LOSS", "ALLOW_PUSH_IN_PRODUCTION")
+# The options read here, each as the variable typer would otherwise read it from.
+OPTIONS = {"--db": DB_PATH_ENV, "--migrations": MIGRATIONS_DIR_ENV}
+
+
+def _options(args: Sequence[str]) -> tuple[dict[str, str], list[str]] | None:
+    """`--db PATH` / `--migrations DIR` (or `--db=PATH`) at the front of `args`, as the
+    variables they stand for, and the rest; None for what typer should judge: an option
+    given twice or without a value, or a value that is empty or starts with `-`."""
+    given: dict[str, str] = {}
+    rest = list(args)
+    while rest and (rest[0] in OPTIONS or rest[0].split("=", 1)[0] in OPTIONS):
+        name, has_value, value = rest.pop(0).partition("=")
+        if not has_value:
+            if not rest:
+                return None
+            value = rest.pop(0)
+        if OPTIONS[name] in given or not value or value.startswith("-"):
+            return None
+        given[OPTIONS[name]] = value
+    return given, rest
 
 
 def request_from_environment(args: Sequence[str], environ: Mapping[str, str]) -> RunRequest | None:
-    """`run`'s request when `args` (after `run`) is only `[--] [command ...]`; else None.
+    """`run`'s request when `args` (after `run`) is only `[--db PATH] [--migrations DIR]
+    [--] [command ...]`; else None.
 
     None means: let the full parser read this command line (it gives the same answer, or
     the error this reader does not word).
     """
+    if (front := _options(args)) is None:
+        return None
+    given_options, args = front
     if args and args[0].startswith("-") and args[0] != "--":
-        return None  # an option (or --help): the full parser's
+        return None  # another option (or --help): the full parser's
     command = list(args[1:] if args[:1] == ["--"] else args)
+    environ = {**environ, **given_options}  # an option wins over its variable, as in typer
     if any(environ.get(name) for name in PUSH_ONLY):
         return None
     given: dict[str, Any] = {}

@@ -18,7 +18,6 @@ from ..base.contract import MODE_PUSH
 from ..base.errors import UsageError
 from ..engine.history import name_problem
 from ..engine.sources import Format
-from ..safety.loss import parse_allow
 from ..safetynet.database import path_problem
 from ..settings import JOURNAL_MODES, Options
 
@@ -117,6 +116,10 @@ def allowances(given: list[str] | None) -> tuple[tuple[str, str], ...]:
     values = list(given or [])
     env = os.environ.get(ALLOW_ENV, "")
     values += [v for part in env.replace(";", ",").split(",") if (v := part.strip())]
+    if not values:
+        return ()
+    from ..safety.loss import parse_allow  # only with --allow given: loss.py is not light
+
     out = []
     for value in values:
         try:

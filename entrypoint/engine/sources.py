@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import json
 import os
@@ -190,6 +189,7 @@ def _is_file(path: Path) -> bool:
 
 
 def _journal_migrations(folder: Path) -> list[Migration]:
+    root = folder.resolve()
     journal_path = folder / JOURNAL
     journal = _read_journal(journal_path)
     migrations = []
@@ -211,7 +211,7 @@ def _journal_migrations(folder: Path) -> list[Migration]:
                 hint="drizzle-kit writes Date.now() there; restore the journal from version "
                 "control or regenerate it",
             )
-        path = _inside(folder, f"{tag}.sql", where=f"{where}.tag")
+        path = _inside(folder, f"{tag}.sql", where=f"{where}.tag", root=root)
         migrations.append(_read_migration(tag, path, created_at=when))
     return migrations
 
@@ -258,6 +258,7 @@ def _read_journal(path: Path) -> dict[str, Any]:
 
 
 def _folder_migrations(folder: Path) -> list[Migration]:
+    root = folder.resolve()
     migrations = []
     for name in _list(folder):
         if not (folder / name).is_dir():
@@ -274,7 +275,7 @@ def _folder_migrations(folder: Path) -> list[Migration]:
                     hint="drizzle-kit 1.0 names folders like 20250220153045_name",
                 )
             continue
-        path = _inside(folder, f"{name}/migration.sql", where=f"folder {name}")
+        path = _inside(folder, f"{name}/migration.sql", where=f"folder {name}", root=root)
         millis = _folder_millis(match.group(1), folder / name)
         migrations.append(_read_migration(name, path, created_at=millis))
     return migrations
@@ -291,10 +292,13 @@ def _folder_millis(stamp: str, where: Path) -> int:
             hint="drizzle-kit 1.0 names folders like 20250220153045_name; rename the folder "
             "only if it was never applied (the time is its created_at)",
         ) from None
+    import calendar  # drizzle-kit 1.0's folder names only (strptime loads it anyway)
+
     return calendar.timegm(moment.timetuple()) * 1000
 
 
 def _plain_migrations(folder: Path) -> list[Migration]:
+    root = folder.resolve()
     migrations = []
     for name in _list(folder):
         if not name.endswith(".sql"):
@@ -306,14 +310,14 @@ def _plain_migrations(folder: Path) -> list[Migration]:
                 hint="name plain migrations NNNN_name.sql, or move other .sql files out of "
                 "the migrations folder",
             )
-        path = _inside(folder, name, where=name)
+        path = _inside(folder, name, where=name, root=root)
         migrations.append(_read_migration(name.removesuffix(".sql"), path, created_at=None))
     return migrations
 
 
-def _inside(folder: Path, relative: str, *, where: str) -> Path:
-    """Resolve a name from the journal or the folder, refusing anything outside the folder."""
-    root = folder.resolve()
+def _inside(folder: Path, relative: str, *, where: str, root: Path) -> Path:
+    """Resolve a name from the journal or the folder, refusing anything outside the folder
+    (`root`: the folder resolved, once for all its migrations)."""
     candidate = (folder / relative).resolve()
     if (
         ".." in Path(relative).parts

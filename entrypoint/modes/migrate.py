@@ -6,23 +6,14 @@ import contextlib
 import logging
 import sqlite3
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..base import faults
 from ..base.errors import BackupFailed, CheckFailed, DatabaseError, MigrationFailed, SourceError
 from ..engine import history
-from ..engine.apply import Applied, apply_migrations
 from ..engine.plan import Plan, State, check_policy, make_plan, prepare_history_table, read_plan
 from ..engine.sources import Format, Migration, Source, load_source
-from ..safety.checks import (
-    CheckReport,
-    check_database,
-    explained_losses,
-    foreign_key_problems,
-    row_counts,
-)
-from ..safety.drift import against_snapshot
-from ..safety.loss import Acknowledgements, Loss
-from ..safetynet.backup import Backup, list_backups
+from ..safety.drift_memo import memo_path, remembered_drift
 from ..safetynet.database import check_file, connect, uri
 from ..settings import Options, Policy
 from .session import (
@@ -35,6 +26,12 @@ from .session import (
     session,
     take_run_backup,
 )
+
+if TYPE_CHECKING:  # loaded where a run applies, checks or backs up (not on a no-op start)
+    from ..engine.apply import Applied
+    from ..safety.checks import CheckReport
+    from ..safety.loss import Acknowledgements, Loss
+    from ..safetynet.backup import Backup
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -103,7 +100,7 @@ def _migrate(source: Source, run: Session) -> Outcome:
             ),
         )
         pending = plan.to_apply(allow_out_of_order=options.allow_out_of_order)
-        acks = Acknowledgements.gather(pending, options.allow, row_loss=options.allow_row_loss)
+        acks = _acknowledgements(pending, options) if pending or options.allow else None
         if pending:  # before the backup: a refused run leaves nothing behind
             from ..safety.gate import gate  # with something pending only: start-up stays light
 
@@ -123,9 +120,19 @@ def _migrate(source: Source, run: Session) -> Outcome:
             remove_leftovers(options.backups)  # take_backup does it when it runs
         if not pending:
             log.info("nothing to apply; database is at %s", plan.head or "no migrations")
-            if drifted := _drift(conn, source, table.name):
+            if drifted := _drift(conn, source, table.name, options):
                 _refuse_drift(options, None, drifted)
             return Outcome(current, [], saved)
+        # Something to apply: only now the apply, check and loss machinery is loaded.
+        from ..engine.apply import apply_migrations
+        from ..safety.checks import (
+            check_database,
+            explained_losses,
+            foreign_key_problems,
+            row_counts,
+        )
+
+        assert acks is not None  # gathered above whenever something is pending
         if existed and saved is None:
             refuse_if_corrupt(conn, options)
         counts_before = row_counts(conn)
@@ -174,7 +181,7 @@ def _migrate(source: Source, run: Session) -> Outcome:
             report.losses = _judged(conn, saved, applied_now, table.name, acks, report.losses)
         for line in report.problems():
             log.warning("check after migrating: %s", line)
-        drifted = _drift(conn, source, table.name) if not _failed(report, options) else []
+        drifted = _drift(conn, source, table.name, options) if not _failed(report, options) else []
     if _failed(report, options):
         restore_after_failed_check(options, saved, report)
     if drifted:
@@ -192,6 +199,8 @@ def _restore_advice(options: Options, source: Source) -> str | None:
     newest migration (the newer image's run took it before migrating), and how to restore it."""
     if not source.migrations:
         return None
+    from ..safetynet.backup import list_backups  # only for a database ahead of this image
+
     ours = source.migrations[-1].name
     matching = [b for b in list_backups(options.backups) if b.manifest.head_before == ours]
     if not matching:
@@ -204,6 +213,13 @@ def _restore_advice(options: Options, source: Source) -> str | None:
         f"--db {options.db_path} {backup.path}`, or on the host `deploy restore "
         f"{backup.path.name}`; or deploy the newer image, or start this one anyway"
     )
+
+
+def _acknowledgements(pending: list[Migration], options: Options) -> Acknowledgements:
+    """What the pending migrations and the operator acknowledge (loss.py, loaded only here)."""
+    from ..safety.loss import Acknowledgements
+
+    return Acknowledgements.gather(pending, options.allow, row_loss=options.allow_row_loss)
 
 
 def _unacknowledged(losses: list[Loss], acks: Acknowledgements) -> list[Loss]:
@@ -245,10 +261,21 @@ def _judged(
     ]
 
 
-def _drift(conn: sqlite3.Connection, source: Source, history_table: str) -> list[str]:
-    """Warn about each difference from drizzle-kit's latest snapshot; return them."""
+def _drift(
+    conn: sqlite3.Connection, source: Source, history_table: str, options: Options
+) -> list[str]:
+    """Warn about each difference from drizzle-kit's latest snapshot; return them.
+
+    The comparison is remembered in the backup folder (drift_memo.py) and reused while the
+    schema and the snapshot stay the same; the differences are warned every start either way.
+    """
     try:
-        drifted, note = against_snapshot(conn, source, ignore=[history_table])
+        drifted, note = remembered_drift(
+            conn,
+            source,
+            ignore=[history_table],
+            memo=memo_path(options.db_path, options.backups),
+        )
     except SourceError as exc:  # a damaged snapshot is no reason to stop the app
         log.warning("drift not compared: %s", exc.message)
         return []

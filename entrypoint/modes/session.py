@@ -16,10 +16,10 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from ..base import durable
-from ..base.contract import SIDE_FILES
+from ..base.contract import RESTORE_INTENT_SUFFIX, SIDE_FILES, side_file
 from ..base.errors import (
     CheckFailed,
     CorruptDatabase,
@@ -29,13 +29,15 @@ from ..base.errors import (
     UsageError,
 )
 from ..engine.lock import migration_lock
-from ..safety.checks import CheckReport
-from ..safety.loss import Acknowledgements
-from ..safetynet.backup import Backup, prune, take_backup
 from ..safetynet.database import check_file, check_volume, connect
 from ..safetynet.integrity import integrity_problems
-from ..safetynet.restore import Restored, finish_interrupted, replace_database
 from ..settings import JOURNAL_MODES, Options
+
+if TYPE_CHECKING:  # the backup and the checks are loaded when a run takes or reads one
+    from ..safety.checks import CheckReport
+    from ..safety.loss import Acknowledgements
+    from ..safetynet.backup import Backup
+    from ..safetynet.restore import Restored
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -62,7 +64,7 @@ def session(options: Options) -> Iterator[Session]:
     check_file(options.db_path)
     check_volume(options.db_path.parent, required=options.require_volume)
     with migration_lock(options.db_path, options.lock_timeout):
-        finish_interrupted(options.db_path)  # a killed restore is finished, never taken as new
+        _finish_interrupted(options.db_path)  # a killed restore is finished, never taken as new
         # Only now: the holder we waited for may have created the database meanwhile.
         existed = check_file(options.db_path)
         empty = not existed and options.db_path.exists()  # a 0-byte file, maybe bind-mounted
@@ -76,6 +78,19 @@ def session(options: Options) -> Iterator[Session]:
             raise
 
 
+def _finish_interrupted(db_path: Path) -> None:
+    """restore.finish_interrupted, loaded only when a restore's intent file is there."""
+    try:
+        os.lstat(side_file(db_path, RESTORE_INTENT_SUFFIX))
+    except FileNotFoundError:
+        return  # no restore was interrupted (the common case): restore.py stays unloaded
+    except OSError:
+        pass  # cannot tell: finish_interrupted says why
+    from ..safetynet.restore import finish_interrupted
+
+    finish_interrupted(db_path)
+
+
 def take_run_backup(
     options: Options,
     head_before: str | None,
@@ -83,6 +98,8 @@ def take_run_backup(
     acks: Acknowledgements | None = None,
 ) -> Backup:
     """The backup before changing the database, pruned to the newest BACKUP_KEEP."""
+    from ..safetynet.backup import prune, take_backup  # only when one is taken
+
     saved = take_backup(
         options.db_path,
         options.backups,
@@ -148,6 +165,8 @@ def restore_before_run(options: Options, saved: Backup, failure: EntrypointError
     When restore refuses (another process has the database open, the backup is damaged),
     the failure is still what is reported, first, with why the backup stayed where it is.
     """
+    from ..safetynet.restore import replace_database  # only after a failure
+
     try:
         return replace_database(options.db_path, saved.path, saved.manifest.sha256)
     except (DatabaseBusy, RestoreFailed) as refused:

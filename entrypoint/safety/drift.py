@@ -27,9 +27,10 @@ from .schema import (
 )
 
 
-def declared_schema(path: Path) -> Schema:
-    """The schema a drizzle-kit snapshot declares (0.x versions 5 and 6, 1.0 version 7)."""
-    version, data = read_snapshot(path)
+def declared_schema(path: Path, text: str | None = None) -> Schema:
+    """The schema a drizzle-kit snapshot declares (0.x versions 5 and 6, 1.0 version 7);
+    `text` is the file's content when the caller has read it already."""
+    version, data = read_snapshot(path, text)
     try:
         schema = _from_ddl(data["ddl"]) if version == "7" else _from_tables(data["tables"])
     except (KeyError, TypeError, AttributeError) as exc:
@@ -218,15 +219,22 @@ def _index(index: Index) -> str:
 
 
 def against_snapshot(
-    conn: sqlite3.Connection, source: Source, *, ignore: Iterable[str] = ()
+    conn: sqlite3.Connection,
+    source: Source,
+    *,
+    ignore: Iterable[str] = (),
+    snapshot_text: str | None = None,
 ) -> tuple[list[str] | None, str | None]:
     """Differences from the folder's latest snapshot, or a note saying why none can be given.
 
-    `ignore` names tables beyond the default history tables (a custom history table).
+    `ignore` names tables beyond the default history tables (a custom history table);
+    `snapshot_text` is the latest snapshot's content when the caller has read it already
+    (drift_memo.py: the bytes it hashed are the bytes compared).
     """
     if source.format is Format.SQL:
         return None, "not available for plain SQL folders (no drizzle-kit snapshot to compare)"
     snapshot = latest_snapshot(source)
     if snapshot is None:
         return None, f"not available: no drizzle-kit snapshot found in {source.folder}"
-    return differences(declared_schema(snapshot), read_schema(conn, ignore)), None
+    declared = declared_schema(snapshot, snapshot_text)
+    return differences(declared, read_schema(conn, ignore)), None

@@ -12,7 +12,6 @@ import stat
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ from ..base import durable, faults
 from ..base.contract import JOURNAL_SUFFIX, WAL_SUFFIX, side_file
 from ..base.errors import BackupFailed, CorruptDatabase, NoSpace
 from . import swap
+from .backup_options import Method as Method  # re-exported: its old address
+from .backup_options import default_dir as default_dir
 from .database import online_copy, uri
 from .integrity import Level, file_problems
 
@@ -35,14 +36,6 @@ CLOCK_SLACK = timedelta(minutes=5)
 # The backup this process took last, by (device, inode): the current run's, which retention
 # never deletes, whatever the clocks say (prune's callers run it right after take_backup).
 _last_taken: list[tuple[int, int]] = []
-
-
-class Method(StrEnum):
-    """How the snapshot is taken."""
-
-    AUTO = "auto"  # copy when the write lock can be had with an empty WAL, else online
-    COPY = "copy"  # checkpoint, hold the write lock, copy the file in the kernel
-    ONLINE = "online"  # SQLite's online backup API: consistent while others write
 
 
 @dataclass(frozen=True)
@@ -83,11 +76,6 @@ class Backup:
 
 def manifest_path(backup: Path) -> Path:
     return backup.with_name(backup.name + MANIFEST_SUFFIX)
-
-
-def default_dir(db_path: Path) -> Path:
-    """`<db dir>/backups`."""
-    return db_path.parent / "backups"
 
 
 def prepare_dir(folder: Path) -> None:

@@ -18,7 +18,6 @@ from ..base.contract import SHM_SUFFIX, SIDE_FILES, side_file
 from ..base.errors import DatabaseBusy, LockTimeout, RestoreFailed
 from ..engine.lock import migration_lock
 from . import swap
-from .backup import by_time, list_backups, read_manifest
 from .integrity import file_problems
 
 log = logging.getLogger("litedeploy.entrypoint")
@@ -58,6 +57,8 @@ def find_backup(
                 hint="list them with `entrypoint backups`",
             )
         return path
+    from .backup import by_time, list_backups  # only here: a start-up loads no backup code
+
     backups = list_backups(folder)
     if deploy_id is not None:
         backups = [b for b in backups if b.manifest.deploy_id == deploy_id]
@@ -205,6 +206,8 @@ def _verified_hash(backup_path: Path) -> str:
     """Refuse a backup that is missing, differs from its manifest, or fails quick_check."""
     if not backup_path.is_file():
         raise RestoreFailed(f"backup {backup_path} does not exist")
+    from .backup import read_manifest  # only when restoring: start-ups never load it
+
     actual = durable.sha256_of(backup_path)
     manifest = read_manifest(backup_path)
     if manifest is not None and manifest.sha256 != actual:

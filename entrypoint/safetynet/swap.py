@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from ..base import durable, faults
-from ..base.contract import SIDE_FILES
+from ..base.contract import RESTORE_INTENT_SUFFIX, SIDE_FILES
 from .integrity import file_problems
 
 log = logging.getLogger("litedeploy.entrypoint")
 
-INTENT_SUFFIX = ".restoring"
+INTENT_SUFFIX = RESTORE_INTENT_SUFFIX
 STAMP = re.compile(r"\d{8}T\d{6}\.\d{6}Z")
 
 
