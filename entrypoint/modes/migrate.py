@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..base import faults
 from ..base.errors import BackupFailed, CheckFailed, DatabaseError, MigrationFailed, SourceError
-from ..engine import history
+from ..engine import fkcheck, history
 from ..engine.apply import Applied, apply_migrations
 from ..engine.plan import Plan, State, check_policy, make_plan, prepare_history_table, read_plan
 from ..engine.sources import Format, Migration, Source, load_source
@@ -17,7 +17,7 @@ from ..safety.checks import (
     CheckReport,
     check_database,
     explained_losses,
-    foreign_key_problems,
+    problem_line,
     row_counts,
 )
 from ..safety.drift import against_snapshot
@@ -129,14 +129,23 @@ def _migrate(source: Source, run: Session) -> Outcome:
         if existed and saved is None:
             refuse_if_corrupt(conn, options)
         counts_before = row_counts(conn)
-        violations_before = set(foreign_key_problems(conn))  # apply.py tolerates these too
+        # apply.py tolerates these too, and takes them as they are (not checking again) while
+        # no other connection commits: data_version is read before the check.
+        version = fkcheck.data_version(conn)
+        found_before = fkcheck.violations(conn)
+        violations_before = {problem_line(v) for v in found_before}
 
         def prepare(tx: sqlite3.Connection) -> history.HistoryTable:
             return prepare_history_table(tx, table, plan, source.format, expected_rows=len(rows))
 
         try:
             applied = apply_migrations(
-                conn, table, pending, one_transaction=options.one_transaction, prepare=prepare
+                conn,
+                table,
+                pending,
+                one_transaction=options.one_transaction,
+                prepare=prepare,
+                baseline=fkcheck.Known(found_before, version),
             )
         except MigrationFailed as exc:
             partial = len(history.read(conn, history.locate(conn, source.format, table.name)))
