@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from ..base import faults
 from ..base.errors import MigrationFailed
-from . import history
+from . import fkcheck, history
+from .fkcheck import Violation
 from .sources import Migration
 
 log = logging.getLogger("litedeploy.entrypoint")
@@ -36,20 +37,22 @@ def apply_migrations(
     one_transaction: bool = False,
     prepare: Prepare | None = None,
     quiet: bool = False,
+    baseline: fkcheck.Baseline | None = None,
 ) -> list[Applied]:
     """Apply each migration with its history row in one transaction (or all in one).
 
     `prepare` runs inside the first transaction (to create or upgrade the history table),
     so a migration that fails leaves no trace at all. `quiet` logs the progress at debug
-    level (the rehearsal on a copy, whose summary says what happened).
+    level (the rehearsal on a copy, whose summary says what happened). `baseline` holds the
+    foreign key violations of the database as it is now (see `_ForeignKeys`).
     """
     level = logging.DEBUG if quiet else logging.INFO
     groups = [list(migrations)] if one_transaction else [[m] for m in migrations]
     applied: list[Applied] = []
     for group in groups:
-        done, table = _apply_group(conn, table, group, prepare, level)
+        done, table = _apply_group(conn, table, group, prepare, level, baseline)
         applied.extend(done)
-        prepare = None
+        prepare = baseline = None  # the baseline is the state before the first group only
     return applied
 
 
@@ -59,16 +62,21 @@ def _apply_group(
     group: list[Migration],
     prepare: Prepare | None,
     level: int,
+    baseline: fkcheck.Baseline | None,
 ) -> tuple[list[Applied], history.HistoryTable]:
     fk_off = any(m.wants_foreign_keys_off for m in group)
     try:
         with write_transaction(conn, foreign_keys_off=fk_off):
+            prepared = table.name
             if prepare is not None:
                 table = prepare(conn)
-            existing = violations(conn) if fk_off else set()
-            done = [_apply_one(conn, table, m, fk_off=fk_off, level=level) for m in group]
+            checks = None
             if fk_off:
-                _check_foreign_keys(conn, group, existing, level)
+                history_names = {prepared, table.name} if prepare is not None else set()
+                checks = _ForeignKeys(conn, group, table.name, history_names, baseline)
+            done = [_apply_one(conn, table, m, fk_off=fk_off, level=level) for m in group]
+            if checks is not None:
+                _check_foreign_keys(conn, group, checks, level)
     except sqlite3.Error as exc:  # outside a statement: the history row, COMMIT, the pragma
         raise MigrationFailed(
             f"{', '.join(m.name for m in group)}: SQLite failed around the migration: {exc}",
@@ -171,23 +179,94 @@ def _apply_one(
     return Applied(migration.name, len(migration.statements), duration_ms)
 
 
-def violations(conn: sqlite3.Connection) -> set[tuple[str, int | None, str, int]]:
-    return {(r[0], r[1], r[2], r[3]) for r in conn.execute("PRAGMA foreign_key_check")}
+def violations(conn: sqlite3.Connection) -> set[Violation]:
+    return fkcheck.violations(conn)
+
+
+class _ForeignKeys:
+    """The foreign key check around a group run with foreign keys off, limited to what the
+    group can change (`fkcheck`): the same new violations as two whole-database checks.
+
+    Made after `prepare`, before the group's statements. Three ways to know the violations
+    before, for the tables of the scope:
+    - the whole database, checked now, when the scope cannot be told (as it always was);
+    - from `baseline`, the state before the first group (a whole check done earlier on this
+      connection while no one else committed since, or the rehearsal's `before.db`), asked
+      after the group only for the tables that then have violations: none, usually. The
+      tables `prepare` wrote (the history table's) are checked now, since the baseline
+      predates them;
+    - otherwise the tables of the scope, checked now.
+    Unless the whole database was checked, `fkcheck.mismatch` raises the "foreign key
+    mismatch" the whole check would have raised, from the schema alone.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        group: list[Migration],
+        history_table: str,
+        prepared: set[str],
+        baseline: fkcheck.Baseline | None,
+    ) -> None:
+        self.written = fkcheck.touched(conn, group, extra=[history_table])
+        self.before_scope = fkcheck.scope(conn, self.written)
+        self.whole = self.before_scope is None
+        if self.before_scope is None:  # not understood: the whole database, before and after
+            self.baseline, self.existing = None, violations(conn)
+            return
+        fkcheck.mismatch(conn)
+        self.baseline = baseline if baseline is not None and baseline.usable(conn) else None
+        if self.baseline is None:
+            now = self.before_scope
+        else:
+            prepared_lower = {t.lower() for t in prepared}
+            now = {t for t in self.before_scope if t.lower() in prepared_lower}
+        self.existing = fkcheck.table_violations(conn, now)
+        self.checked_now = {t.lower() for t in now}
+
+    def new(self, conn: sqlite3.Connection) -> tuple[list[Violation], int | None]:
+        """The violations the group added, sorted; and how many there were before (in the
+        whole database when that is known, else None)."""
+        if self.before_scope is None:
+            after = violations(conn)
+            return _sorted(after - self.existing), len(self.existing)
+        before_lower = {t.lower() for t in self.before_scope}
+        after_scope = fkcheck.scope(conn, self.written, also=before_lower)
+        if after_scope is None:
+            # Only a trigger or a table whose foreign keys cannot be listed gets here, and
+            # neither can appear without `touched` giving None: check every table by name.
+            names = conn.execute("SELECT name FROM main.sqlite_schema WHERE type = 'table'")
+            after_scope = {str(n) for (n,) in names}
+        after = fkcheck.table_violations(conn, after_scope)
+        if not after - self.existing:
+            return [], self._count()
+        existing = set(self.existing)
+        if self.baseline is not None:
+            asked = {v[0].lower() for v in after} - self.checked_now
+            existing |= self.baseline.of(asked)
+        return _sorted(after - existing), self._count()
+
+    def _count(self) -> int | None:
+        if self.whole:
+            return len(self.existing)
+        known = self.baseline.known if self.baseline is not None else None
+        return len(known) if known is not None else None
+
+
+def _sorted(found: set[Violation]) -> list[Violation]:
+    return sorted(found, key=lambda v: (v[0], v[1] or 0))
 
 
 def _check_foreign_keys(
-    conn: sqlite3.Connection,
-    group: list[Migration],
-    existing: set[tuple[str, int | None, str, int]],
-    level: int,
+    conn: sqlite3.Connection, group: list[Migration], checks: _ForeignKeys, level: int
 ) -> None:
     """Roll back if the migrations left rows pointing at parents that no longer exist."""
-    new = sorted(violations(conn) - existing, key=lambda v: (v[0], v[1] or 0))
-    if existing:
+    new, before = checks.new(conn)
+    if before:
         log.log(
             logging.WARNING if level >= logging.INFO else level,
             "the database already had %d foreign key violation(s) before migrating",
-            len(existing),
+            before,
         )
     if not new:
         return

@@ -124,11 +124,12 @@ def _migrate(source: Source, run: Session) -> Outcome:
                 _refuse_drift(options, None, drifted)
             return Outcome(current, [], saved)
         # Something to apply: only now the apply, check and loss machinery is loaded.
+        from ..engine import fkcheck
         from ..engine.apply import apply_migrations
         from ..safety.checks import (
             check_database,
             explained_losses,
-            foreign_key_problems,
+            problem_line,
             row_counts,
         )
 
@@ -136,14 +137,23 @@ def _migrate(source: Source, run: Session) -> Outcome:
         if existed and saved is None:
             refuse_if_corrupt(conn, options)
         counts_before = row_counts(conn)
-        violations_before = set(foreign_key_problems(conn))  # apply.py tolerates these too
+        # apply.py tolerates these too, and takes them as they are (not checking again) while
+        # no other connection commits: data_version is read before the check.
+        version = fkcheck.data_version(conn)
+        found_before = fkcheck.violations(conn)
+        violations_before = {problem_line(v) for v in found_before}
 
         def prepare(tx: sqlite3.Connection) -> history.HistoryTable:
             return prepare_history_table(tx, table, plan, source.format, expected_rows=len(rows))
 
         try:
             applied = apply_migrations(
-                conn, table, pending, one_transaction=options.one_transaction, prepare=prepare
+                conn,
+                table,
+                pending,
+                one_transaction=options.one_transaction,
+                prepare=prepare,
+                baseline=fkcheck.Known(found_before, version),
             )
         except MigrationFailed as exc:
             partial = len(history.read(conn, history.locate(conn, source.format, table.name)))

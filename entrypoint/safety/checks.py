@@ -15,10 +15,13 @@ from .loss import Loss
 
 def foreign_key_problems(conn: sqlite3.Connection) -> list[str]:
     """Rows whose parent is missing, as `table rowid N -> parent`."""
-    return [
-        f"{table} rowid {rowid} -> {parent}"
-        for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check")
-    ]
+    return [problem_line(v) for v in conn.execute("PRAGMA foreign_key_check")]
+
+
+def problem_line(violation: tuple[str, int | None, str, int]) -> str:
+    """One row of `PRAGMA foreign_key_check` as `table rowid N -> parent`."""
+    table, rowid, parent, _ = violation
+    return f"{table} rowid {rowid} -> {parent}"
 
 
 def row_counts(conn: sqlite3.Connection) -> dict[str, int]:
