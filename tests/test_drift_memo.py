@@ -151,12 +151,11 @@ def test_a_changed_snapshot_is_compared_again(app: tuple[Path, Path, Path]) -> N
     assert stamp(memo) != written
 
 
+@pytest.mark.parametrize("app", ["drizzle-journal"], indirect=True)  # numbered in meta/
 def test_a_newer_snapshot_is_the_one_compared(app: tuple[Path, Path, Path]) -> None:
     db, folder, backups = app
     memo = memo_path(db, backups)
-    source = source_of(folder)
-    if source.format.value != "drizzle-journal":
-        pytest.skip("0.x keeps numbered snapshots in meta/")
+    assert source_of(folder).format.value == "drizzle-journal"
     assert remembered(db, folder, memo) == ([], None)
     newest = folder / "meta" / "0005_snapshot.json"
     data = json.loads(newest.read_text())
