@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from harness import cli_env, mode_of
 
+from entrypoint.base import durable as durable_module
 from entrypoint.base.durable import UnsafePath, open_folder
 
 AS_ANOTHER_USER = ("setpriv", "--reuid=4321", "--regid=4321", "--clear-groups")
@@ -74,7 +75,16 @@ def test_a_symlink_another_user_could_have_made_is_refused(tmp_path: Path) -> No
 def test_passing_through_a_search_only_folder_is_enough() -> None:
     """As a lookup by path needs: a folder on the way with mode 0711 is passed, not read."""
     outer = Path(tempfile.mkdtemp(dir="/tmp"))  # pytest's own folders are closed to others
+    # The other user reads the package from a copy anyone may read: the checkout itself may
+    # sit in a folder closed to others (a clone made in a private temporary folder).
+    readable = Path(tempfile.mkdtemp(dir="/tmp"))
     try:
+        readable.chmod(0o755)
+        shutil.copytree(
+            Path(durable_module.__file__).parents[2] / "entrypoint",
+            readable / "entrypoint",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
         outer.chmod(0o711)
         (outer / "inner").mkdir()
         os.chown(outer / "inner", 4321, 4321)
@@ -84,8 +94,8 @@ def test_passing_through_a_search_only_folder_is_enough() -> None:
             "open_folder(Path(sys.argv[1]), create=True).close()"
         )
         proc = subprocess.run(
-            [*AS_ANOTHER_USER, sys.executable, "-c", code, str(outer / "inner" / "backups")],
-            env=cli_env(),
+            [*AS_ANOTHER_USER, sys.executable, "-S", "-c", code, str(outer / "inner" / "backups")],
+            env=cli_env({"PYTHONPATH": str(readable)}),
             capture_output=True,
             text=True,
             timeout=60,
@@ -94,3 +104,4 @@ def test_passing_through_a_search_only_folder_is_enough() -> None:
         assert (outer / "inner" / "backups").is_dir()
     finally:
         shutil.rmtree(outer)
+        shutil.rmtree(readable)
