@@ -760,7 +760,7 @@ def signal_at(
         problems.append(f"did not stop within 5 s of {sig.name}")
     code = proc.returncode
     if code != expected and not problems:
-        problems.append(f"exit {code}, expected {expected}")
+        problems.append(f"exit {code}, expected {expected} ({error_line(err)})")
     if "Traceback" in err:
         problems.append("a traceback")
     now = content(case.db)
