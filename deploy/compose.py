@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
@@ -78,6 +79,10 @@ class Service:
     environment: dict[str, str] = field(default_factory=dict)
     binds: list[tuple[Path, PurePosixPath]] = field(default_factory=list)
     has_healthcheck: bool = False
+    # What the service sets over its image's own (None: the image's applies).
+    entrypoint: tuple[str, ...] | None = None
+    command: tuple[str, ...] | None = None
+    working_dir: str | None = None
 
     @property
     def repository(self) -> str:
@@ -121,7 +126,19 @@ def parse_service(config_yaml: str, service: str, source: str) -> Service:
         environment=_environment(spec.get("environment")),
         binds=_binds(spec.get("volumes") or []),
         has_healthcheck=_has_healthcheck(spec.get("healthcheck")),
+        entrypoint=_argv(spec.get("entrypoint")),
+        command=_argv(spec.get("command")),
+        working_dir=str(spec["working_dir"]) if spec.get("working_dir") else None,
     )
+
+
+def _argv(raw: object) -> tuple[str, ...] | None:
+    """An exec-form list as is; a string split as Compose splits it (shell words)."""
+    if isinstance(raw, list):
+        return tuple(str(part) for part in raw)
+    if isinstance(raw, str):
+        return tuple(shlex.split(raw))
+    return None
 
 
 def _environment(raw: object) -> dict[str, str]:

@@ -82,6 +82,12 @@ def entrypoint_of(client: docker.DockerClient, ref: str) -> list[str]:
     return [str(v) for v in ([value] if isinstance(value, str) else value)]
 
 
+def image_config(client: docker.DockerClient, ref: str) -> dict[str, Any] | None:
+    """The image's run configuration (Env, WorkingDir, Entrypoint, Cmd), or None if absent."""
+    found = image(client, ref)
+    return None if found is None else dict(found.attrs.get("Config") or {})
+
+
 def entrypoint_status(container: Container) -> dict[str, Any] | None:
     """`entrypoint status --json` run inside the app's container, by the entrypoint its
     ENTRYPOINT names (everything before `run`): the migrations by name, as the image knows

@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import yaml
 
-from entrypoint.base.contract import BACKUP_DIR_ENV, DB_PATH_ENV, IMAGE_DB_PATH
+from entrypoint.base.contract import BACKUP_DIR_ENV, CLI_DEFAULT_DB, DB_PATH_ENV
 
 from .compose import Compose, Flavour, Service, default_project, detect_flavour, host_path
 from .compose import parse_service as parse
@@ -60,7 +62,76 @@ def project_name(settings: Settings) -> str:
     return default_project(settings.compose_file)
 
 
-def resolve(settings: Settings, tag: str | None, *, flavour: Flavour | None = None) -> Stack:
+# How deploy reads an image's run configuration (`Config` of `docker image inspect`); None
+# when the image is not on this host or the engine does not answer.
+ImageConfigOf = Callable[[str], Mapping[str, Any] | None]
+
+
+def _from_engine(ref: str) -> Mapping[str, Any] | None:
+    from . import engine
+
+    try:
+        return engine.image_config(engine.connect(attempts=1), ref)
+    except (PreflightFailed, *engine.UNREACHABLE):
+        # Then what the service says decides, and the default as litedeploy's image has it.
+        return None
+
+
+def database_in_container(
+    service: Service, image_config: Mapping[str, Any] | None
+) -> PurePosixPath:
+    """The database file the entrypoint will open, by the entrypoint's own rules.
+
+    `--db` in the container's argv (before the app's `--`), else DB_PATH (the service's
+    environment over the image's), else CLI_DEFAULT_DB; a relative path is taken from the
+    working directory (the service's `working_dir` over the image's WORKDIR, else /).
+    """
+    config = image_config or {}
+    workdir = PurePosixPath(service.working_dir or config.get("WorkingDir") or "/")
+    if service.entrypoint is not None:  # Docker drops the image's CMD with its ENTRYPOINT
+        argv = [*service.entrypoint, *(service.command or ())]
+    else:
+        command = service.command if service.command is not None else _listed(config.get("Cmd"))
+        argv = [*_listed(config.get("Entrypoint")), *command]
+    image_env = {k: v for k, _, v in (item.partition("=") for item in _listed(config.get("Env")))}
+    chosen = (
+        _db_flag(argv)
+        or service.environment.get(DB_PATH_ENV)
+        or image_env.get(DB_PATH_ENV)
+        or str(CLI_DEFAULT_DB)
+    )
+    return workdir / chosen
+
+
+def _listed(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _db_flag(argv: list[str]) -> str | None:
+    """The last `--db` of `... run [options] --`, as typer reads it; None if there is none."""
+    if "run" not in argv:
+        return None
+    options = argv[argv.index("run") + 1 :]
+    if "--" in options:
+        options = options[: options.index("--")]
+    found = None
+    for i, arg in enumerate(options):
+        if arg == "--db" and i + 1 < len(options):
+            found = options[i + 1]
+        elif arg.startswith("--db="):
+            found = arg.removeprefix("--db=")
+    return found
+
+
+def resolve(
+    settings: Settings,
+    tag: str | None,
+    *,
+    flavour: Flavour | None = None,
+    image_config: ImageConfigOf = _from_engine,
+) -> Stack:
     """Ask Compose for the resolved model with the tag set, then find the database."""
     compose = compose_for(settings, flavour)
     env = {settings.tag_variable: tag} if tag else {}
@@ -73,7 +144,7 @@ def resolve(settings: Settings, tag: str | None, *, flavour: Flavour | None = No
             hint="check it with `docker compose config`",
         )
     service = parse(result.stdout, settings.service, str(settings.compose_file))
-    db_container = PurePosixPath(service.environment.get(DB_PATH_ENV, str(IMAGE_DB_PATH)))
+    db_container = database_in_container(service, image_config(service.image))
     db = settings.db_path or host_path(db_container, service.binds)
     if db is None:
         raise ConfigError(

@@ -99,13 +99,12 @@ def test_the_values_are_the_entrypoints_own() -> None:
     assert Mode(contract.MODE_PUSH) is Mode.PUSH
 
 
-def test_without_db_path_each_side_has_its_own_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI's default is relative (the container's WORKDIR); deploy's is absolute. They
-    name the same file only under WORKDIR /, which is why compose files set DB_PATH."""
+def test_without_db_path_the_default_is_relative_to_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """deploy resolves it from the image's WORKDIR (tests/test_deploy_stack.py)."""
     assert _run_params({}, monkeypatch)["db"] == contract.CLI_DEFAULT_DB
     assert not contract.CLI_DEFAULT_DB.is_absolute()
-    assert contract.IMAGE_DB_PATH.is_absolute()
-    assert PurePosixPath("/") / contract.CLI_DEFAULT_DB == contract.IMAGE_DB_PATH
 
 
 def test_the_side_file_of_a_database() -> None:
@@ -123,7 +122,7 @@ def test_no_module_spells_the_contract_itself() -> None:
     spelled = {v: k for k, v in NAMES.items()}
     spelled |= {s: "SIDE_FILES" for s in contract.SIDE_FILES}
     spelled |= {str(contract.CLI_DEFAULT_DB): "CLI_DEFAULT_DB"}
-    spelled |= {str(contract.IMAGE_DB_PATH): "IMAGE_DB_PATH", "./data/app.db": "CLI_DEFAULT_DB"}
+    spelled |= {"./data/app.db": "CLI_DEFAULT_DB"}
     found = []
     for package in ("entrypoint", "deploy"):
         for path in sorted((ROOT / package).rglob("*.py")):

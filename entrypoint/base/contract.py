@@ -14,7 +14,7 @@ folder must agree on.
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 # The package version (pyproject.toml's; tests/test_drift_memo.py holds them equal): part of
 # the key of what one version of the code remembers for the next start (drift_memo.py).
@@ -41,11 +41,9 @@ REHEARSAL_ON = "1"  # LITEDEPLOY_REHEARSAL for the rehearsal's container
 # -- where the database is when DB_PATH is not set -------------------------------------------
 
 # The entrypoint's --db default, relative to its working directory (the container's WORKDIR).
+# deploy finds the same file by the same rules (deploy/stack.py, database_in_container): --db,
+# then DB_PATH from the service or the image, then this, from the image's WORKDIR.
 CLI_DEFAULT_DB = Path("./data/app.db")
-# Where deploy looks for it inside the container when the service sets no DB_PATH: the path
-# litedeploy's image, examples and docs use. It is CLI_DEFAULT_DB only under WORKDIR /, so an
-# image with another WORKDIR must set DB_PATH for both halves to mean the same file.
-IMAGE_DB_PATH = PurePosixPath("/data/app.db")
 
 # -- the files SQLite keeps beside a database ------------------------------------------------
 
