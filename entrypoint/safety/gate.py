@@ -10,8 +10,8 @@
    stops it with exit 6; both before the backup is even taken, so the live database is
    left exactly as it was.
 
-A new database has no data to lose: only the findings about the files apply (a migration
-that fails on it is rolled back and the new file removed by `run`). Acknowledged losses are
+A new database has no data to lose: only the findings about the files are looked for (a
+migration that fails on it is rolled back and the new file removed by `run`). Acknowledged losses are
 printed and let through. `--findings warn` (staging only: refused when the environment is
 production) prints what would have blocked and goes on; a migration that fails on the copy
 still stops the run, since it would fail on the live database too.
@@ -31,7 +31,7 @@ from ..settings import Findings, Options, check_relaxing
 from .findings import Finding, blocking
 from .loss import Loss
 from .rehearsal import RehearsalReport, acknowledgements, rehearse
-from .rules import find
+from .rules import find, find_in_files
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -60,11 +60,13 @@ def gate(
     acks = acknowledgements(pending, options)
     for allowed in acks.from_operator:
         log.warning("acknowledged by the operator (--allow): %s", allowed)
-    findings = find(conn if exists else None, pending, acks)
+    # A new database has no data to lose, and a statement that fails on it is rolled back
+    # with the new file removed: only the findings about the files can stop it, and only
+    # those are looked for (no schema replayed).
+    findings = find(conn, pending, acks) if exists else find_in_files(pending, acks)
     rehearsing = options.rehearse and exists
     # Predictions about the data block only where no copy judges them: an existing database
-    # run with --no-rehearse. A new database has no data to lose, and a statement that
-    # fails on it is rolled back with the new file removed.
+    # run with --no-rehearse.
     static = exists and not rehearsing
     _log_findings(findings, judged_later=not static)
     stopping = [f for f in blocking(findings) if not f.judged_on_copy or static]

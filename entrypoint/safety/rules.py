@@ -70,20 +70,27 @@ def find(
     return acknowledge(found, acks)
 
 
-class Analysis:
-    """The findings of one migration, replayed on top of the ones before it."""
+def find_in_files(
+    migrations: list[Migration], acks: Acknowledgements | None = None
+) -> list[Finding]:
+    """Only the findings about the files themselves: empty chunks, transaction control,
+    other database files. No schema is replayed and nothing is counted.
 
-    def __init__(self, replay: Replay, migration: Migration) -> None:
-        self.replay = replay
+    All that can block on a new database: every other finding is about data (rows it
+    would lose, statements failing on its rows or schema), and a new database has none;
+    a statement that fails there is rolled back and the new file removed by `run`.
+    """
+    acks = acks if acks is not None else Acknowledgements.gather(migrations)
+    found = [f for m in migrations for f in FileAnalysis(m).files()]
+    return acknowledge(found, acks)
+
+
+class FileAnalysis:
+    """The findings one migration's text gives on its own."""
+
+    def __init__(self, migration: Migration) -> None:
         self.migration = migration
         self.findings: list[Finding] = []
-        self.rebuilt_objects: list[tuple[int, str, str, str]] = []  # (stmt, kind, table, name)
-        self.written: set[str] = set()
-        self.display: dict[str, str] = {}  # a rebuild's new table -> the table it replaces
-
-    @property
-    def counting(self) -> bool:
-        return self.replay.live is not None
 
     def add(
         self,
@@ -99,9 +106,8 @@ class Analysis:
             Finding(rule, severity, self.migration.name, statement, message, hint, obj, kind)
         )
 
-    def run(self) -> list[Finding]:
-        m = self.migration
-        for chunk_number, chunk in enumerate(m.chunks, 1):
+    def files(self) -> list[Finding]:
+        for chunk_number, chunk in enumerate(self.migration.chunks, 1):
             if chunk.skipped:
                 self.add(
                     "empty-chunk",
@@ -114,39 +120,7 @@ class Analysis:
                 )
         self.transactions()
         self.other_files()
-        rebuilds = find_rebuilds(m.statements, m.ops)
-        self.display = {r.new.lower(): r.old for r in rebuilds.values()}
-        rebuild_names = {r.new.lower() for r in rebuilds.values()} | {
-            r.old.lower() for r in rebuilds.values()
-        }
-        fk_on = not m.wants_foreign_keys_off
-        ref = f"{m.name} statement {{}}"
-        attached = False
-        for s, op in zip(m.statements, m.ops, strict=True):
-            if s.number in rebuilds:
-                self.rebuild(rebuilds[s.number])
-            else:
-                self.before(s, op, rebuild_names)
-            error = self.replay.step(op, ref.format(s.number), foreign_keys_on=fk_on)
-            if isinstance(op, Maintenance) and op.verb == "ATTACH":
-                attached = True  # the replay cannot see the other file: no verdict after it
-            if error is not None and not attached:
-                self.add(
-                    "statement-fails",
-                    "block",
-                    s.number,
-                    f"statement {s.number} fails on the schema as it stands there: {error}",
-                    "fix the statement: it fails on every database with this history",
-                    m.name,
-                    "failure",
-                )
-            if isinstance(op, RenameTable) and op.table.lower() in self.written:
-                self.written = (self.written - {op.table.lower()}) | {op.new.lower()}
-            self.after(s, op)
-        self.end_of_migration()
         return sorted(self.findings, key=lambda f: f.statement or 0)
-
-    # -- the file itself
 
     def other_files(self) -> None:
         m = self.migration
@@ -195,6 +169,56 @@ class Analysis:
                 m.name,
                 "migration",
             )
+
+
+class Analysis(FileAnalysis):
+    """The findings of one migration, replayed on top of the ones before it."""
+
+    def __init__(self, replay: Replay, migration: Migration) -> None:
+        super().__init__(migration)
+        self.replay = replay
+        self.rebuilt_objects: list[tuple[int, str, str, str]] = []  # (stmt, kind, table, name)
+        self.written: set[str] = set()
+        self.display: dict[str, str] = {}  # a rebuild's new table -> the table it replaces
+
+    @property
+    def counting(self) -> bool:
+        return self.replay.live is not None
+
+    def run(self) -> list[Finding]:
+        m = self.migration
+        self.files()
+        rebuilds = find_rebuilds(m.statements, m.ops)
+        self.display = {r.new.lower(): r.old for r in rebuilds.values()}
+        rebuild_names = {r.new.lower() for r in rebuilds.values()} | {
+            r.old.lower() for r in rebuilds.values()
+        }
+        fk_on = not m.wants_foreign_keys_off
+        ref = f"{m.name} statement {{}}"
+        attached = False
+        for s, op in zip(m.statements, m.ops, strict=True):
+            if s.number in rebuilds:
+                self.rebuild(rebuilds[s.number])
+            else:
+                self.before(s, op, rebuild_names)
+            error = self.replay.step(op, ref.format(s.number), foreign_keys_on=fk_on)
+            if isinstance(op, Maintenance) and op.verb == "ATTACH":
+                attached = True  # the replay cannot see the other file: no verdict after it
+            if error is not None and not attached:
+                self.add(
+                    "statement-fails",
+                    "block",
+                    s.number,
+                    f"statement {s.number} fails on the schema as it stands there: {error}",
+                    "fix the statement: it fails on every database with this history",
+                    m.name,
+                    "failure",
+                )
+            if isinstance(op, RenameTable) and op.table.lower() in self.written:
+                self.written = (self.written - {op.table.lower()}) | {op.new.lower()}
+            self.after(s, op)
+        self.end_of_migration()
+        return sorted(self.findings, key=lambda f: f.statement or 0)
 
     # -- before a statement runs
 
