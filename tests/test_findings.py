@@ -10,7 +10,7 @@ from harness import db_state, make_db, write_journal, write_plain
 
 from entrypoint.engine.sources import load_source
 from entrypoint.safety.findings import RULES, Finding, blocking
-from entrypoint.safety.rules import find
+from entrypoint.safety.rules import find, find_in_files
 from entrypoint.safetynet.database import connect
 
 BP = "--> statement-breakpoint\n"
@@ -539,3 +539,42 @@ def test_the_commit_pragma_begin_idiom_is_understood_not_blocked(tmp_path: Path)
         f"ALTER TABLE `t` ADD `c` text;{BP}COMMIT;",
     )
     assert blocking(acked) == []
+
+
+def _stops_a_new_database(findings: list[Finding]) -> list[tuple[str, str, int | None]]:
+    """What stops `run` on a new database: blocking findings no copy judges (gate.py)."""
+    return sorted(
+        (f.migration, f.rule, f.statement) for f in findings if f.blocks and not f.judged_on_copy
+    )
+
+
+CORPUS = Path(__file__).parent / "corpus"
+NEW_DATABASE_HISTORIES = [
+    pytest.param([setup, unsafe], rule in ("transaction-control", "attach"), id=rule)
+    for rule, _, (setup, unsafe), _, _ in CASES
+] + [
+    pytest.param(path, False, id=path.name)
+    for path in sorted(CORPUS.iterdir())
+    if (path / "meta").is_dir()
+]
+
+
+@pytest.mark.parametrize(("history", "stops"), NEW_DATABASE_HISTORIES)
+def test_on_a_new_database_the_files_alone_stop_what_the_full_analysis_stops(
+    tmp_path: Path, history: list[str] | Path, stops: bool
+) -> None:
+    """The gate looks only at the files on a new database (find_in_files): for every rule's
+    unsafe case, run as a history from nothing, and for the real corpus histories, it
+    stops exactly what the whole replay would have stopped, and says a subset of it."""
+    folder = (
+        history
+        if isinstance(history, Path)
+        else write_journal(tmp_path / "m", [(f"{i:04d}_m", s) for i, s in enumerate(history, 1)])
+    )
+    pending = load_source(folder).migrations
+    whole, files = find(None, pending), find_in_files(pending)
+    assert _stops_a_new_database(files) == _stops_a_new_database(whole)
+    assert bool(_stops_a_new_database(whole)) is stops
+    assert {(f.migration, f.rule, f.statement) for f in files} <= {
+        (f.migration, f.rule, f.statement) for f in whole
+    }
