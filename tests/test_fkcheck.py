@@ -198,10 +198,30 @@ def test_a_renamed_child_with_old_orphans_reports_them_as_the_whole_check_does(
     assert assert_same(tmp_path, sql, extra=extra) == [("product_reviews", 4, "products", 0)]
 
 
-def test_a_dropped_unique_index_of_a_parent_is_a_mismatch_either_way(tmp_path: Path) -> None:
+# Rows enough that the mismatch is found on a copy of the schema, not by reading them all.
+FILLED = (
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) "
+    "INSERT INTO history (name) SELECT hex(randomblob(200)) FROM n;\n"
+)
+SIZES = pytest.mark.parametrize("fill", ["", FILLED], ids=["nearly-empty", "filled"])
+
+
+def _sized(db: Path, fill: str) -> Path:
+    conn = sqlite3.connect(db)
+    try:
+        assert fkcheck._nearly_empty(conn) is (fill == "")
+    finally:
+        conn.close()
+    return db
+
+
+@SIZES
+def test_a_dropped_unique_index_of_a_parent_is_a_mismatch_either_way(
+    tmp_path: Path, fill: str
+) -> None:
     extra = "CREATE TABLE tags (name text);\nCREATE UNIQUE INDEX tags_name ON tags (name);\n"
     extra += "CREATE TABLE tagged (tag text REFERENCES tags(name));\n"
-    db = make_db(tmp_path / "app.db", extra)
+    db = _sized(make_db(tmp_path / "app.db", extra + fill), fill)
     m = migration(tmp_path, "PRAGMA foreign_keys=OFF;\nDROP INDEX tags_name;\n")
     with pytest.raises(sqlite3.OperationalError, match="foreign key mismatch"):
         whole(db, m)
@@ -210,11 +230,12 @@ def test_a_dropped_unique_index_of_a_parent_is_a_mismatch_either_way(tmp_path: P
             narrowed(db, m, baseline)
 
 
+@SIZES
 def test_a_mismatch_outside_the_scope_is_raised_as_the_whole_check_raises_it(
-    tmp_path: Path,
+    tmp_path: Path, fill: str
 ) -> None:
     extra = "CREATE TABLE loose (a text);\nCREATE TABLE pointing (x REFERENCES loose(a));\n"
-    db = make_db(tmp_path / "app.db", extra)
+    db = _sized(make_db(tmp_path / "app.db", extra + fill), fill)
     m = migration(tmp_path, REBUILD_PRODUCTS.format(where=""))
     with pytest.raises(sqlite3.OperationalError, match="foreign key mismatch"):
         whole(db, m)
