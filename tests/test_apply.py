@@ -262,3 +262,47 @@ def test_second_run_applies_nothing(tmp_path: Path, invoke: Invoke) -> None:
     assert result.exit_code == 0
     assert "nothing to apply; database is at 0002_b" in result.stderr
     assert db_state(db) == before
+
+
+@pytest.mark.parametrize("journal", ["wal", "delete"])
+@pytest.mark.parametrize("initially", [0, 1, 2, 3], ids=["OFF", "NORMAL", "FULL", "EXTRA"])
+def test_commits_sync_once_at_the_end_in_wal_and_the_setting_is_restored(
+    tmp_path: Path, journal: str, initially: int
+) -> None:
+    """In WAL mode at FULL or EXTRA the run's commits go at NORMAL and the WAL is synced once
+    after them; whatever the outcome, the session's own level comes back."""
+    ok = REBUILD_USERS.format(where="")
+    orphaning = REBUILD_USERS.format(where=" WHERE id = 1")
+    for sql, should_fail in [(ok, False), (orphaning, True)]:
+        work = tmp_path / f"{len(sql)}"
+        db = make_db(work.with_suffix(".db"), INIT)
+        source = load_source(write_plain(work, [("0001_a", "SELECT 1;"), ("0002_b", sql)]))
+        seen: list[str] = []
+        with contextlib.closing(connect(db)) as conn:
+            conn.execute(f"PRAGMA journal_mode = {journal}")
+            conn.execute(f"PRAGMA synchronous = {initially}")
+            table = history.locate(conn, Format.SQL)
+            conn.set_trace_callback(seen.append)
+            with contextlib.suppress(MigrationFailed) if should_fail else contextlib.nullcontext():
+                apply_migrations(
+                    conn, table, source.migrations, prepare=lambda tx: history.create(tx, table)
+                )
+                assert not should_fail, "the orphaning rebuild must fail"
+            conn.set_trace_callback(None)
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == initially
+        relaxed = "PRAGMA main.synchronous = NORMAL" in seen
+        assert relaxed is (journal == "wal" and initially >= 2)
+        assert recorded(db, table.name) == (1 if should_fail else 2)
+
+
+def test_a_failed_sync_after_the_commits_restores_the_backup(tmp_path: Path, cli: Cli) -> None:
+    """The fsync of the WAL failing (an injected EIO) is a failed migration: the database
+    is put back from the backup taken before the run, the migrated file kept in quarantine."""
+    db, folder = shop(tmp_path, ("0001_users_email", REBUILD_USERS.format(where="")))
+    before = db_state(db)
+    fault = {"LITEDEPLOY_FAULT": "apply.sync@1:error"}
+    proc = cli("run", "--db", db, "--migrations", folder, env=fault)
+    line = assert_one_clear_error(proc, 6, "could not be synced to disk")
+    assert "the backup taken before it was restored" in line
+    assert db_state(db) == before
+    assert [p.name for p in (tmp_path / "quarantine").glob("*/*")] == ["app.db"]
