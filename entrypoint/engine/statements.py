@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
+from functools import cached_property
 
 BREAKPOINT = "--> statement-breakpoint"
 
@@ -22,9 +23,9 @@ class Statement:
     number: int
     sql: str
 
-    @property
+    @cached_property
     def code(self) -> str:
-        """The statement with comments removed and whitespace trimmed."""
+        """The statement with comments removed and whitespace trimmed (worked out once)."""
         return strip_comments(self.sql).strip()
 
     @property

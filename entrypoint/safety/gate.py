@@ -11,8 +11,8 @@
    left exactly as it was.
 
 A new database has no data to lose: only the findings about the files are looked for (a
-migration that fails on it is rolled back and the new file removed by `run`). Acknowledged losses are
-printed and let through. `--findings warn` (staging only: refused when the environment is
+migration that fails on it is rolled back and the new file removed by `run`). Acknowledged
+losses are printed and let through. `--findings warn` (staging only: refused when the environment is
 production) prints what would have blocked and goes on; a migration that fails on the copy
 still stops the run, since it would fail on the live database too.
 """
@@ -22,16 +22,18 @@ from __future__ import annotations
 import logging
 import sqlite3
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from ..base.errors import FindingsBlock, MigrationFailed
 from ..engine.plan import Planned
 from ..engine.sources import Migration
 from ..settings import Findings, Options, check_relaxing
 from .findings import Finding, blocking
-from .loss import Loss
-from .rehearsal import RehearsalReport, acknowledgements, rehearse
+from .loss import Acknowledgements, Loss
 from .rules import find, find_in_files
+
+if TYPE_CHECKING:  # the rehearsal (and its judge) is loaded only when it runs
+    from .rehearsal import RehearsalReport
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -57,7 +59,7 @@ def gate(
     `planned` and `pending` are what `run` computed under its lock; the rehearsal uses them.
     """
     check_relaxing(options)
-    acks = acknowledgements(pending, options)
+    acks = Acknowledgements.gather(pending, options.allow, row_loss=options.allow_row_loss)
     for allowed in acks.from_operator:
         log.warning("acknowledged by the operator (--allow): %s", allowed)
     # A new database has no data to lose, and a statement that fails on it is rolled back
@@ -76,6 +78,8 @@ def gate(
         _refuse(blocked, hint)  # no need for a copy to know it will be refused
     report = None
     if rehearsing:
+        from .rehearsal import rehearse
+
         report = rehearse(options, workdir=options.rehearsal_dir, planned=planned)
         _log_rehearsal(report)
         if report.failure is not None:
