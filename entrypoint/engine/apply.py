@@ -10,8 +10,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..base import faults
+from ..base.contract import WAL_SUFFIX, side_file
 from ..base.errors import MigrationFailed
 from . import fkcheck, history
 from .fkcheck import Violation
@@ -96,7 +98,7 @@ def _restore_sync(conn: sqlite3.Connection, level: int) -> None:
     conn.execute(f"PRAGMA main.synchronous = {level}")
     (main,) = [row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"]
     try:
-        fd = os.open(f"{main}-wal", os.O_RDONLY)
+        fd = os.open(side_file(Path(main), WAL_SUFFIX), os.O_RDONLY)
     except FileNotFoundError:
         return  # nothing was written through the WAL
     try:
