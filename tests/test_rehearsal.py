@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -403,3 +405,85 @@ def test_one_transaction_failure_names_no_single_migration(tmp_path: Path) -> No
     report = rehearse(Options(db_path=db, migrations_dir=folder))
     assert report.applied == ["0001_step"] and report.failure is not None
     assert report.failure.migration == "0002_step"
+
+
+def _before_rows(report: Any, table: str) -> int:
+    return int(next(t.before for t in report.tables if t.table == table))
+
+
+@pytest.fixture
+def copies(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """How each snapshot was taken: "online" (the backup API) or "file" (a kernel copy)."""
+    from entrypoint.safety import rehearsal
+
+    used: list[str] = []
+    real = rehearsal.online_copy
+
+    def online(source: Any, target: Path) -> None:
+        used.append("online")
+        real(source, target)
+
+    monkeypatch.setattr(rehearsal, "online_copy", online)
+    return used
+
+
+def test_the_snapshot_holds_the_rows_still_in_the_wal(tmp_path: Path, copies: list[str]) -> None:
+    """With frames in the WAL (a writer still connected, no checkpoint) the snapshot is the
+    backup API's and holds them; once the WAL is gone, a file copy, and the same rows."""
+    db, folder = setup(tmp_path, "CREATE TABLE u (id integer);")
+    writer = sqlite3.connect(db, isolation_level=None)
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        writer.execute("INSERT INTO t (id, a) VALUES (6, 'only in the wal')")
+        assert (db.parent / "app.db-wal").stat().st_size > 0
+        report = rehearse(Options(db_path=db, migrations_dir=folder))
+        assert copies == ["online"]
+        assert _before_rows(report, "t") == 6
+    finally:
+        writer.close()  # the last connection checkpoints and removes the WAL
+    assert not (db.parent / "app.db-wal").exists()
+    before = db_state(db)
+    report = rehearse(Options(db_path=db, migrations_dir=folder))
+    assert copies == ["online"]  # no second online copy: the file was copied
+    assert _before_rows(report, "t") == 6
+    assert_unchanged(db, before)
+
+
+@pytest.mark.parametrize("journal", ["wal", "delete"])
+def test_snapshots_taken_while_a_writer_commits_are_consistent(
+    tmp_path: Path, journal: str, copies: list[str]
+) -> None:
+    """A writer commits pairs of rows throughout: every snapshot holds whole pairs, by
+    either way of copying (rollback journal: always the file; WAL: as the WAL allows)."""
+    db, folder = setup(tmp_path, "CREATE TABLE u (id integer);")
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute(f"PRAGMA journal_mode = {journal}")
+    conn.close()
+    stop = threading.Event()
+
+    def write() -> None:
+        w = sqlite3.connect(db, isolation_level=None, timeout=30)
+        try:
+            n = 100
+            while not stop.is_set():
+                w.execute("BEGIN IMMEDIATE")
+                w.execute("INSERT INTO t (id, a) VALUES (?, 'x'), (?, 'y')", (n, n + 1))
+                w.execute("COMMIT")
+                n += 2
+        finally:
+            w.close()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        counts = [
+            _before_rows(rehearse(Options(db_path=db, migrations_dir=folder)), "t")
+            for _ in range(8)
+        ]
+    finally:
+        stop.set()
+        thread.join()
+    assert all((c - 5) % 2 == 0 for c in counts), counts  # 5 seeded rows, then pairs
+    assert counts == sorted(counts) and counts[-1] > 5
+    if journal == "delete":
+        assert copies == []
