@@ -9,8 +9,9 @@ import pytest
 from harness import db_state, make_db, write_journal, write_plain
 
 from entrypoint.engine.sources import load_source
+from entrypoint.safety.files import find_in_files
 from entrypoint.safety.findings import RULES, Finding, blocking
-from entrypoint.safety.rules import find, find_in_files
+from entrypoint.safety.rules import find
 from entrypoint.safetynet.database import connect
 
 BP = "--> statement-breakpoint\n"

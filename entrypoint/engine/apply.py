@@ -145,8 +145,9 @@ def write_transaction(conn: sqlite3.Connection, *, foreign_keys_off: bool) -> It
     With `foreign_keys_off`, foreign keys are turned off before BEGIN (the pragma is a no-op
     inside a transaction); the session's setting is restored afterwards either way.
     """
-    enforce_before = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
+    enforce_before = None
     if foreign_keys_off:
+        enforce_before = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
         conn.execute("PRAGMA foreign_keys = OFF")
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -160,7 +161,8 @@ def write_transaction(conn: sqlite3.Connection, *, foreign_keys_off: bool) -> It
                 conn.execute("ROLLBACK")
             raise
     finally:
-        conn.execute(f"PRAGMA foreign_keys = {'ON' if enforce_before else 'OFF'}")
+        if enforce_before is not None:  # a migration's own PRAGMA is skipped: only ours
+            conn.execute(f"PRAGMA foreign_keys = {'ON' if enforce_before else 'OFF'}")
 
 
 def _apply_one(

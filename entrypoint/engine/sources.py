@@ -318,17 +318,32 @@ def _plain_migrations(folder: Path) -> list[Migration]:
 def _inside(folder: Path, relative: str, *, where: str, root: Path) -> Path:
     """Resolve a name from the journal or the folder, refusing anything outside the folder
     (`root`: the folder resolved, once for all its migrations)."""
-    candidate = (folder / relative).resolve()
-    if (
-        ".." in Path(relative).parts
-        or Path(relative).is_absolute()
-        or not candidate.is_relative_to(root)
-    ):
+    name = Path(relative)
+    outside = ".." in name.parts or name.is_absolute()
+    if not outside and not _plain_entry(root, name):  # a symbolic link on the way
+        outside = not (folder / relative).resolve().is_relative_to(root)
+    if outside:
         raise SourceError(
             f"{where}: {relative!r} points outside the migrations folder {folder}",
             hint="migration names must be plain names inside the folder",
         )
     return folder / relative
+
+
+def _plain_entry(root: Path, name: Path) -> bool:
+    """True when no part of `name` under the resolved folder is a symbolic link (a missing
+    part too: the reader says so): it is then inside without resolving the whole path."""
+    here = root
+    for part in name.parts:
+        here = here / part
+        try:
+            if stat.S_ISLNK(os.lstat(here).st_mode):
+                return False
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+    return True
 
 
 def _read_migration(name: str, path: Path, *, created_at: int | None) -> Migration:

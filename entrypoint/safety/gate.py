@@ -28,9 +28,9 @@ from ..base.errors import FindingsBlock, MigrationFailed
 from ..engine.plan import Planned
 from ..engine.sources import Migration
 from ..settings import Findings, Options, check_relaxing
+from .files import find_in_files
 from .findings import Finding, blocking
 from .loss import Acknowledgements, Loss
-from .rules import find, find_in_files
 
 if TYPE_CHECKING:  # the rehearsal (and its judge) is loaded only when it runs
     from .rehearsal import RehearsalReport
@@ -65,7 +65,12 @@ def gate(
     # A new database has no data to lose, and a statement that fails on it is rolled back
     # with the new file removed: only the findings about the files can stop it, and only
     # those are looked for (no schema replayed).
-    findings = find(conn, pending, acks) if exists else find_in_files(pending, acks)
+    if exists:
+        from .rules import find  # the replay and its schema model: for an existing database
+
+        findings = find(conn, pending, acks)
+    else:
+        findings = find_in_files(pending, acks)
     rehearsing = options.rehearse and exists
     # Predictions about the data block only where no copy judges them: an existing database
     # run with --no-rehearse.
