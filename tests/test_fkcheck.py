@@ -273,3 +273,28 @@ def test_a_known_baseline_is_not_used_after_another_connection_committed(
     finally:
         other.close()
         conn.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "same"),
+    [
+        (REBUILD_PRODUCTS.format(where=""), True),
+        ("UPDATE products SET price = price * 100;", True),
+        ("INSERT INTO history (name) SELECT name FROM products ORDER BY id;", True),
+        ("UPDATE products SET price = abs(random());", False),
+        ("INSERT INTO history (name) VALUES (hex(randomblob(4)));", False),
+        ("UPDATE products SET name = datetime('now');", False),
+        ("UPDATE products SET name = date();", False),
+        ("ALTER TABLE products ADD seen integer DEFAULT (unixepoch()) NOT NULL;", False),
+        ("UPDATE products SET name = CURRENT_TIMESTAMP;", False),
+        (
+            "INSERT INTO history (name) VALUES ('a'); UPDATE history SET id = last_insert_rowid();",
+            False,
+        ),
+        ("UPDATE products SET name = strftime('%Y', '2020-01-01');", False),  # conservative
+    ],
+)
+def test_repeatable_sql_gives_the_same_rows_on_the_same_data(
+    tmp_path: Path, sql: str, same: bool
+) -> None:
+    assert fkcheck.repeatable([migration(tmp_path, sql)]) is same

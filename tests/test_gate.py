@@ -383,3 +383,63 @@ def test_a_rehearsal_folder_that_cannot_be_used_is_one_clear_error(
         assert_one_clear_error(proc, 8, "cannot make the rehearsal's folder", str(missing))
         assert "REHEARSAL_DIR" in proc.stderr
     assert_untouched(db, before, "")
+
+
+# --- the checks the rehearsal already made -----------------------------------------------------
+
+REBUILD_T = (
+    "PRAGMA foreign_keys=OFF;--> statement-breakpoint\n"
+    "CREATE TABLE `__new_t` (`id` integer PRIMARY KEY, `a` text, `b` text DEFAULT '' NOT NULL);"
+    "--> statement-breakpoint\n"
+    "INSERT INTO `__new_t`(`id`, `a`, `b`) SELECT `id`, `a`, coalesce(`b`, '') FROM `t`;"
+    "--> statement-breakpoint\n"
+    "DROP TABLE `t`;--> statement-breakpoint\n"
+    "ALTER TABLE `__new_t` RENAME TO `t`;--> statement-breakpoint\n"
+    "PRAGMA foreign_keys=ON;"
+)
+CHECKED_ON_COPY = "foreign keys were checked on the rehearsal's copy of this data"
+
+
+@pytest.mark.parametrize(
+    ("extra", "sql", "skipped"),
+    [
+        ((), REBUILD_T, True),
+        (("--no-rehearse",), REBUILD_T, False),
+        ((), REBUILD_T.replace("coalesce(`b`, '')", "coalesce(`b`, datetime('now'))"), False),
+    ],
+    ids=["rehearsed", "no-rehearse", "clock-dependent"],
+)
+def test_a_rebuild_checked_on_the_copy_is_not_checked_again_before_commit(
+    tmp_path: Path, cli: Cli, extra: tuple[str, ...], sql: str, skipped: bool
+) -> None:
+    db, folder = seeded(tmp_path, ("0001_rebuild_t", sql))
+    proc = cli("run", "--db", db, "--migrations", folder, *extra)
+    assert proc.returncode == 0, proc.stderr
+    assert (CHECKED_ON_COPY in proc.stderr) is skipped
+    assert "checks passed" in proc.stderr
+    assert query(db, "SELECT count(*) FROM t") == [(3,)]
+
+
+def test_a_commit_after_the_rehearsal_makes_the_live_run_check_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another connection commits between the rehearsal's snapshot and the apply: the copy
+    no longer shows this data, so the check before commit runs on the live database."""
+    from entrypoint.modes import migrate as migrating
+    from entrypoint.settings import Options
+
+    db, folder = seeded(tmp_path, ("0001_rebuild_t", REBUILD_T))
+    real = migrating.take_run_backup
+
+    def backup_then_a_write(*args: Any, **kwargs: Any) -> Any:
+        made = real(*args, **kwargs)
+        with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as other:
+            other.execute("INSERT INTO t VALUES (4, 'late', NULL)")
+        return made
+
+    monkeypatch.setattr(migrating, "take_run_backup", backup_then_a_write)
+    with caplog.at_level("INFO", logger="litedeploy.entrypoint"):
+        migrating.migrate(Options(db_path=db, migrations_dir=folder))
+    assert CHECKED_ON_COPY not in caplog.text
+    assert "Applied 0001_rebuild_t" in caplog.text
+    assert query(db, "SELECT count(*) FROM t") == [(4,)]

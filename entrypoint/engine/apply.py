@@ -42,6 +42,7 @@ def apply_migrations(
     prepare: Prepare | None = None,
     quiet: bool = False,
     baseline: fkcheck.Baseline | None = None,
+    checked_on_copy: bool = False,
 ) -> list[Applied]:
     """Apply each migration with its history row in one transaction (or all in one).
 
@@ -49,13 +50,24 @@ def apply_migrations(
     so a migration that fails leaves no trace at all. `quiet` logs the progress at debug
     level (the rehearsal on a copy, whose summary says what happened). `baseline` holds the
     foreign key violations of the database as it is now (see `_ForeignKeys`).
+    `checked_on_copy`: the same groups passed their foreign key check on a copy of this
+    very data (the rehearsal, with `fkcheck.repeatable` SQL), so it is not run again before
+    each commit; the whole check after migrating still runs.
     """
     level = logging.DEBUG if quiet else logging.INFO
     groups = [list(migrations)] if one_transaction else [[m] for m in migrations]
     applied: list[Applied] = []
     with _synced_once(conn):
         for group in groups:
-            done, table = _apply_group(conn, table, group, prepare, level, baseline)
+            done, table = _apply_group(
+                conn,
+                table,
+                group,
+                prepare,
+                level,
+                None if checked_on_copy else baseline,
+                check=not checked_on_copy,
+            )
             applied.extend(done)
             prepare = baseline = None  # the baseline is the state before the first group only
     return applied
@@ -115,6 +127,8 @@ def _apply_group(
     prepare: Prepare | None,
     level: int,
     baseline: fkcheck.Baseline | None,
+    *,
+    check: bool = True,
 ) -> tuple[list[Applied], history.HistoryTable]:
     fk_off = any(m.wants_foreign_keys_off for m in group)
     try:
@@ -123,7 +137,14 @@ def _apply_group(
             if prepare is not None:
                 table = prepare(conn)
             checks = None
-            if fk_off:
+            if fk_off and not check:
+                log.log(
+                    level,
+                    "  %s: foreign keys were checked on the rehearsal's copy of this data; "
+                    "not again before commit",
+                    ", ".join(m.name for m in group),
+                )
+            elif fk_off:
                 history_names = {prepared, table.name} if prepare is not None else set()
                 checks = _ForeignKeys(conn, group, table.name, history_names, baseline)
             done = [_apply_one(conn, table, m, fk_off=fk_off, level=level) for m in group]

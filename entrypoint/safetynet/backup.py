@@ -326,7 +326,9 @@ def _copy_under_write_lock(conn: sqlite3.Connection, db_path: Path, tmp: Path) -
     """
     wal = side_file(db_path, WAL_SUFFIX)
     for _ in range(5):
-        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        busy = 0
+        if _size(wal):  # an empty WAL needs no checkpoint (which others see as a change)
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         conn.execute("BEGIN IMMEDIATE")
         try:
             if busy == 0 and _size(wal) == 0:
