@@ -173,6 +173,14 @@ def copy_fd_to_new(src_fd: int, name: str, dir_fd: int) -> None:
         os.close(dst)
 
 
+def size_of(path: Path) -> int:
+    """The file's size in bytes; 0 when it does not exist (a WAL after a clean close, say)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def fsync_file(path: Path) -> None:
     """Flush a file's data to disk."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

@@ -104,9 +104,10 @@ def _migrate(source: Source, run: Session) -> Outcome:
         passed = None
         version_at_gate = 0
         if pending:  # before the backup: a refused run leaves nothing behind
+            from ..engine.fkcheck import data_version
             from ..safety.gate import gate  # with something pending only: start-up stays light
 
-            version_at_gate = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            version_at_gate = data_version(conn)
             try:
                 passed = gate(conn, options, planned, pending, exists=existed)
             except (sqlite3.DatabaseError, BackupFailed):

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..base import faults
 from ..base.contract import WAL_SUFFIX, side_file
-from ..base.durable import copy_to_new
+from ..base.durable import copy_to_new, size_of
 from ..base.errors import BackupFailed, MigrationFailed
 from ..engine import fkcheck, history
 from ..engine.apply import apply_migrations
@@ -310,7 +310,7 @@ def _snapshot(db_path: Path, before: Path, after: Path) -> int:
         try:
             src.execute("BEGIN")
             src.execute("SELECT count(*) FROM main.sqlite_schema").fetchone()  # reading now
-            if _size(side_file(db_path, WAL_SUFFIX)) == 0:  # checked after the read began
+            if size_of(side_file(db_path, WAL_SUFFIX)) == 0:  # checked after the read began
                 copy_to_new(db_path, before)
                 src.execute("COMMIT")
             else:
@@ -326,13 +326,6 @@ def _snapshot(db_path: Path, before: Path, after: Path) -> int:
             hint="check free space (two copies of the database) and permissions of $TMPDIR "
             "(or --rehearsal-dir)",
         ) from exc
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
 
 
 def _ms_since(started: float) -> float:

@@ -121,7 +121,7 @@ def prepare_dir(folder: Path) -> None:
 
 def room_for_backup(db_path: Path, folder: Path) -> None:
     """Refuse before writing anything when the folder's filesystem cannot hold the copy."""
-    size = sum(_size(side_file(db_path, s)) for s in ("", WAL_SUFFIX))
+    size = sum(durable.size_of(side_file(db_path, s)) for s in ("", WAL_SUFFIX))
     needed = size + max(MARGIN_BYTES, int(size * MARGIN_RATIO))
     free = shutil.disk_usage(folder).free
     if free < needed:
@@ -131,13 +131,6 @@ def room_for_backup(db_path: Path, folder: Path) -> None:
             hint="free space there, lower --backup-keep, or set --backup-dir / BACKUP_DIR to a "
             "larger filesystem",
         )
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
 
 
 def _mib(n: int) -> str:
@@ -327,11 +320,11 @@ def _copy_under_write_lock(conn: sqlite3.Connection, db_path: Path, tmp: Path) -
     wal = side_file(db_path, WAL_SUFFIX)
     for _ in range(5):
         busy = 0
-        if _size(wal):  # an empty WAL needs no checkpoint (which others see as a change)
+        if durable.size_of(wal):  # an empty WAL needs no checkpoint (which others see as a change)
             busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if busy == 0 and _size(wal) == 0:
+            if busy == 0 and durable.size_of(wal) == 0:
                 durable.copy_to_new(db_path, tmp)
                 return True
         finally:
