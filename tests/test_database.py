@@ -219,3 +219,64 @@ def test_uri_quotes_a_name_as_urllib_does_and_sqlite_opens_it(tmp_path: Path, na
     assert uri(path) == f"file:{quote(str(path.resolve()))}?mode=ro"
     with contextlib.closing(sqlite3.connect(uri(path), uri=True)) as conn:
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("t",)]
+
+
+# --- a read transaction that pins the main file ------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["wal", "delete"])
+def test_a_quiet_read_pins_the_main_file_while_others_write(tmp_path: Path, mode: str) -> None:
+    """The backup and the rehearsal copy the main file under `begin_quiet_read`: while it
+    lasts, writers commit (in WAL mode) or are kept out (rollback journal), checkpoints
+    cannot copy anything into the file, and its bytes stay as they were."""
+    from entrypoint.safetynet.database import begin_quiet_read
+
+    db = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute(f"PRAGMA journal_mode = {mode}")
+        conn.execute("CREATE TABLE t (id integer PRIMARY KEY, x blob)")
+        conn.executemany("INSERT INTO t (x) VALUES (randomblob(900))", [()] * 200)
+        if mode == "wal":
+            assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+    writer = sqlite3.connect(db, isolation_level=None, timeout=0.2)
+    try:
+        assert begin_quiet_read(reader, db)
+        if mode == "wal":
+            for _ in range(50):  # commits go to the WAL; no checkpoint may reach the file
+                writer.execute("INSERT INTO t (x) VALUES (randomblob(900))")
+            busy = writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            assert busy == 1
+            writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        else:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                writer.execute("INSERT INTO t (x) VALUES (randomblob(900))")
+        assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+        assert reader.execute("SELECT count(*) FROM t").fetchone() == (200,)
+        reader.execute("COMMIT")
+        if mode == "wal":  # the reader gone, the frames reach the file
+            assert writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+            assert hashlib.sha256(db.read_bytes()).hexdigest() != before
+    finally:
+        writer.close()
+        reader.close()
+    assert query(db, "SELECT count(*) FROM t") == [(250 if mode == "wal" else 200,)]
+
+
+def test_a_read_that_sees_wal_frames_is_not_quiet(tmp_path: Path) -> None:
+    from entrypoint.safetynet.database import begin_quiet_read
+
+    db = tmp_path / "app.db"
+    keeper = sqlite3.connect(db, isolation_level=None)  # keeps the WAL from closing
+    try:
+        keeper.execute("PRAGMA journal_mode = wal")
+        keeper.execute("CREATE TABLE t (id integer PRIMARY KEY)")  # a frame in the WAL
+        reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+        try:
+            assert not begin_quiet_read(reader, db)
+            assert not reader.in_transaction  # ended, for the caller's other way
+        finally:
+            reader.close()
+    finally:
+        keeper.close()

@@ -28,14 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from ..base import faults
-from ..base.contract import WAL_SUFFIX, side_file
-from ..base.durable import copy_to_new, size_of
+from ..base.durable import copy_to_new
 from ..base.errors import BackupFailed, MigrationFailed
 from ..engine import fkcheck, history
 from ..engine.apply import apply_migrations
 from ..engine.plan import Planned, check_policy, make_plan, prepare_history_table, read_plan
 from ..engine.sources import Source, load_source
-from ..safetynet.database import check_file, connect, online_copy, uri
+from ..safetynet.database import begin_quiet_read, check_file, connect, online_copy, uri
 from ..settings import Options
 from . import scratch
 from .judge import BEFORE, TableRows, judge
@@ -297,24 +296,19 @@ class Fence:
 def _snapshot(db_path: Path, before: Path, after: Path) -> int:
     """Copy the live database, then clone the copy; the live file is only read.
 
-    Under a read transaction that sees no WAL frames (the WAL empty or absent, as after a
-    clean close) the main file alone is the snapshot, and nothing can write it while the
-    transaction lasts: a writer appends to the WAL, and the checkpoint that would copy
-    frames into the main file needs the read lock such a reader holds (WAL_READ_LOCK(0));
-    in rollback-journal mode the reader's SHARED lock keeps every writer out. So a kernel
-    copy of the file is taken then (about a third of the backup API's time). Otherwise,
-    with frames to read, the online backup API copies what the transaction sees.
+    Under a read transaction that sees no WAL frames (`begin_quiet_read`: the WAL empty or
+    absent, as after a clean close) the main file alone is the snapshot and nothing can
+    write it while the transaction lasts, so a kernel copy of the file is taken then (about a
+    third of the backup API's time). Otherwise, with frames to read, the online backup API
+    copies what a read transaction sees.
     """
     try:
         src = sqlite3.connect(uri(db_path, "ro"), uri=True, timeout=30, isolation_level=None)
         try:
-            src.execute("BEGIN")
-            src.execute("SELECT count(*) FROM main.sqlite_schema").fetchone()  # reading now
-            if size_of(side_file(db_path, WAL_SUFFIX)) == 0:  # checked after the read began
+            if begin_quiet_read(src, db_path):
                 copy_to_new(db_path, before)
                 src.execute("COMMIT")
             else:
-                src.execute("COMMIT")
                 online_copy(src, before)
         finally:
             src.close()

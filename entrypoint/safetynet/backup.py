@@ -21,8 +21,8 @@ from ..base.errors import BackupFailed, CorruptDatabase, NoSpace
 from . import swap
 from .backup_options import Method as Method  # re-exported: its old address
 from .backup_options import default_dir as default_dir
-from .database import online_copy, uri
-from .integrity import Level, file_problems
+from .database import begin_quiet_read, online_copy, uri
+from .integrity import Level, file_problems, integrity_problems
 
 log = logging.getLogger("litedeploy.entrypoint")
 
@@ -165,9 +165,7 @@ def take_backup(
     tmp = durable.temporary_for(target)
     try:
         try:
-            used, journal_mode = _snapshot(db_path, tmp, method)
-            faults.point("backup.copy")
-            problems, digest = _settle(tmp, level)
+            used, journal_mode, problems, digest = _snapshot(db_path, tmp, method, level)
         except OSError as exc:
             raise BackupFailed(
                 f"cannot write backup {target}: {exc.strerror or exc}",
@@ -255,8 +253,8 @@ def _remove_orphan_manifests(folder: Path, db_path: Path) -> list[Path]:
 
 
 def _settle(tmp: Path, level: Level) -> tuple[list[str], str]:
-    """fsync, check and hash the written copy at once: each releases the GIL, and together
-    they cost little more than the slowest of them (bench/backup.py measures it)."""
+    """fsync, check and hash a copy written by SQLite's backup API at once: each releases
+    the GIL, and together they cost little more than the slowest of them."""
     from concurrent.futures import ThreadPoolExecutor  # 10 ms to import: only for a backup
 
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -289,16 +287,23 @@ def _remove_temporary(tmp: Path) -> None:
             leftover.unlink()
 
 
-def _snapshot(db_path: Path, tmp: Path, method: Method) -> tuple[Method, str]:
-    """Write the snapshot to the temporary file `tmp` (not yet fsynced or renamed).
+def _snapshot(
+    db_path: Path, tmp: Path, method: Method, level: Level
+) -> tuple[Method, str, list[str], str]:
+    """Write the snapshot to the temporary file `tmp`, fsync it, check it and hash it.
 
-    Returns the method used and the database's journal mode.
+    Returns the method used, the database's journal mode, the check's problems (none when
+    sound) and the copy's sha256. Not yet renamed into place.
     """
     conn = sqlite3.connect(uri(db_path, "rw"), uri=True, isolation_level=None, timeout=30)
     try:
         journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
-        if method is not Method.ONLINE and _copy_under_write_lock(conn, db_path, tmp):
-            return Method.COPY, journal_mode
+        if method is not Method.ONLINE:
+            reader = _quiet_reader(conn, db_path)
+            if reader is not None:
+                with contextlib.closing(reader):
+                    problems, digest = _copy_quiet(reader, db_path, tmp, level)
+                return Method.COPY, journal_mode, problems, digest
         if method is Method.COPY:
             raise BackupFailed(
                 f"could not get {db_path} to a quiet state for a file copy (another process "
@@ -306,31 +311,65 @@ def _snapshot(db_path: Path, tmp: Path, method: Method) -> tuple[Method, str]:
                 hint="use --backup-method online, which copes with concurrent writers",
             )
         online_copy(conn, tmp)
-        return Method.ONLINE, journal_mode
     finally:
         conn.close()
+    faults.point("backup.copy")
+    return Method.ONLINE, journal_mode, *_settle(tmp, level)
 
 
-def _copy_under_write_lock(conn: sqlite3.Connection, db_path: Path, tmp: Path) -> bool:
-    """Copy the main file while holding SQLite's write lock with an empty WAL.
+def _quiet_reader(conn: sqlite3.Connection, db_path: Path) -> sqlite3.Connection | None:
+    """A second connection in a read transaction that pins the main file (`begin_quiet_read`),
+    the WAL checkpointed into it first; None if writers keep the WAL from staying empty.
 
-    With the WAL checkpointed into the main file and truncated, and the write lock held,
-    nothing can change the main file, so a plain kernel copy is a consistent snapshot.
+    No write lock is held: writers carry on into the WAL while the backup copies and checks
+    the main file, and only the checkpoint waits until the reader is closed.
     """
     wal = side_file(db_path, WAL_SUFFIX)
-    for _ in range(5):
-        busy = 0
-        if durable.size_of(wal):  # an empty WAL needs no checkpoint (which others see as a change)
-            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        conn.execute("BEGIN IMMEDIATE")
+    conn.execute("SELECT count(*) FROM main.sqlite_schema").fetchone()  # rolls a hot journal back
+    reader = sqlite3.connect(
+        uri(db_path, "ro"), uri=True, isolation_level=None, timeout=30, check_same_thread=False
+    )
+    try:
+        for _ in range(5):
+            if durable.size_of(wal):  # an empty WAL needs no checkpoint (others see it as a change)
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if begin_quiet_read(reader, db_path):
+                return reader
+            time.sleep(0.05)
+    except BaseException:
+        reader.close()
+        raise
+    reader.close()
+    return None
+
+
+def _copy_quiet(
+    reader: sqlite3.Connection, db_path: Path, tmp: Path, level: Level
+) -> tuple[list[str], str]:
+    """Copy the pinned main file in the kernel while `reader` checks the same bytes, then
+    fsync and hash the copy at once.
+
+    The check reads the snapshot the copy is of (the reader's transaction pins the file: no
+    byte of it can change until the reader ends), so the copy is sound exactly when the
+    check passes; checking the source rather than the finished copy lets the check (the
+    longest step) run beside the copy instead of after it. The hash is of the copy as read
+    back, the bytes a restore will verify. Each step releases the GIL.
+    """
+    from concurrent.futures import ThreadPoolExecutor  # 10 ms to import: only for a backup
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        checked = pool.submit(integrity_problems, reader, level)
         try:
-            if busy == 0 and durable.size_of(wal) == 0:
-                durable.copy_to_new(db_path, tmp)
-                return True
-        finally:
-            conn.execute("ROLLBACK")
-        time.sleep(0.05)
-    return False
+            durable.copy_to_new(db_path, tmp)
+            faults.point("backup.copy")
+            synced = pool.submit(durable.fsync_file, tmp)
+            hashed = pool.submit(durable.sha256_of, tmp)
+            synced.result()
+            digest = hashed.result()
+        except BaseException:
+            reader.interrupt()  # the check would only delay the error
+            raise
+        return checked.result(), digest
 
 
 def _verify(path: Path, level: Level) -> list[str]:

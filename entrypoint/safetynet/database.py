@@ -8,8 +8,9 @@ import sqlite3
 from pathlib import Path
 
 from ..base import signals
-from ..base.contract import JOURNAL_SUFFIX, side_file
+from ..base.contract import JOURNAL_SUFFIX, WAL_SUFFIX, side_file
 from ..base.contract import SIDE_FILES as SIDE_FILES  # the contract's, under its old address
+from ..base.durable import size_of
 from ..base.errors import DatabaseError, NoVolume, UsageError
 
 log = logging.getLogger("litedeploy.entrypoint")
@@ -87,6 +88,24 @@ def uri(path: Path, mode: str = "ro", *, immutable: bool = False) -> str:
     quoted = "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in name)
     extra = "&immutable=1" if immutable else ""
     return f"file:{quoted}?mode={mode}{extra}"
+
+
+def begin_quiet_read(reader: sqlite3.Connection, db_path: Path) -> bool:
+    """Start a read transaction on `reader` (autocommit mode); True when it sees no WAL frames.
+
+    Then nothing can change the main file until the transaction ends, so the file's bytes
+    are the snapshot: a writer appends to the WAL, and the checkpoint that would copy frames
+    into the main file needs the read lock such a reader holds (WAL_READ_LOCK(0)); in
+    rollback-journal mode the reader's SHARED lock keeps every writer out. The WAL is looked
+    at after the read began: empty then, the reader saw no frames (frames a reader uses keep
+    the WAL from being truncated under it). False, with the transaction ended, otherwise.
+    """
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM main.sqlite_schema").fetchone()  # reading now
+    if size_of(side_file(db_path, WAL_SUFFIX)) == 0:
+        return True
+    reader.execute("COMMIT")
+    return False
 
 
 def online_copy(source: sqlite3.Connection, target: Path) -> None:
