@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .base.contract import BACKUP_NEVER
 from .base.errors import UsageError
+from .base.record import Record
 from .engine.sources import Format
 from .safetynet.backup_options import Method, default_dir
 from .safetynet.integrity import Level
@@ -36,8 +37,8 @@ class Findings(StrEnum):
     WARN = "warn"  # print them and go on: staging only, refused when the environment is production
 
 
-@dataclass(frozen=True)
-class Options:
+@dataclass(eq=False, repr=False)
+class Options(Record):
     """What to migrate and how far to trust the history."""
 
     db_path: Path
@@ -74,8 +75,8 @@ class Options:
         return self.backup_dir or default_dir(self.db_path)
 
 
-@dataclass(frozen=True)
-class PushOptions:
+@dataclass(eq=False, repr=False)
+class PushOptions(Record):
     """What push mode is told on top of the run's options."""
 
     schema: Path | None = None  # default: the newest snapshot in the migrations folder

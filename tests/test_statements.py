@@ -215,3 +215,20 @@ def test_every_corpus_file_splits_as_complete_statement_says(root: Path) -> None
     for path in files:
         _, differences = compare(path)
         assert differences == []
+
+
+def test_the_lexers_word_characters_are_sqlites() -> None:
+    """complete.c's identifier characters: [0-9A-Za-z_$] and every non-ASCII character; the
+    class is written as the ASCII it leaves out (cheaper to compile), so check every one."""
+    from entrypoint.engine.statements import _LEXEME
+
+    def sqlite_id_char(c: str) -> bool:
+        return not c.isascii() or c.isalnum() or c in "_$"
+
+    wrong = [
+        hex(code)
+        for code in [*range(0xD800), *range(0xE000, 0x11000), 0x1F600, 0xE0001, 0x10FFFF]
+        if ((m := _LEXEME.match(chr(code))) is not None and m.lastgroup == "word")
+        != sqlite_id_char(chr(code))
+    ]
+    assert wrong == []

@@ -16,6 +16,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from .record import Record
+
 TMP_SUFFIX = ".tmp"
 CHUNK = 1 << 20
 MAX_LINKS = 40  # as the kernel's own limit on symlinks in one lookup
@@ -28,8 +30,8 @@ class UnsafePath(OSError):
     """A path that goes through a symlink another user could have planted."""
 
 
-@dataclass(frozen=True)
-class Folder:
+@dataclass(eq=False, repr=False)
+class Folder(Record):
     """An open folder (`fd`, O_DIRECTORY), and whether `open_folder` just created it."""
 
     path: Path

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..base.contract import SIDE_FILES, side_file
 from ..base.errors import UsageError
+from ..base.record import Record
 from ..engine.lock import lock_path
 from ..handoff import app as handoff
 from ..modes.migrate import migrate
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("litedeploy.entrypoint")
 
 
-@dataclass(frozen=True)
-class RunRequest:
+@dataclass(eq=False, repr=False)
+class RunRequest(Record):
     options: Options
     command: tuple[str, ...] = ()
     user: str | None = None

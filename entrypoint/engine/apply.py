@@ -15,6 +15,7 @@ from pathlib import Path
 from ..base import faults
 from ..base.contract import WAL_SUFFIX, side_file
 from ..base.errors import MigrationFailed
+from ..base.record import Record
 from . import fkcheck, history
 from .fkcheck import Violation
 from .sources import Migration
@@ -24,8 +25,8 @@ log = logging.getLogger("litedeploy.entrypoint")
 Prepare = Callable[[sqlite3.Connection], history.HistoryTable]
 
 
-@dataclass(frozen=True)
-class Applied:
+@dataclass(eq=False, repr=False)
+class Applied(Record):
     """A migration that was committed, and how long it took."""
 
     name: str

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from ..base import signals
 from ..base.errors import UsageError
+from ..base.record import Record
 from .sources import Format, Migration
 
 DRIZZLE_TABLE = "__drizzle_migrations"
@@ -24,8 +25,8 @@ class Kind(StrEnum):
     LITEDEPLOY = "litedeploy"
 
 
-@dataclass(frozen=True)
-class Row:
+@dataclass(eq=False, repr=False)
+class Row(Record):
     """One history row, whatever the table's shape."""
 
     name: str | None
@@ -34,8 +35,8 @@ class Row:
     applied_at: str | None
 
 
-@dataclass(frozen=True)
-class HistoryTable:
+@dataclass(eq=False, repr=False)
+class HistoryTable(Record):
     """Where a database keeps its history, and in which shape."""
 
     name: str

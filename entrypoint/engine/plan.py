@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ..base.errors import PlanRefused
+from ..base.record import Record
 from . import history
 from .history import Kind, Row
 from .sources import Format, Migration, Source
@@ -34,8 +35,8 @@ DESCRIPTIONS = {
 }
 
 
-@dataclass(frozen=True)
-class Item:
+@dataclass(eq=False, repr=False)
+class Item(Record):
     """A migration (or an unknown history row) and its state."""
 
     name: str
@@ -44,8 +45,8 @@ class Item:
     row: Row | None
 
 
-@dataclass(frozen=True)
-class Plan:
+@dataclass(eq=False, repr=False)
+class Plan(Record):
     """Every migration's state, in source order, then history rows the source does not know."""
 
     items: list[Item]
@@ -65,8 +66,8 @@ class Plan:
         return applied[-1].name if applied else None
 
 
-@dataclass(frozen=True)
-class Planned:
+@dataclass(eq=False, repr=False)
+class Planned(Record):
     """The plan of one database: its history table, the rows read from it, and their plan.
 
     `run` computes it once under the lock and hands it to the gate and the rehearsal, whose

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..base.errors import SourceError
+from ..base.record import Record
 
 if TYPE_CHECKING:  # the SQL is read only when a migration's statements are needed
     from .sqltext import Op
@@ -127,8 +128,8 @@ class Migration:
         ]
 
 
-@dataclass(frozen=True)
-class Source:
+@dataclass(eq=False, repr=False)
+class Source(Record):
     """A migrations folder and the migrations it declares, in the order they apply."""
 
     folder: Path

@@ -13,8 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..base.ident import quote
+from ..base.record import Record
 
 _I = re.IGNORECASE
 
@@ -43,9 +45,12 @@ _TOKEN = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Token:
-    """One lexical token: kind (word, ident, string, number, blob, param, op), text, offset."""
+class Token(NamedTuple):
+    """One lexical token: kind (word, ident, string, number, blob, param, op), text, offset.
+
+    A named tuple: a statement has hundreds of tokens, and a tuple is made in C (a frozen
+    dataclass sets each field through object.__setattr__, three times slower).
+    """
 
     kind: str
     text: str
@@ -71,12 +76,14 @@ class Token:
 
 def tokens(sql: str) -> list[Token]:
     """The tokens of a statement, without whitespace and comments."""
-    out = []
+    return list(_token_stream(sql))
+
+
+def _token_stream(sql: str) -> Iterator[Token]:
     for m in _TOKEN.finditer(sql):
         kind = m.lastgroup or "op"
         if kind not in ("ws", "comment"):
-            out.append(Token(kind, m.group(), m.start()))
-    return out
+            yield Token(kind, m.group(), m.start())
 
 
 def unquote(name: str) -> str:
@@ -138,20 +145,22 @@ def is_constant(expr: str) -> bool:
 # Statement kinds
 
 
-@dataclass(frozen=True)
-class Op:
+# The shapes are records (base/record.py): frozen dataclasses' behaviour, defined at a fifth
+# of their cost (these 17 were 14 ms of every start that applies a migration).
+@dataclass(eq=False, repr=False)
+class Op(Record):
     """A statement whose shape is not one of the ones below (or not understood)."""
 
     sql: str
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class CreateTable(Op):
     table: str
     select: str | None = None  # CREATE TABLE ... AS SELECT
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class CreateIndex(Op):
     index: str
     table: str
@@ -160,7 +169,7 @@ class CreateIndex(Op):
     where: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class CreateObject(Op):
     """CREATE VIEW / TRIGGER / VIRTUAL TABLE."""
 
@@ -169,31 +178,31 @@ class CreateObject(Op):
     table: str | None  # a trigger's table
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class DropTable(Op):
     table: str
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class DropObject(Op):
     kind: str  # index, trigger, view
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class RenameTable(Op):
     table: str
     new: str
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class RenameColumn(Op):
     table: str
     old: str
     new: str
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class AddColumn(Op):
     table: str
     column: str
@@ -213,13 +222,13 @@ class AddColumn(Op):
         return re.search(r"\bGENERATED\b|\bAS\s*\(", self.definition, _I) is not None
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class DropColumn(Op):
     table: str
     column: str
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Insert(Op):
     table: str
     columns: list[str]  # empty: every column in order
@@ -228,7 +237,7 @@ class Insert(Op):
     replace: bool = False  # REPLACE INTO
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Update(Op):
     table: str
     assignments: list[tuple[str, str]]  # (column, expression); empty when not understood
@@ -237,24 +246,24 @@ class Update(Op):
     from_clause: bool = False  # UPDATE ... FROM (joins another table)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Delete(Op):
     table: str
     where: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Pragma(Op):
     name: str
     value: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class TxControl(Op):
     verb: str  # BEGIN, COMMIT, END, ROLLBACK, SAVEPOINT, RELEASE
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Maintenance(Op):
     """ATTACH, DETACH, VACUUM, ANALYZE, REINDEX: nothing that changes the schema's data."""
 
@@ -268,7 +277,7 @@ class Maintenance(Op):
         return self.verb == "VACUUM" and any(t.upper == "INTO" for t in tokens(self.sql))
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Select(Op):
     pass
 
@@ -278,16 +287,33 @@ _MAINTENANCE = {"ATTACH", "DETACH", "VACUUM", "ANALYZE", "REINDEX"}
 
 
 class _Reader:
-    """A cursor over a statement's tokens."""
+    """A cursor over a statement's tokens, read from the text as far as they are looked at:
+    most statements are told apart by their first few (a CREATE TABLE by four, whatever its
+    columns), so classifying a whole history costs a fraction of tokenising it."""
 
     def __init__(self, sql: str) -> None:
         self.sql = sql
-        self.toks = tokens(sql)
+        self._unread = _token_stream(sql)
+        self._read: list[Token] = []
         self.i = 0
 
+    @property
+    def toks(self) -> list[Token]:
+        """Every token of the statement (the rest are read now)."""
+        self._read.extend(self._unread)
+        return self._read
+
+    def at(self, j: int) -> Token | None:
+        """The token at index `j`, or None past the end."""
+        while len(self._read) <= j:
+            t = next(self._unread, None)
+            if t is None:
+                return None
+            self._read.append(t)
+        return self._read[j]
+
     def peek(self, ahead: int = 0) -> Token | None:
-        j = self.i + ahead
-        return self.toks[j] if j < len(self.toks) else None
+        return self.at(self.i + ahead)
 
     def word(self, *words: str) -> bool:
         """Consume the given keywords in order when they are next; True when consumed."""
@@ -320,16 +346,16 @@ class _Reader:
         t = self.peek()
         if t is None or t.text != "(":
             return None
-        depth = 0
-        for j in range(self.i, len(self.toks)):
-            if self.toks[j].text == "(":
+        depth, j = 0, self.i
+        while (u := self.at(j)) is not None:
+            if u.text == "(":
                 depth += 1
-            elif self.toks[j].text == ")":
+            elif u.text == ")":
                 depth -= 1
                 if depth == 0:
-                    inner = self.sql[t.end : self.toks[j].start]
                     self.i = j + 1
-                    return inner
+                    return self.sql[t.end : u.start]
+            j += 1
         return None
 
 
@@ -614,8 +640,7 @@ _JOIN_WORDS = {"JOIN", "LEFT", "RIGHT", "FULL", "INNER", "OUTER", "CROSS", "NATU
 _NOT_ALIASES = _CLAUSE_END | _JOIN_WORDS | {"SET", "VALUES", "SELECT", "AS", "INDEXED", "NOT"}
 
 
-@dataclass(frozen=True)
-class TableRef:
+class TableRef(NamedTuple):
     """A table named in a FROM or JOIN clause: where it is written, its name and alias."""
 
     name: str
@@ -706,8 +731,7 @@ def column_refs(expr: str) -> list[tuple[str | None, str]]:
     return out
 
 
-@dataclass(frozen=True)
-class Equality:
+class Equality(NamedTuple):
     """`a.x = b.y` between two column references."""
 
     left: tuple[str | None, str]

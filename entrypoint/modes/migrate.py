@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..base import faults
 from ..base.errors import BackupFailed, CheckFailed, DatabaseError, MigrationFailed, SourceError
+from ..base.record import Record
 from ..engine import history
 from ..engine.plan import Plan, State, check_policy, make_plan, prepare_history_table, read_plan
 from ..engine.sources import Format, Migration, Source, load_source
@@ -36,8 +37,8 @@ if TYPE_CHECKING:  # loaded where a run applies, checks or backs up (not on a no
 log = logging.getLogger("litedeploy.entrypoint")
 
 
-@dataclass(frozen=True)
-class Status:
+@dataclass(eq=False, repr=False)
+class Status(Record):
     """The migrations, the history table and each migration's state."""
 
     source: Source
@@ -46,8 +47,8 @@ class Status:
     database_exists: bool
 
 
-@dataclass(frozen=True)
-class Outcome:
+@dataclass(eq=False, repr=False)
+class Outcome(Record):
     """What a run found and what it applied."""
 
     status: Status

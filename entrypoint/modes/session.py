@@ -28,6 +28,7 @@ from ..base.errors import (
     RestoreFailed,
     UsageError,
 )
+from ..base.record import Record
 from ..engine.lock import migration_lock
 from ..safetynet.database import check_file, check_volume, connect
 from ..safetynet.integrity import integrity_problems
@@ -42,8 +43,8 @@ if TYPE_CHECKING:  # the backup and the checks are loaded when a run takes or re
 log = logging.getLogger("litedeploy.entrypoint")
 
 
-@dataclass(frozen=True)
-class Session:
+@dataclass(eq=False, repr=False)
+class Session(Record):
     """The live database, locked for this run."""
 
     options: Options

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
+from ..base.record import Record
 from .loss import LOSS_RULES, Acknowledgements
 
 Severity = Literal["block", "warn", "info"]
@@ -51,8 +52,8 @@ RULES: dict[str, str] = {
 __all__ = ["LOSS_RULES", "RULES", "Finding", "acknowledge", "blocking"]
 
 
-@dataclass(frozen=True)
-class Finding:
+@dataclass(eq=False, repr=False)
+class Finding(Record):
     """One thing a migration will do that the operator should know about."""
 
     rule: str

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
 from ..base.errors import FindingsBlock, MigrationFailed
+from ..base.record import Record
 from ..engine.plan import Planned
 from ..engine.sources import Migration
 from ..settings import Findings, Options, check_relaxing
@@ -38,8 +39,8 @@ if TYPE_CHECKING:  # the rehearsal (and its judge) is loaded only when it runs
 log = logging.getLogger("litedeploy.entrypoint")
 
 
-@dataclass(frozen=True)
-class Passed:
+@dataclass(eq=False, repr=False)
+class Passed(Record):
     """What the gate found and let through."""
 
     findings: list[Finding]

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from ..base.record import Record
 from ..engine.sources import Migration
 
 Kind = Literal["rows", "values", "object"]
@@ -74,8 +75,8 @@ def normal_object(name: str) -> str:
     return ".".join(p.strip("`\"[]'") for p in name.split(".")).lower()
 
 
-@dataclass(frozen=True)
-class Loss:
+@dataclass(eq=False, repr=False)
+class Loss(Record):
     """Rows, values or a schema object that vanish, with what was measured.
 
     `before` is how many there were and `lost` how many vanished; None means not measured
@@ -143,8 +144,8 @@ class Loss:
         }
 
 
-@dataclass(frozen=True)
-class Allow:
+@dataclass(eq=False, repr=False)
+class Allow(Record):
     """One acknowledgement: a rule, an object, and who gave it."""
 
     rule: str
@@ -185,8 +186,8 @@ def parse_allow(value: str) -> tuple[str, str]:
     return rule, obj
 
 
-@dataclass(frozen=True)
-class Acknowledgements:
+@dataclass(eq=False, repr=False)
+class Acknowledgements(Record):
     """What the pending migrations' directives and the operator acknowledge."""
 
     allows: tuple[Allow, ...] = ()

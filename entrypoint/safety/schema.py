@@ -16,28 +16,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..base.ident import quote
+from ..base.record import Record
 from ..engine.history import DRIZZLE_TABLE, PLAIN_TABLE
 
 # --------------------------------------------------------------------------------------
 # The comparison model (drift, push mode)
 
 
-@dataclass(frozen=True)
-class Column:
+@dataclass(eq=False, repr=False)
+class Column(Record):
     type: str
     not_null: bool
     default: str | None
     primary_key: bool
 
 
-@dataclass(frozen=True)
-class Index:
+@dataclass(eq=False, repr=False)
+class Index(Record):
     columns: tuple[str, ...]
     unique: bool
 
 
-@dataclass(frozen=True)
-class ForeignKey:
+@dataclass(eq=False, repr=False)
+class ForeignKey(Record):
     columns: tuple[str, ...]
     table_to: str
     columns_to: tuple[str, ...]
@@ -152,8 +153,8 @@ def normal_type(text: str) -> str:
 # What the analysis asks of one table
 
 
-@dataclass(frozen=True)
-class ColumnInfo:
+@dataclass(eq=False, repr=False)
+class ColumnInfo(Record):
     """A column as `PRAGMA table_xinfo` gives it; `pk` is its position in the key (0: none)."""
 
     name: str
@@ -168,8 +169,8 @@ class ColumnInfo:
         return self.hidden in (2, 3)
 
 
-@dataclass(frozen=True)
-class IndexInfo:
+@dataclass(eq=False, repr=False)
+class IndexInfo(Record):
     name: str
     unique: bool
     origin: str  # c (CREATE INDEX), u (UNIQUE constraint), pk
