@@ -487,3 +487,34 @@ def test_snapshots_taken_while_a_writer_commits_are_consistent(
     assert counts == sorted(counts) and counts[-1] > 5
     if journal == "delete":
         assert copies == []
+
+
+def test_counting_the_snapshot_on_its_own_connection_counts_what_the_judge_would(
+    tmp_path: Path,
+) -> None:
+    """The rehearsal counts `before` on a second connection while the migrations run; the
+    judge used to count it attached. Both must give the same numbers."""
+    from entrypoint.safety.judge import BEFORE, measure, measure_file
+
+    before = tmp_path / "before.db"
+    with sqlite3.connect(before) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE "odd name" (id integer PRIMARY KEY, a text, b blob);
+            CREATE TABLE items (id integer PRIMARY KEY, note text);
+            CREATE TABLE __drizzle_migrations (id integer PRIMARY KEY, hash text);
+            INSERT INTO "odd name" (a, b) VALUES ('x', NULL), (NULL, x'00'), ('y', x'01');
+            INSERT INTO items (note) VALUES ('n'), (NULL);
+            INSERT INTO __drizzle_migrations (hash) VALUES ('h');
+            """
+        )
+    conn.close()
+    skip = ["__drizzle_migrations"]
+    alone = measure_file(before, skip)
+    with sqlite3.connect(":memory:") as conn:
+        conn.execute(f"ATTACH DATABASE ? AS {BEFORE}", (f"file:{before}?mode=ro",))
+        attached = measure(conn, skip, schema_name=BEFORE)
+    conn.close()
+    assert alone == attached
+    assert alone.rows == {"odd name": 3, "items": 2}
+    assert alone.values["odd name"] == {"id": 3, "a": 2, "b": 2}

@@ -27,9 +27,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..base.ident import quote
 from ..engine.sources import Migration
+from ..safetynet.database import uri
 from . import schema
 from .lineage import Location
 from .loss import Loss, Verdict
@@ -55,7 +57,9 @@ class Judgement:
 
 
 @dataclass(frozen=True)
-class _Counts:
+class Counts:
+    """Rows per table, and non-NULL values per column, of one database."""
+
     rows: dict[str, int]
     values: dict[str, dict[str, int]]
 
@@ -72,7 +76,7 @@ def contains(a: str, b: str) -> str:
     return f"({same(a, b)} OR ({inside}))"
 
 
-def measure(conn: sqlite3.Connection, skip: Sequence[str], *, schema_name: str) -> _Counts:
+def measure(conn: sqlite3.Connection, skip: Sequence[str], *, schema_name: str) -> Counts:
     """One scan per table: count(*) and count(column) for every column."""
     rows: dict[str, int] = {}
     values: dict[str, dict[str, int]] = {}
@@ -83,31 +87,48 @@ def measure(conn: sqlite3.Connection, skip: Sequence[str], *, schema_name: str) 
         got = conn.execute(f"SELECT {counts} FROM {s}.{quote(t)}").fetchone()
         rows[t] = int(got[0])
         values[t] = {c: int(n) for c, n in zip(cols, got[1:], strict=True)}
-    return _Counts(rows, values)
+    return Counts(rows, values)
+
+
+def measure_file(path: Path, skip: Sequence[str]) -> Counts:
+    """`measure` of a database file nobody writes (the rehearsal's snapshot), on its own
+    connection: the rehearsal counts `before` on a second CPU while the migrations run."""
+    conn = sqlite3.connect(uri(path, "ro", immutable=True), uri=True)
+    try:
+        return measure(conn, skip, schema_name="main")
+    finally:
+        conn.close()
 
 
 def judge(
     conn: sqlite3.Connection,
     applied: Sequence[Migration],
     skip: Sequence[str],
+    *,
+    before: Counts | None = None,
 ) -> Judgement:
-    """Compare `before` (attached) with `main` after `applied` ran; see the module docstring."""
+    """Compare `before` (attached) with `main` after `applied` ran; see the module docstring.
+
+    `before`: its counts when already measured (`measure_file` of the same file, same skip).
+    """
     replay = Replay(conn, source_schema=BEFORE, skip=tuple(skip))
     try:
         for m in applied:
             fk_on = not m.wants_foreign_keys_off
             for s, op in zip(m.statements, m.ops, strict=True):
                 replay.step(op, f"{m.name} statement {s.number}", foreign_keys_on=fk_on)
-        return _Judge(conn, replay, skip).run()
+        return _Judge(conn, replay, skip, before).run()
     finally:
         replay.close()
 
 
 class _Judge:
-    def __init__(self, conn: sqlite3.Connection, replay: Replay, skip: Sequence[str]) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, replay: Replay, skip: Sequence[str], before: Counts | None
+    ) -> None:
         self.conn = conn
         self.lin = replay.lineage
-        self.before = measure(conn, skip, schema_name=BEFORE)
+        self.before = before if before is not None else measure(conn, skip, schema_name=BEFORE)
         self.after = measure(conn, skip, schema_name="main")
         self.after_names = {t.lower(): t for t in self.after.rows}
         if self._triggers_fired():
