@@ -109,6 +109,19 @@ def test_shop_rebuild_rename_and_dropped_column(tmp_path: Path, invoke: Invoke) 
     dropped = found[("0005", "drop-column-with-data", "users.name")]
     assert dropped["blocks"] and "2 non-NULL" in dropped["message"]
     assert not any(f["rule"] == "drop-table-with-rows" for f in findings(data))
+    # issue 16: none of the three can run beside the version before them
+    assert data["expand_only"] is False
+    assert [line.split(":")[0] for line in data["contract_changes"]] == [
+        "0003_price_to_integer statement 4",
+        "0004_rename_product_name_to_title statement 1",
+        "0005_drop_user_name statement 1",
+    ]
+    assert "rebuilds table products" in data["contract_changes"][0]
+    text = invoke("plan", "--db", db, "--migrations", folder)
+    assert "not expand-only: 0003_price_to_integer statement 4: rebuilds table products" in (
+        text.stdout
+    )
+    assert "(and 2 more: --json lists them)" in text.stdout
     assert_unchanged(db, before)
 
 
@@ -119,9 +132,11 @@ def test_nothing_blocks_exits_0(tmp_path: Path, invoke: Invoke) -> None:
     db = make_db(tmp_path / "app.db", "CREATE TABLE other (id integer);")
     data = plan_json(invoke, db, folder, 0)
     assert data["blocking"] == 0 and findings(data) == []
+    assert data["expand_only"] is True and data["contract_changes"] == []
     text = invoke("plan", "--db", db, "--migrations", folder)
     assert text.exit_code == 0 and "findings: none" in text.stdout
     assert "nothing blocks" in text.stdout
+    assert "expand-only: the version running now can keep serving" in text.stdout
 
 
 def test_missing_database_is_empty_and_static(tmp_path: Path, invoke: Invoke) -> None:

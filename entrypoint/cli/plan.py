@@ -15,6 +15,7 @@ from ..base.errors import FindingsBlock
 from ..engine.plan import State
 from ..engine.sources import Migration
 from ..modes.migrate import Status, status
+from ..safety.expand import compatibility
 from ..safety.findings import Finding, blocking
 from ..safety.rehearsal import acknowledgements
 from ..safety.rules import find
@@ -96,6 +97,9 @@ def _plan_json(
         "history_table": current.table.name,
         "analysis": "live" if current.database_exists else "static",
         "blocking": len(blocking(findings)),
+        # whether the release before can keep serving on the migrated database (issue 16)
+        "expand_only": (fit := compatibility(pending)).expand_only,
+        "contract_changes": [c.line() for c in fit.contract],
         "migrations": [
             {
                 "name": m.name,
@@ -141,5 +145,15 @@ def _plan_text(db: Path, current: Status, pending: list[Migration], findings: li
             f"; {judged} of them about the data, which `run` judges on a copy "
             "(`entrypoint rehearse`)"
         )
-    lines += ["", verdict]
+    lines += ["", verdict, _side_by_side(pending)]
     return "\n".join(lines)
+
+
+def _side_by_side(pending: list[Migration]) -> str:
+    """Whether the running version can keep serving while and after these migrations run."""
+    fit = compatibility(pending)
+    if fit.expand_only:
+        return "expand-only: the version running now can keep serving on the migrated database"
+    first, more = fit.contract[0], len(fit.contract) - 1
+    extra = f" (and {more} more: --json lists them)" if more else ""
+    return f"not expand-only: {first.line()}{extra}"
