@@ -143,6 +143,15 @@ def main_command(
             "APP_ENV is production [default: --migrate].",
         ),
     ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="How the new version replaces the running one: start-first (beside it, the "
+            "proxy switched when it is healthy; needs proxy_service in deploy.yml), recreate "
+            "(stop, then start; restore on failure), or auto: start-first when the new "
+            "image's pending migrations are expand-only [default: auto].",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Deploy a tag (no command), or manage the stack with a command."""
@@ -160,6 +169,7 @@ def main_command(
         "backup_dir": backup_dir,
         "rehearse": rehearse,
         "push": push,
+        "strategy": strategy,
     }
     with _errors_to_exit():
         path = config or (Path("deploy.yml") if Path("deploy.yml").is_file() else None)

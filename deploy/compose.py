@@ -43,6 +43,28 @@ class Compose:
         """Recreate one service, nothing else: the cutover."""
         return [*self.base(), "up", "-d", "--no-deps", "--force-recreate", service]
 
+    def up_beside(self, service: str, count: int) -> list[str]:
+        """Start the new configuration beside the running container(s), which stay as they
+        are: the start-first cutover (docker-rollout's way; v1 and v2 alike)."""
+        return [
+            *self.base(),
+            "up",
+            "-d",
+            "--no-deps",
+            "--no-recreate",
+            "--scale",
+            f"{service}={count}",
+            service,
+        ]
+
+    def start(self, service: str) -> list[str]:
+        """Start a service if it does not run; leave it as it is if it does."""
+        return [*self.base(), "up", "-d", "--no-deps", "--no-recreate", service]
+
+    def exec(self, service: str, argv: list[str]) -> list[str]:
+        """Run a command in the service's running container, no TTY."""
+        return [*self.base(), "exec", "-T", service, *argv]
+
     def stop(self, service: str, timeout: int = 10) -> list[str]:
         return [*self.base(), "stop", "-t", str(timeout), service]
 

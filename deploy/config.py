@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,20 @@ class Settings:
     # (datafolder.py): default $LITEDEPLOY_IMAGE, else litedeploy:<this version>.
     litedeploy_image: str | None = None
     state_dir: Path | None = None
+    # How the new version replaces the old (strategy.py): start-first beside it behind the
+    # proxy when its migrations are expand-only, else recreate; forced either way per release.
+    strategy: str = "auto"
+    # The reverse proxy in front of the app (proxy.py): its service, the file deploy writes the
+    # chosen container's address into (`proxy_upstream`, {address} = CONTAINER:PORT), and the
+    # command run in the proxy's container to apply it gracefully (none: it watches the file).
+    proxy_service: str | None = None
+    proxy_upstream_file: Path | None = None
+    proxy_upstream: str = "set $litedeploy_upstream {address};"
+    proxy_reload: tuple[str, ...] | None = None
+    app_port: int = 8000
+    # After the switch, the old container is kept this long, and the traffic goes back to it
+    # if the new one fails meanwhile.
+    grace_seconds: float = 10.0
 
     @property
     def files_image(self) -> str:
@@ -65,8 +80,16 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "compose": (str,),
     "state_dir": (str,),
     "litedeploy_image": (str,),
+    "strategy": (str,),
+    "proxy_service": (str,),
+    "proxy_upstream_file": (str,),
+    "proxy_upstream": (str,),
+    "proxy_reload": (list, str),
+    "app_port": (int,),
+    "grace_seconds": (int, float),
 }
-_PATHS = {"compose_file", "db_path", "backup_dir", "state_dir"}
+_PATHS = {"compose_file", "db_path", "backup_dir", "state_dir", "proxy_upstream_file"}
+STRATEGIES = ("auto", "start-first", "recreate")
 
 
 def load_file(path: Path) -> dict[str, Any]:
@@ -110,13 +133,35 @@ def validate(raw: dict[Any, Any], *, source: str) -> dict[str, Any]:
             wanted = " or ".join(t.__name__ for t in allowed)
             raise ConfigError(f"{source}: {key}: must be {wanted} (got {value!r})")
         values[key] = str(value) if key == "tag" else value
-    for key in ("health_timeout", "stable_seconds"):
+    for key in ("health_timeout", "stable_seconds", "grace_seconds"):
         if key in values and not 0 < values[key] < math.inf:  # also refuses NaN
             raise ConfigError(
                 f"{source}: {key}: must be a positive number of seconds (got {values[key]})"
             )
     if values.get("compose", "auto") not in ("auto", "v1", "v2"):
         raise ConfigError(f"{source}: compose: must be auto, v1 or v2 (got {values['compose']!r})")
+    if values.get("strategy", "auto") not in STRATEGIES:
+        raise ConfigError(
+            f"{source}: strategy: must be auto, start-first or recreate "
+            f"(got {values['strategy']!r})"
+        )
+    if "proxy_reload" in values:
+        reload = values["proxy_reload"]
+        if isinstance(reload, str):
+            reload = shlex.split(reload)
+        if not reload or not all(isinstance(part, str) and part for part in reload):
+            raise ConfigError(
+                f"{source}: proxy_reload: must be a command as a list of words "
+                '(e.g. ["nginx", "-s", "reload"])'
+            )
+        values["proxy_reload"] = tuple(reload)
+    if "proxy_upstream" in values and "{address}" not in values["proxy_upstream"]:
+        raise ConfigError(
+            f"{source}: proxy_upstream: must contain {{address}}, where deploy puts the app "
+            "container's CONTAINER:PORT"
+        )
+    if "app_port" in values and not 0 < values["app_port"] < 65536:
+        raise ConfigError(f"{source}: app_port: must be a TCP port (got {values['app_port']})")
     if "probe_url" in values and not str(values["probe_url"]).startswith(("http://", "https://")):
         raise ConfigError(f"{source}: probe_url: must be an http:// or https:// URL")
     return values
@@ -125,7 +170,14 @@ def validate(raw: dict[Any, Any], *, source: str) -> dict[str, Any]:
 def settings(file_values: dict[str, Any], flags: dict[str, Any]) -> Settings:
     """Flags win over deploy.yml, which wins over the defaults."""
     merged = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
-    validate({k: str(v) if k in _PATHS else v for k, v in merged.items()}, source="settings")
+    for key, value in merged.items():
+        if isinstance(value, tuple):
+            merged[key] = list(value)
+    checked = validate(
+        {k: str(v) if k in _PATHS else v for k, v in merged.items()}, source="settings"
+    )
+    if "proxy_reload" in checked:
+        merged["proxy_reload"] = checked["proxy_reload"]
     for key in _PATHS & merged.keys():
         merged[key] = Path(merged[key])
     known = {f.name for f in fields(Settings)}

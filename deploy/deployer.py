@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -20,7 +20,7 @@ from entrypoint.base.contract import DEPLOY_ID_ENV, MODE_ENV, MODE_PUSH
 from entrypoint.base.errors import EntrypointError
 from entrypoint.safetynet.backup import Backup
 
-from . import engine, pin, records, rehearsal
+from . import engine, pin, records, rehearsal, strategy
 from .compose import split_image
 from .config import Settings
 from .datafolder import DataFolder, for_stack
@@ -35,11 +35,13 @@ from .errors import (
     StepFailed,
 )
 from .health import Unhealthy
-from .host import DockerHost, Host
+from .host import Box, DockerHost, Host
 from .lock import deploy_lock
-from .rehearsal import rehearse
+from .proxy import Proxy, reload_failed
+from .rehearsal import rehearsal_env, rehearse
 from .runner import Result
 from .stack import Stack, room_for_deploy
+from .strategy import Choice, Strategy, Undecided, Verdict
 from .writes import describe
 
 Progress = Callable[[str], None]
@@ -94,6 +96,7 @@ class DeployReport:
     rollback_image: str | None = None
     backup: str | None = None
     quarantine: str | None = None
+    strategy: str | None = None  # start-first or recreate (strategy.py), once chosen
     error: str | None = None
     durations: dict[str, float] = field(default_factory=dict)
 
@@ -215,22 +218,42 @@ class Deployer:
                 hint="build or pull it first (docker image ls lists what is here)",
             )
         room_for_deploy(stack, self.settings.state)
+        if Proxy.of(self.settings) is None and self.settings.strategy == Strategy.START_FIRST:
+            raise ConfigError(
+                "strategy start-first needs a proxy to switch, and deploy.yml names none",
+                hint="set proxy_service, proxy_upstream_file and proxy_reload (deploy.example.yml)"
+                ", or deploy with --strategy recreate",
+            )
         return stack
 
     def _deploy_locked(self, stack: Stack, tag: str) -> None:
+        proxy = Proxy.of(self.settings)
+        if proxy is not None:
+            self._start_proxy(stack, proxy)
         previous = self._keep_previous(stack)
         if self.settings.rehearse:
             with self.step("rehearsal on a snapshot"):
                 self._rehearse(stack)
-        try:
-            with self.step(f"cutover to {stack.service.image}"):
-                self._up(stack, tag, self.report.deploy_id)
-            with self.step("health"):
-                self.host.wait_until_healthy(stack, self.settings)
-        except (Unhealthy, DeployError) as exc:
-            message = exc.message if isinstance(exc, DeployError) else str(exc)
-            self.report.error = message
-            self._roll_back(stack, previous, reason=message)
+        with self.step("strategy"):
+            choice = self._choose(stack, proxy, running=previous is not None)
+        self.report.strategy = str(choice.strategy)
+        self.progress(f"  {choice.line()}")
+        if choice.strategy is Strategy.START_FIRST:
+            assert proxy is not None
+            self._start_first(stack, tag, proxy)
+        else:
+            try:
+                with self.step(f"cutover to {stack.service.image}"):
+                    self._up(stack, tag, self.report.deploy_id)
+                with self.step("health"):
+                    self.host.wait_until_healthy(stack, self.settings)
+            except (Unhealthy, DeployError) as exc:
+                message = exc.message if isinstance(exc, DeployError) else str(exc)
+                self.report.error = message
+                self._roll_back(stack, previous, reason=message)
+            if proxy is not None:
+                with self.step("proxy to the new container"):
+                    self._switch(stack, proxy, self._serving(stack).name)
         self.report.backup = self._backup_of_deploy(stack)
         self.report.outcome = Outcome.DEPLOYED  # whatever the tidying below meets
         self._pin(tag)
@@ -239,6 +262,149 @@ class Deployer:
             self.progress(
                 f"  removed {len(removed)} old rollback tag(s), keeping {KEEP_ROLLBACK_TAGS}"
             )
+
+    # -- start-first (strategy.py) ------------------------------------------------------------
+
+    def _choose(self, stack: Stack, proxy: Proxy | None, *, running: bool) -> Choice:
+        """Start-first or recreate, and why; the new image's plan decides under `auto`."""
+        wanted = self.settings.strategy
+        verdict: Verdict | str | None = None
+        if wanted != Strategy.RECREATE and proxy is not None and running:
+            verdict = self._judge(stack, stack.service.image)
+        return strategy.choose(
+            wanted,
+            proxy=proxy is not None,
+            running=running,
+            push=self.settings.push,
+            verdict=verdict,
+        )
+
+    def _judge(self, stack: Stack, image: str) -> Verdict | str:
+        """The new image's `entrypoint plan --json` on a snapshot of the live database: are its
+        pending migrations expand-only? A string says why it cannot tell."""
+        program = strategy.program_of(self.host.entrypoint_of(image))
+        if program is None:
+            return (
+                f"cannot tell whether the migrations are expand-only: {image}'s ENTRYPOINT does "
+                "not run litedeploy's `run`"
+            )
+        workdir = self.settings.state / f"plan-{self.report.deploy_id}"
+        try:
+            self.data(stack).snapshot(None, workdir, stack.db_container_path.name)
+            result = self.host.run(
+                strategy.plan_argv(stack, image, program, workdir),
+                env=rehearsal_env(stack),
+                timeout=max(self.settings.health_timeout, 300),
+            )
+            return strategy.read_plan(result)
+        except Undecided as exc:
+            return f"cannot tell whether the migrations are expand-only: {exc}"
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _start_proxy(self, stack: Stack, proxy: Proxy) -> None:
+        """The proxy runs (started if it does not; left as it is if it does), its upstream
+        folder made first."""
+        with self.step(f"the proxy ({proxy.service}) running"):
+            proxy.prepare()
+            result = self.host.run(
+                stack.compose.start(proxy.service),
+                env={self.settings.tag_variable: self._tag_running() or "latest"},
+                cwd=str(self.settings.compose_file.resolve().parent),
+                timeout=300,
+            )
+            if not result.ok:
+                raise PreflightFailed(
+                    f"cannot start the proxy service {proxy.service}: {result.tail(3)}",
+                    hint="check the proxy's service in the compose file (proxy_service in "
+                    "deploy.yml names it)",
+                )
+
+    def _tag_running(self) -> str | None:
+        return pin.pinned(pin.dotenv(self.settings.compose_file), self.settings.tag_variable)
+
+    def _serving(self, stack: Stack) -> Box:
+        running = [b for b in self.host.containers(stack) if b.running]
+        if not running:
+            raise StepFailed(f"no running container of service {stack.service.name}")
+        return running[-1]  # the newest
+
+    def _switch(self, stack: Stack, proxy: Proxy, container: str) -> None:
+        """Point the proxy at one container and apply it gracefully."""
+        proxy.write(container)
+        argv = proxy.reload_argv(stack.compose)
+        if argv is not None:
+            result = self.host.run(
+                argv, cwd=str(self.settings.compose_file.resolve().parent), timeout=60
+            )
+            if not result.ok:
+                raise reload_failed(proxy, result)
+        self.progress(f"  {proxy.upstream_file.name}: {proxy.line(container).strip()}")
+
+    def _start_first(self, stack: Stack, tag: str, proxy: Proxy) -> None:
+        """Start the new version beside the old, on the same database; switch the proxy when
+        it is healthy; keep the old one through the grace period, then stop it. A failure
+        before the switch never touches the old version; one during the grace period switches
+        back. Either way nothing is restored: the migrations were expand-only."""
+        old = [b for b in self.host.containers(stack) if b.running]
+        serving = old[-1]
+        with self.step(f"proxy pinned to {serving.name}"):
+            self._switch(stack, proxy, serving.name)
+        new: list[Box] = []
+        try:
+            with self.step(f"start {stack.service.image} beside {serving.name}"):
+                try:
+                    self._up(stack, tag, self.report.deploy_id, beside=len(old) + 1)
+                finally:
+                    new = [
+                        b for b in self.host.containers(stack) if b.id not in {o.id for o in old}
+                    ]
+                if not new:
+                    raise StepFailed("compose started no new container")
+            with self.step(f"health of {new[0].name}"):
+                self.host.wait_until_healthy(stack, self.settings, new[0].id)
+        except (Unhealthy, DeployError) as exc:
+            self._withdraw(stack, new, serving, exc, switched=False)
+        fresh = new[0]
+        with self.step(f"switch the proxy to {fresh.name}"):
+            self._switch(stack, proxy, fresh.name)
+        grace = self.settings.grace_seconds
+        try:
+            with self.step(f"grace period: {serving.name} kept {grace:g}s"):
+                self.host.stays_healthy(fresh.id, grace)
+        except Unhealthy as exc:
+            with self.step(f"switch back to {serving.name}"):
+                self._switch(stack, proxy, serving.name)
+            self._withdraw(stack, new, serving, exc, switched=True)
+        with self.step(f"drain and stop {', '.join(b.name for b in old)}"):
+            for box in old:
+                self.host.remove(box.id)
+
+    def _withdraw(
+        self, stack: Stack, new: list[Box], serving: Box, exc: Exception, *, switched: bool
+    ) -> NoReturn:
+        """The new container failed beside the old: remove it; the old one serves on."""
+        reason = exc.message if isinstance(exc, DeployError) else str(exc)
+        self.report.error = reason
+        self.progress(f"! {reason}; withdrawing the new version")
+        for box in new:
+            for line in self.host.failure_lines(stack, box.id):
+                self.progress(f"  {line}")
+        with self.step("remove the new container"):
+            for box in new:
+                self.host.remove(box.id)
+        where = (
+            f"the proxy was switched back to {serving.name}"
+            if switched
+            else f"the proxy never switched: {serving.name} kept serving"
+        )
+        raise RolledBack(
+            f"deploy {self.report.deploy_id} failed ({reason}); {where}, never stopped, "
+            f"{self.report.from_image or serving.image} runs on; nothing restored: the "
+            "migrations were expand-only and every write is kept",
+            hint="the failing container's logs are above; the release's expand-only migrations "
+            "stay applied (the next release finds them done)",
+        )
 
     def _keep_previous(self, stack: Stack) -> str | None:
         """Tag the running container's image so it can come back; returns its tag."""
@@ -322,19 +488,27 @@ class Deployer:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _up(self, stack: Stack, tag: str, deploy_id: str) -> None:
-        """`compose up -d --no-deps --force-recreate` with the tag and DEPLOY_ID set."""
+    def _up(self, stack: Stack, tag: str, deploy_id: str, *, beside: int = 0) -> None:
+        """`compose up -d --no-deps --force-recreate` with the tag and DEPLOY_ID set (with
+        `beside`, scaled up to that many containers, the running ones left as they are)."""
         override = self._override(stack, deploy_id)
         files = (*stack.compose.files, override)
         compose = type(stack.compose)(stack.compose.flavour, files, stack.compose.project)
+        name = stack.service.name
         result = self.host.run(
-            compose.up(stack.service.name),
+            compose.up_beside(name, beside) if beside else compose.up(name),
             env={self.settings.tag_variable: tag},
             cwd=str(self.settings.compose_file.resolve().parent),
             timeout=max(self.settings.health_timeout, 300),
         )
         if not result.ok:
-            raise StepFailed(f"compose up failed: {result.tail(5)}")
+            raise StepFailed(
+                f"compose up failed: {result.tail(5)}",
+                hint="start-first runs two containers of the service: it must publish no fixed "
+                "host port and have no container_name (the proxy is the way in)"
+                if beside
+                else None,
+            )
 
     def _override(self, stack: Stack, deploy_id: str) -> Path:
         """A compose override that passes DEPLOY_ID (and push mode), whatever the compose file

@@ -47,8 +47,9 @@ def _short(exc: Exception) -> str:
     return text[:200]
 
 
-def service_container(client: docker.DockerClient, project: str, service: str) -> Container | None:
-    """The service's container (running first), found by Compose's labels (v1 and v2 alike)."""
+def service_containers(client: docker.DockerClient, project: str, service: str) -> list[Container]:
+    """The service's containers (running first, oldest first), found by Compose's labels (v1
+    and v2 alike); one-off `compose run` containers left out."""
     found = client.containers.list(
         all=True,
         filters={
@@ -60,10 +61,14 @@ def service_container(client: docker.DockerClient, project: str, service: str) -
         ignore_removed=True,
     )
     found = [c for c in found if c.labels.get("com.docker.compose.oneoff", "False") != "True"]
-    if not found:
-        return None
-    found.sort(key=lambda c: (c.status != "running", c.attrs.get("Created", "")), reverse=False)
-    return found[0]
+    found.sort(key=lambda c: (c.status != "running", c.attrs.get("Created", "")))
+    return found
+
+
+def service_container(client: docker.DockerClient, project: str, service: str) -> Container | None:
+    """The service's container: the oldest running one, else the oldest."""
+    found = service_containers(client, project, service)
+    return found[0] if found else None
 
 
 def image(client: docker.DockerClient, ref: str) -> Image | None:
@@ -110,6 +115,17 @@ def entrypoint_status(container: Container) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def remove_container(client: docker.DockerClient, container_id: str, timeout: int = 10) -> None:
+    """Stop a container (SIGTERM, SIGKILL after `timeout` s) and remove it; gone already is
+    fine."""
+    try:
+        container = client.containers.get(container_id)
+        container.stop(timeout=timeout)
+        container.remove(v=False)
+    except NotFound:
+        return
 
 
 def keep_image(client: docker.DockerClient, image_id: str, repository: str, tag: str) -> str:

@@ -71,8 +71,10 @@ def wait_until_healthy(
     stable_seconds: float = 5.0,
     probe_url: str | None = None,
     poll: float = 0.5,
+    container_id: str | None = None,
 ) -> Observation:
-    """Poll until the service's container is healthy, or raise Unhealthy at the first failure."""
+    """Poll until the service's container (or the one `container_id` names: a start-first
+    deploy's new one, beside the old) is healthy, or raise Unhealthy at the first failure."""
     first: Observation | None = None
     running_since: float | None = None
     last: Observation | None = None
@@ -82,7 +84,11 @@ def wait_until_healthy(
     def check() -> object:
         nonlocal first, running_since, last, engine_down
         try:
-            container = service_container(client, project, service)
+            container = (
+                client.containers.get(container_id)
+                if container_id
+                else service_container(client, project, service)
+            )
             if container is None:
                 raise Unhealthy(f"no container for service {service} (was it removed?)")
             container.reload()
@@ -122,6 +128,31 @@ def wait_until_healthy(
         raise Unhealthy(f"not healthy after {timeout:g}s ({state}{probe})") from exc
     assert isinstance(result, Observation)
     return result
+
+
+def stays_healthy(
+    client: docker.DockerClient, container_id: str, seconds: float, *, poll: float = 0.5
+) -> None:
+    """Watch a container that was healthy for `seconds`; raise Unhealthy as soon as it exits,
+    restarts or turns unhealthy (the grace period after a start-first switch)."""
+    first: Observation | None = None
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            container = client.containers.get(container_id)
+        except NotFound as exc:
+            raise Unhealthy(f"container {container_id[:12]} vanished") from exc
+        except UNREACHABLE:
+            container = None  # the engine restarting: say nothing yet
+        if container is not None:
+            seen = observe(container.attrs)
+            first = first or seen
+            outcome = verdict(seen, first, seconds, 0.0)
+            if outcome not in ("ok", "wait"):
+                raise Unhealthy(outcome)
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(min(poll, max(deadline - time.monotonic(), 0.0)))
 
 
 def _probe(url: str) -> bool:

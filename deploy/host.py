@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import docker
+from docker.errors import NotFound
 
 from . import engine, stack
 from .config import Settings
-from .health import wait_until_healthy
+from .health import stays_healthy, wait_until_healthy
 from .runner import Result, run
 from .stack import Stack
 
@@ -26,6 +27,16 @@ class Running:
 
     image_id: str  # sha256:...
     image: str  # the reference it was started from (repository:tag)
+
+
+@dataclass(frozen=True)
+class Box:
+    """One container of the service (a start-first deploy runs two)."""
+
+    id: str
+    name: str  # what Docker's DNS answers on the project's network
+    image: str  # the reference it was started from
+    running: bool
 
 
 class Host(Protocol):
@@ -54,9 +65,17 @@ class Host(Protocol):
         timeout: float | None = None,
     ) -> Result: ...
 
-    def wait_until_healthy(self, stack: Stack, settings: Settings) -> None: ...
+    def wait_until_healthy(
+        self, stack: Stack, settings: Settings, container_id: str | None = None
+    ) -> None: ...
 
-    def failure_lines(self, stack: Stack) -> list[str]: ...
+    def failure_lines(self, stack: Stack, container_id: str | None = None) -> list[str]: ...
+
+    def containers(self, stack: Stack) -> list[Box]: ...
+
+    def stays_healthy(self, container_id: str, seconds: float) -> None: ...
+
+    def remove(self, container_id: str) -> None: ...
 
 
 class DockerHost:
@@ -108,20 +127,46 @@ class DockerHost:
     ) -> Result:
         return run(argv, env=env, cwd=cwd, timeout=timeout)
 
-    def wait_until_healthy(self, stack: Stack, settings: Settings) -> None:
+    def wait_until_healthy(
+        self, stack: Stack, settings: Settings, container_id: str | None = None
+    ) -> None:
         wait_until_healthy(
             self.client,
             stack.project,
             stack.service.name,
             timeout=settings.health_timeout,
             stable_seconds=settings.stable_seconds,
-            probe_url=settings.probe_url,
+            probe_url=None if container_id else settings.probe_url,
+            container_id=container_id,
         )
 
-    def failure_lines(self, stack: Stack) -> list[str]:
+    def containers(self, stack: Stack) -> list[Box]:
+        return [
+            Box(
+                id=str(c.id),
+                name=str(c.name),
+                image=str((c.attrs.get("Config") or {}).get("Image") or c.attrs.get("Image")),
+                running=c.status == "running",
+            )
+            for c in engine.service_containers(self.client, stack.project, stack.service.name)
+        ]
+
+    def stays_healthy(self, container_id: str, seconds: float) -> None:
+        stays_healthy(self.client, container_id, seconds)
+
+    def remove(self, container_id: str) -> None:
+        engine.remove_container(self.client, container_id)
+
+    def failure_lines(self, stack: Stack, container_id: str | None = None) -> list[str]:
         """The container's last log lines and healthcheck results, for the operator."""
         try:
-            container = engine.service_container(self.client, stack.project, stack.service.name)
+            container = (
+                self.client.containers.get(container_id)
+                if container_id
+                else engine.service_container(self.client, stack.project, stack.service.name)
+            )
+        except NotFound:
+            return []
         except engine.UNREACHABLE:
             return ["(no logs: the Docker engine does not answer)"]
         if container is None:
