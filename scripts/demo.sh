@@ -28,6 +28,7 @@ ensure_base_image
 ensure_nopython_image
 ensure_wheelhouse
 ensure_litedeploy_image
+ensure_proxy_image # nginx in front of the shop (docker-compose.yml: proxy)
 
 say "building the releases v1..v4 (FROM $LITEDEPLOY_NODE_BASE_IMAGE, /opt/litedeploy from $LITEDEPLOY_IMAGE)"
 for release in v1 v2 v3 v4; do

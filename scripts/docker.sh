@@ -12,6 +12,10 @@ COMPOSE_PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
 # The docker CLI and the Compose v2 plugin that the litedeploy image carries for `deploy`: this
 # host's own, in an image FROM scratch (the Dockerfile's DOCKER_CLI_IMAGE; no registry here).
 LITEDEPLOY_DOCKER_CLI_IMAGE=${LITEDEPLOY_DOCKER_CLI_IMAGE:-litedeploy-docker-cli:local}
+# The example stack's reverse proxy (examples/proxy): nginx-light on a local Debian (the public
+# nginx image cannot be pulled here), under the tag docker-compose.yml names.
+LITEDEPLOY_PROXY_BASE_IMAGE=${LITEDEPLOY_PROXY_BASE_IMAGE:-litedeploy-nginx-base:bookworm}
+LITEDEPLOY_PROXY_IMAGE=litedeploy-proxy:nginx
 STARTED_DOCKERD_PID=""
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -159,6 +163,14 @@ ensure_nopython_image() {
     echo "error: $LITEDEPLOY_NOPYTHON_IMAGE has a python3; remove the tag and run this again" >&2
     exit 1
   fi
+}
+
+ensure_proxy_image() {
+  # The proxy image FROM Debian's nginx-light (debootstrapped once, cached by tag); the build
+  # itself is a few cached layers, so it runs every time and picks up examples/proxy's edits.
+  debootstrap_image "$LITEDEPLOY_PROXY_BASE_IMAGE" nginx-light
+  quiet_build --build-arg BASE_IMAGE="$LITEDEPLOY_PROXY_BASE_IMAGE" -t "$LITEDEPLOY_PROXY_IMAGE" \
+    "$ROOT/examples/proxy"
 }
 
 debootstrap_image() {

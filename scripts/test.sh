@@ -23,6 +23,7 @@ ensure_wheelhouse
 ensure_docker_cli_image # the host's docker CLI and Compose v2, for the image's `deploy`
 ensure_litedeploy_image # the bundle image, FROM the local base images, from the wheelhouse
 ensure_node_base_image
+ensure_proxy_image # nginx for the example stack (docker-compose.yml: proxy)
 
 say "ruff"
 ruff check .

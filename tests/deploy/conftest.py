@@ -223,7 +223,9 @@ def node_stack(
     `stack` is for the demo."""
     # Compose v1 wants the file's build context to exist, even when it builds nothing.
     link = {"examples": ROOT / "examples"}
-    yield from _stack_in(request, tmp_path, NODE_COMPOSE, compose_flavour, "ldnode", link)
+    # deploy.yml too: the proxy in front of the shop, and start-first for expand-only releases.
+    extra = [ROOT / "deploy.yml"]
+    yield from _stack_in(request, tmp_path, NODE_COMPOSE, compose_flavour, "ldnode", link, extra)
 
 
 def _stack_in(
@@ -233,10 +235,13 @@ def _stack_in(
     flavour: str,
     prefix: str,
     links: dict[str, Path] | None = None,
+    files: list[Path] | None = None,
 ) -> Iterator[Stack]:
     folder = tmp_path / "stack"
     folder.mkdir()
     shutil.copy(compose_file, folder / "docker-compose.yml")
+    for path in files or ():
+        shutil.copy(path, folder / path.name)
     for name, target in (links or {}).items():
         (folder / name).symlink_to(target)
     (folder / "data").mkdir()

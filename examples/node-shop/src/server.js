@@ -8,7 +8,9 @@
 // One server serves every release: reviews are offered once their table exists (release v2).
 // SHOP_MIGRATE=drizzle runs drizzle's own migrate() before listening (what apps do without
 // litedeploy; the benchmark compares the two). SHOP_FAIL=crash makes a broken release: the
-// server exits with status 3 a second after it started, after the migrations ran.
+// server exits with status 3 a second after it started, after the migrations ran;
+// SHOP_FAIL=crash-later does so after SHOP_FAIL_AFTER seconds (default 6), once it has been
+// healthy (a release that fails after the proxy switched to it).
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { sql } from 'drizzle-orm';
@@ -119,7 +121,9 @@ function main() {
   if (!['', 'drizzle'].includes(MIGRATE)) {
     throw new Error(`unknown SHOP_MIGRATE=${MIGRATE}; expected drizzle or nothing`);
   }
-  if (!['', 'crash'].includes(FAIL)) throw new Error(`unknown SHOP_FAIL=${FAIL}; expected crash`);
+  if (!['', 'crash', 'crash-later'].includes(FAIL)) {
+    throw new Error(`unknown SHOP_FAIL=${FAIL}; expected crash or crash-later`);
+  }
   const { sqlite, db } = open();
   if (MIGRATE === 'drizzle') {
     const started = performance.now();
@@ -141,11 +145,12 @@ function main() {
     });
   }
   server.listen(PORT, () => log(`serving ${DB_PATH} on :${PORT}`));
-  if (FAIL === 'crash') {
+  if (FAIL !== '') {
+    const after = FAIL === 'crash' ? 1 : Number(process.env.SHOP_FAIL_AFTER ?? 6);
     setTimeout(() => {
-      console.error('node-shop: crashing on purpose (SHOP_FAIL=crash)');
+      console.error(`node-shop: crashing on purpose (SHOP_FAIL=${FAIL})`);
       process.exit(3);
-    }, 1000);
+    }, after * 1000);
   }
 }
 
