@@ -436,6 +436,83 @@ def test_backups_while_a_writer_commits(tmp_path: Path, cli: Cli, method: str) -
         assert m["method"] in (["online"] if method == "online" else ["copy", "online"])
 
 
+APP = r"""
+import sqlite3, sys, threading, time
+from pathlib import Path
+
+# An app serving from the database: a long report holds a read transaction for 3 s (so a
+# checkpoint cannot reset the WAL under it) while a writer commits every 10 ms with a busy
+# timeout of 1 s, as better-sqlite3's default is a few seconds.
+db, ready, stop = sys.argv[1:4]
+failures, commits = [], 0
+
+def report() -> None:
+    conn = sqlite3.connect(db, isolation_level=None, timeout=5)
+    while not Path(stop).exists():
+        conn.execute("BEGIN")
+        conn.execute("SELECT count(*) FROM events").fetchone()
+        time.sleep(3)
+        conn.execute("COMMIT")
+    conn.close()
+
+writer = sqlite3.connect(db, isolation_level=None, timeout=1)
+writer.execute("INSERT INTO events (body) VALUES (randomblob(700))")  # frames in the WAL
+writer.execute("UPDATE counter SET n = n + 1")
+threading.Thread(target=report, daemon=True).start()
+while not Path(stop).exists():
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO events (body) VALUES (randomblob(700))")
+        writer.execute("UPDATE counter SET n = n + 1")
+        writer.execute("COMMIT")
+        commits += 1
+    except sqlite3.OperationalError as exc:
+        failures.append(str(exc))
+        if writer.in_transaction:
+            writer.execute("ROLLBACK")
+    if commits == 20:
+        Path(ready).touch()
+    time.sleep(0.01)
+print(commits, len(failures), failures[:1])
+"""
+
+
+def test_a_backup_never_keeps_the_apps_writers_waiting_on_a_long_reader(
+    tmp_path: Path, cli: Cli
+) -> None:
+    db = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA journal_mode = wal")
+        conn.execute("CREATE TABLE events (id integer PRIMARY KEY, body blob NOT NULL)")
+        conn.execute("CREATE TABLE counter (n integer NOT NULL)")
+        conn.executemany("INSERT INTO events (body) VALUES (randomblob(700))", [()] * 3000)
+        conn.execute("INSERT INTO counter VALUES (3000)")
+        conn.commit()
+    ready, stop = tmp_path / "ready", tmp_path / "stop"
+    app = subprocess.Popen(
+        [sys.executable, "-c", APP, str(db), str(ready), str(stop)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: ready.exists() or app.poll() is not None, "the app to start")
+        proc = cli("backup", "--db", db)
+        time.sleep(1.5)  # the writer carries on after the backup too
+    finally:
+        stop.touch()
+        out, err = app.communicate(timeout=120)
+    assert app.returncode == 0, err
+    assert proc.returncode == 0, proc.stderr
+    commits, failed, first = out.split(" ", 2)
+    # A TRUNCATE checkpoint waiting for the report would hold the writer off past its 1 s.
+    assert (int(failed), first.strip()) == (0, "[]")
+    assert int(commits) > 50
+    backup = Path(proc.stdout.splitlines()[0])
+    rows, counter = consistent_counts(backup)
+    assert rows == counter
+
+
 # --- faults: one clear line, a distinct exit code, the live database unchanged ----------------
 
 

@@ -32,6 +32,8 @@ MARGIN_BYTES = 16 << 20
 MARGIN_RATIO = 0.05
 # Containers' clocks disagree a little; beyond this a manifest's time is not believed.
 CLOCK_SLACK = timedelta(minutes=5)
+# The longest a backup's checkpoint may keep the app's writers waiting, per try (_quiet_reader).
+CHECKPOINT_WAIT_MS = 100
 
 # The backup this process took last, by (device, inode): the current run's, which retention
 # never deletes, whatever the clocks say (prune's callers run it right after take_backup).
@@ -329,6 +331,10 @@ def _quiet_reader(conn: sqlite3.Connection, db_path: Path) -> sqlite3.Connection
     reader = sqlite3.connect(
         uri(db_path, "ro"), uri=True, isolation_level=None, timeout=30, check_same_thread=False
     )
+    # A TRUNCATE checkpoint holds off new writers while it waits for readers to move on: with
+    # the app serving (its readers always busy, another container writing), a long wait there
+    # would be the app's writes stalled for as long. So each try waits at most 100 ms.
+    conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
     try:
         for _ in range(5):
             if durable.size_of(wal):  # an empty WAL needs no checkpoint (others see it as a change)
@@ -339,6 +345,8 @@ def _quiet_reader(conn: sqlite3.Connection, db_path: Path) -> sqlite3.Connection
     except BaseException:
         reader.close()
         raise
+    finally:
+        conn.execute("PRAGMA busy_timeout = 30000")
     reader.close()
     return None
 
