@@ -45,8 +45,11 @@ Exit codes:
 app = typer.Typer(
     name="deploy",
     help="Deploy a SQLite-backed Compose service: rehearse the new image's migrations on a "
-    "snapshot, cut over with `compose up --force-recreate`, wait for health, and roll back "
-    "image and database when start-up fails.\n\nWith no command, deploys --tag.\n\n" + EXIT_CODES,
+    "snapshot, then cut over: start-first beside the running version behind the proxy when the "
+    "migrations are expand-only (the proxy switched once the new one is healthy; a failing "
+    "release is withdrawn, nothing restored), else `compose up --force-recreate`, wait for "
+    "health, and roll back image and database when start-up fails.\n\nWith no command, "
+    "deploys --tag.\n\n" + EXIT_CODES,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -290,7 +293,7 @@ def history(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         typer.echo(
             f"{r.get('deploy_id')}  {r.get('started_at')}  {r.get('outcome'):<20} "
             f"{r.get('from_image') or '-'} -> {r.get('to_image') or '-'}  "
-            f"{took:.1f}s  backup {backup}"
+            f"{took:.1f}s  backup {backup}" + (f"  {r['strategy']}" if r.get("strategy") else "")
         )
 
 

@@ -347,7 +347,10 @@ class Deployer:
         before the switch never touches the old version; one during the grace period switches
         back. Either way nothing is restored: the migrations were expand-only."""
         old = [b for b in self.host.containers(stack) if b.running]
-        serving = old[-1]
+        # The one the proxy sends traffic to (an interrupted deploy may have left a second,
+        # never switched to), else the newest.
+        named = proxy.pointed_at()
+        serving = next((b for b in old if b.name == named), old[-1])
         with self.step(f"proxy pinned to {serving.name}"):
             self._switch(stack, proxy, serving.name)
         new: list[Box] = []
@@ -361,8 +364,11 @@ class Deployer:
                     ]
                 if not new:
                     raise StepFailed("compose started no new container")
-            with self.step(f"health of {new[0].name}"):
+            with self.step(f"health of {new[0].name}, then {self.settings.stable_seconds:g}s more"):
+                # Switching early buys nothing (the old one serves), so a release that dies
+                # just after its first health check must not get the traffic first.
                 self.host.wait_until_healthy(stack, self.settings, new[0].id)
+                self.host.stays_healthy(new[0].id, self.settings.stable_seconds)
         except (Unhealthy, DeployError) as exc:
             self._withdraw(stack, new, serving, exc, switched=False)
         fresh = new[0]

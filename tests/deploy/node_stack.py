@@ -27,7 +27,7 @@ RELEASES: dict[str, dict[str, str]] = {
     "v3": {"MIGRATIONS": "releases/v3/drizzle"},
     "v4": {"MIGRATIONS": "drizzle", "SHOP_FAIL": "crash"},
     # v2's expand-only migration in a release that crashes a second after it starts, and in
-    # one that crashes 6 s after (healthy first: after a start-first deploy switched to it).
+    # one that crashes 15 s after (healthy and stable first: after the proxy switched to it).
     "v2-crash": {"MIGRATIONS": "releases/v2/drizzle", "SHOP_FAIL": "crash"},
     "v2-crash-later": {"MIGRATIONS": "releases/v2/drizzle", "SHOP_FAIL": "crash-later"},
 }

@@ -9,7 +9,7 @@
 // SHOP_MIGRATE=drizzle runs drizzle's own migrate() before listening (what apps do without
 // litedeploy; the benchmark compares the two). SHOP_FAIL=crash makes a broken release: the
 // server exits with status 3 a second after it started, after the migrations ran;
-// SHOP_FAIL=crash-later does so after SHOP_FAIL_AFTER seconds (default 6), once it has been
+// SHOP_FAIL=crash-later does so after SHOP_FAIL_AFTER seconds (default 15), once it has been
 // healthy (a release that fails after the proxy switched to it).
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -146,7 +146,7 @@ function main() {
   }
   server.listen(PORT, () => log(`serving ${DB_PATH} on :${PORT}`));
   if (FAIL !== '') {
-    const after = FAIL === 'crash' ? 1 : Number(process.env.SHOP_FAIL_AFTER ?? 6);
+    const after = FAIL === 'crash' ? 1 : Number(process.env.SHOP_FAIL_AFTER ?? 15);
     setTimeout(() => {
       console.error(`node-shop: crashing on purpose (SHOP_FAIL=${FAIL})`);
       process.exit(3);
