@@ -372,13 +372,13 @@ class Deployer:
         except (Unhealthy, DeployError) as exc:
             self._withdraw(stack, new, serving, exc, switched=False)
         fresh = new[0]
-        with self.step(f"switch the proxy to {fresh.name}"):
-            self._switch(stack, proxy, fresh.name)
         grace = self.settings.grace_seconds
         try:
+            with self.step(f"switch the proxy to {fresh.name}"):
+                self._switch(stack, proxy, fresh.name)
             with self.step(f"grace period: {serving.name} kept {grace:g}s"):
                 self.host.stays_healthy(fresh.id, grace)
-        except Unhealthy as exc:
+        except (Unhealthy, DeployError) as exc:
             with self.step(f"switch back to {serving.name}"):
                 self._switch(stack, proxy, serving.name)
             self._withdraw(stack, new, serving, exc, switched=True)
@@ -408,7 +408,8 @@ class Deployer:
             f"deploy {self.report.deploy_id} failed ({reason}); {where}, never stopped, "
             f"{self.report.from_image or serving.image} runs on; nothing restored: the "
             "migrations were expand-only and every write is kept",
-            hint="the failing container's logs are above; the release's expand-only migrations "
+            hint=(exc.hint if isinstance(exc, DeployError) and exc.hint else None)
+            or "the failing container's logs are above; the release's expand-only migrations "
             "stay applied (the next release finds them done)",
         )
 
