@@ -2,9 +2,11 @@
 # The main job, end to end: deploy the example stack (docker-compose.yml: the Node shop in
 # examples/node-shop, drizzle-orm on better-sqlite3, database bind-mounted at ./data) through its
 # four releases with `deploy`:
-#   v1  users and products;  v2  reviews, ON DELETE CASCADE;  v3  drizzle-kit's rebuild of
-#   products, which drizzle's own migrate() would answer by deleting every review (shown on a
-#   copy first);  v4  migrates, then crashes: rolled back to v3 with the database restored.
+#   v1  users and products;  v2  reviews, ON DELETE CASCADE: expand-only, so it starts beside v1
+#   behind the nginx proxy and takes over with no failed request (a client counts them);  v3
+#   drizzle-kit's rebuild of products, which drizzle's own migrate() would answer by deleting
+#   every review (shown on a copy first): recreated;  v4  migrates, then crashes: rolled back to
+#   v3 with the database restored.
 # The images have no Python: the entrypoint comes with one COPY from the litedeploy image
 # (litedeploy:<version>, built from this tree by the repository's Dockerfile).
 # Installs what a fresh Debian/Ubuntu machine lacks (Python venv, Node's node_modules, a Docker
@@ -43,7 +45,7 @@ done
 export COMPOSE_PROJECT_NAME=litedeploy-node-shop APP_PORT=${APP_PORT:-8000}
 say "starting from nothing: removing the demo's previous stack, ./data and ./.litedeploy"
 docker compose down -t 0 >/dev/null 2>&1 || true
-rm -rf data .litedeploy
+rm -rf data proxy .litedeploy
 work=$(mktemp -d -t litedeploy-node-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT # the engine stays up (if this started it): the stack keeps running
 
@@ -70,7 +72,29 @@ api POST /products '{"name": "Lamp", "description": "Brass, 40 cm", "price": 490
 api POST /products '{"name": "Desk", "description": "", "price": 24900}'
 api POST /products '{"name": "Chair", "description": "Oak", "price": 12900}'
 
+say "v2 only adds a table (expand-only): it starts beside v1 and the proxy switches to it when it is healthy; a client reads through the proxy every 20 ms meanwhile"
+probe_flag="$work/probe.stop"
+"$VENV/bin/python" - "http://127.0.0.1:$APP_PORT/products" "$probe_flag" >"$work/probe.out" <<'PY' &
+import os, sys, time, urllib.request
+url, flag = sys.argv[1:]
+ok = failed = 0
+while not os.path.exists(flag):
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            response.read()
+            ok += 1
+    except OSError:
+        failed += 1
+    time.sleep(max(0.0, 0.02 - (time.monotonic() - started)))
+print(f"the client made {ok + failed} requests through the proxy during the deploy: {failed} failed")
+PY
+probe_pid=$!
+sleep 0.5
 run deploy --tag v2
+touch "$probe_flag"
+wait "$probe_pid"
+cat "$work/probe.out"
 say "v2 takes reviews"
 api POST /reviews '{"product_id": 1, "author": "ann", "rating": 5, "body": "Bright and warm"}'
 api POST /reviews '{"product_id": 2, "author": "bo", "rating": 3, "body": "Wobbles a bit"}'
