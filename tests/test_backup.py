@@ -393,9 +393,8 @@ def consistent_counts(path: Path) -> tuple[int, int]:
     return rows, counter
 
 
-@pytest.mark.parametrize("method", ["online", "auto"])
-def test_backups_while_a_writer_commits(tmp_path: Path, cli: Cli, method: str) -> None:
-    db = tmp_path / "app.db"
+def events_db(db: Path) -> Path:
+    """A WAL database of 3,000 events and a counter the writers keep equal to their count."""
     with contextlib.closing(sqlite3.connect(db)) as conn:
         conn.execute("PRAGMA journal_mode = wal")
         conn.execute("CREATE TABLE events (id integer PRIMARY KEY, body blob NOT NULL)")
@@ -403,6 +402,12 @@ def test_backups_while_a_writer_commits(tmp_path: Path, cli: Cli, method: str) -
         conn.executemany("INSERT INTO events (body) VALUES (randomblob(700))", [()] * 3000)
         conn.execute("INSERT INTO counter VALUES (3000)")
         conn.commit()
+    return db
+
+
+@pytest.mark.parametrize("method", ["online", "auto"])
+def test_backups_while_a_writer_commits(tmp_path: Path, cli: Cli, method: str) -> None:
+    db = events_db(tmp_path / "app.db")
     ready, stop = tmp_path / "ready", tmp_path / "stop"
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(db), str(ready), str(stop)],
@@ -480,14 +485,7 @@ print(commits, len(failures), failures[:1])
 def test_a_backup_never_keeps_the_apps_writers_waiting_on_a_long_reader(
     tmp_path: Path, cli: Cli
 ) -> None:
-    db = tmp_path / "app.db"
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        conn.execute("PRAGMA journal_mode = wal")
-        conn.execute("CREATE TABLE events (id integer PRIMARY KEY, body blob NOT NULL)")
-        conn.execute("CREATE TABLE counter (n integer NOT NULL)")
-        conn.executemany("INSERT INTO events (body) VALUES (randomblob(700))", [()] * 3000)
-        conn.execute("INSERT INTO counter VALUES (3000)")
-        conn.commit()
+    db = events_db(tmp_path / "app.db")
     ready, stop = tmp_path / "ready", tmp_path / "stop"
     app = subprocess.Popen(
         [sys.executable, "-c", APP, str(db), str(ready), str(stop)],

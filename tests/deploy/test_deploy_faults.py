@@ -36,6 +36,7 @@ STEPS = [
     "deploy.preflight.start",
     "deploy.record-the.start",
     "deploy.rehearsal-on.start",
+    "deploy.strategy.start",  # recreate here: the demo stack has no proxy
     "deploy.cutover-to.start",
     "deploy.health.start",
     "deploy.stop-the.start",
