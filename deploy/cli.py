@@ -155,6 +155,13 @@ def main_command(
             "image's pending migrations are expand-only [default: auto].",
         ),
     ] = None,
+    grace_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="Start-first: how long the old container is kept after the switch, the "
+            "traffic going back to it if the new one fails meanwhile [default: 10].",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Deploy a tag (no command), or manage the stack with a command."""
@@ -173,6 +180,7 @@ def main_command(
         "rehearse": rehearse,
         "push": push,
         "strategy": strategy,
+        "grace_seconds": grace_seconds,
     }
     with _errors_to_exit():
         path = config or (Path("deploy.yml") if Path("deploy.yml").is_file() else None)

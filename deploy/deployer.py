@@ -376,7 +376,7 @@ class Deployer:
         try:
             with self.step(f"switch the proxy to {fresh.name}"):
                 self._switch(stack, proxy, fresh.name)
-            with self.step(f"grace period: {serving.name} kept {grace:g}s"):
+            with self.step(f"grace period of {grace:g}s, {serving.name} kept"):
                 self.host.stays_healthy(fresh.id, grace)
         except (Unhealthy, DeployError) as exc:
             with self.step(f"switch back to {serving.name}"):

@@ -194,3 +194,33 @@ def test_a_release_failing_after_the_switch_is_switched_back_within_the_grace_pe
     last = history(stack)[-1]
     assert (last["outcome"], last["strategy"]) == ("rolled-back", "start-first")
     assert stack.get("/products")[0] == 200
+
+
+def test_a_start_first_deploy_killed_after_the_switch_is_finished_by_the_next(
+    node_stack: Stack, node_images: dict[str, str]
+) -> None:
+    """kill -9 of `deploy` in the grace period (both containers up, the proxy on the new one):
+    the client never notices, and the next deploy takes over the lock and ends with one
+    container of the release."""
+    stack = node_stack
+    deployed(stack, "test-v1")
+    (v1,) = stack.containers()
+    with probing(stack) as probe:
+        killed = deploy(
+            stack,
+            "--tag",
+            "test-v2",
+            env={"LITEDEPLOY_FAULT": "deploy.grace-period.start"},
+        )
+        assert killed.returncode == -9, killed.stderr
+        assert len(stack.containers()) == 2  # the old one was not stopped yet
+        assert stack.inspect(v1)["Name"].lstrip("/") not in upstream(stack)  # switched
+        result = deploy(stack, "--tag", "test-v2", "--json", "--grace-seconds", "2")
+    assert result.returncode == EXIT_DEPLOYED, result.stderr
+    assert "died" in result.stderr and "taking over" in result.stderr
+    assert json.loads(result.stdout)["strategy"] == "start-first"  # nothing pending now
+    assert probe.failures == [], probe.failures
+    assert set(probe.written) <= names_in_db(stack)
+    (v2,) = stack.containers()  # both earlier containers are gone
+    assert stack.inspect(v2)["Config"]["Image"] == f"{NODE_REPO}:test-v2"
+    assert stack.inspect(v2)["Name"].lstrip("/") in upstream(stack)
