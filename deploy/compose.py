@@ -29,9 +29,12 @@ class Compose:
     flavour: Flavour
     files: tuple[Path, ...]
     project: str
+    env_file: Path | None = None  # --env-file: instead of the .env beside the compose file
 
     def base(self) -> list[str]:
         argv = ["docker", "compose"] if self.flavour is Flavour.V2 else ["docker-compose"]
+        if self.env_file is not None:
+            argv += ["--env-file", str(self.env_file)]
         for f in self.files:
             argv += ["-f", str(f)]
         return [*argv, "-p", self.project]

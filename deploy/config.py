@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 import os
 import shlex
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import VERSION
+from . import VERSION, hosts
 from .errors import ConfigError
+from .hosts import HostSpec
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,18 @@ class Settings:
     # After the switch, the old container is kept this long, and the traffic goes back to it
     # if the new one fails meanwhile.
     grace_seconds: float = 10.0
+    # Another engine than the local one: an ssh://, tcp:// or unix:// endpoint or a Docker
+    # context (endpoint.py). Set per host by `hosts:`; alone, it deploys to that one host.
+    docker_host: str | None = None
+    # Compose's --env-file (the tag deploy started is pinned there instead of .env).
+    env_file: Path | None = None
+    # The fleet (hosts.py, fleet.py): its hosts, how many go first and must succeed before the
+    # others start, how many deploy at once after them, and what a failure does to the hosts
+    # already done: halt (they stay on the new release) or rollback-all.
+    hosts: tuple[HostSpec, ...] = ()
+    canary: int = 1
+    parallel: int = 1
+    on_failure: str = "halt"
 
     @property
     def files_image(self) -> str:
@@ -87,9 +100,16 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "proxy_reload": (list, str),
     "app_port": (int,),
     "grace_seconds": (int, float),
+    "docker_host": (str,),
+    "env_file": (str,),
+    "hosts": (list, tuple),
+    "canary": (int,),
+    "parallel": (int,),
+    "on_failure": (str,),
 }
-_PATHS = {"compose_file", "db_path", "backup_dir", "state_dir", "proxy_upstream_file"}
+_PATHS = {"compose_file", "db_path", "backup_dir", "state_dir", "proxy_upstream_file", "env_file"}
 STRATEGIES = ("auto", "start-first", "recreate")
+ON_FAILURE = ("halt", "rollback-all")
 
 
 def load_file(path: Path) -> dict[str, Any]:
@@ -113,13 +133,13 @@ def load_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
-    values = validate(raw, source=str(path))
+    values = validate(raw, source=str(path), base=path.parent)
     for key in _PATHS & values.keys():
         values[key] = (path.parent / values[key]).resolve()
     return values
 
 
-def validate(raw: dict[Any, Any], *, source: str) -> dict[str, Any]:
+def validate(raw: dict[Any, Any], *, source: str, base: Path | None = None) -> dict[str, Any]:
     """Check keys and types; every message names the field."""
     values: dict[str, Any] = {}
     for key, value in raw.items():
@@ -133,6 +153,15 @@ def validate(raw: dict[Any, Any], *, source: str) -> dict[str, Any]:
             wanted = " or ".join(t.__name__ for t in allowed)
             raise ConfigError(f"{source}: {key}: must be {wanted} (got {value!r})")
         values[key] = str(value) if key == "tag" else value
+    if isinstance(values.get("hosts"), list):
+        values["hosts"] = hosts.parse(values["hosts"], source=source, base=base)
+    for key in ("canary", "parallel"):
+        if key in values and values[key] < 1:
+            raise ConfigError(f"{source}: {key}: must be 1 or more (got {values[key]})")
+    if values.get("on_failure", "halt") not in ON_FAILURE:
+        raise ConfigError(
+            f"{source}: on_failure: must be halt or rollback-all (got {values['on_failure']!r})"
+        )
     for key in ("health_timeout", "stable_seconds", "grace_seconds"):
         if key in values and not 0 < values[key] < math.inf:  # also refuses NaN
             raise ConfigError(
@@ -171,7 +200,7 @@ def settings(file_values: dict[str, Any], flags: dict[str, Any]) -> Settings:
     """Flags win over deploy.yml, which wins over the defaults."""
     merged = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
     for key, value in merged.items():
-        if isinstance(value, tuple):
+        if isinstance(value, tuple) and key != "hosts":
             merged[key] = list(value)
     checked = validate(
         {k: str(v) if k in _PATHS else v for k, v in merged.items()}, source="settings"
@@ -182,3 +211,11 @@ def settings(file_values: dict[str, Any], flags: dict[str, Any]) -> Settings:
         merged[key] = Path(merged[key])
     known = {f.name for f in fields(Settings)}
     return Settings(**{k: v for k, v in merged.items() if k in known})
+
+
+def for_host(fleet: Settings, spec: HostSpec) -> Settings:
+    """The settings of a deploy to one host: the fleet's, the host's own values over them,
+    its endpoint, and its own state folder (lock and history)."""
+    values: dict[str, Any] = {k: Path(v) if k in _PATHS else v for k, v in spec.values.items()}
+    values["state_dir"] = hosts.state_of(fleet.state, spec)
+    return replace(fleet, **values, docker_host=spec.docker_host, hosts=())

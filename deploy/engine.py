@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from typing import Any
 
 import docker
 import requests
+from docker.context import ContextAPI
 from docker.errors import DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.models.images import Image
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from . import endpoint
 from .errors import PreflightFailed
 
 
 def connect(attempts: int = 4) -> docker.DockerClient:
-    """A client that has answered a ping; retried, since a just-started engine may lag."""
+    """A client that has answered a ping; retried, since a just-started engine may lag.
+
+    The engine is the environment's: DOCKER_HOST (ssh:// through the `ssh` binary, as the
+    Docker CLI does it, so the operator's ssh config and agent apply), else DOCKER_CONTEXT,
+    else the local socket (endpoint.py)."""
     try:
         for attempt in Retrying(
             stop=stop_after_attempt(attempts),
@@ -26,15 +33,37 @@ def connect(attempts: int = 4) -> docker.DockerClient:
             reraise=True,
         ):
             with attempt:
-                client = docker.from_env(timeout=30)
+                client = _client()
                 client.ping()
                 return client
-    except DockerException as exc:
+    except (DockerException, requests.exceptions.RequestException) as exc:
+        where = endpoint.describe()
         raise PreflightFailed(
-            f"Docker is not reachable: {_short(exc)}",
-            hint="start the engine (systemctl start docker) or check DOCKER_HOST",
+            f"Docker is not reachable ({where}): {_short(exc)}",
+            hint="start the engine (systemctl start docker) or check DOCKER_HOST"
+            if where == "the local engine"
+            else f"check that {where} answers: `docker info` with the same endpoint",
         ) from exc
     raise AssertionError("unreachable")  # pragma: no cover - Retrying either returns or raises
+
+
+def _client() -> docker.DockerClient:
+    context = os.environ.get(endpoint.CONTEXT_ENV)
+    if context and not os.environ.get(endpoint.HOST_ENV):
+        found = ContextAPI.get_context(context)
+        if found is None:
+            raise PreflightFailed(
+                f"there is no Docker context named {context}",
+                hint="`docker context ls` lists them; or give the host as ssh://, tcp:// or "
+                "unix://",
+            )
+        return docker.DockerClient(
+            base_url=found.Host,
+            tls=found.TLSConfig or False,
+            timeout=30,
+            use_ssh_client=str(found.Host).startswith("ssh://"),
+        )
+    return docker.from_env(timeout=30, use_ssh_client=True)
 
 
 # What the SDK raises when the engine does not answer (restarting, stopped, socket gone):

@@ -42,10 +42,16 @@ def compose_for(settings: Settings, flavour: Flavour | None = None) -> Compose:
             f"compose file {settings.compose_file} does not exist",
             hint="pass --compose-file or set compose_file: in deploy.yml",
         )
+    if settings.env_file is not None and not settings.env_file.is_file():
+        raise ConfigError(
+            f"env file {settings.env_file} does not exist",
+            hint="fix env_file: in deploy.yml (per host under hosts:, or at the top)",
+        )
     return Compose(
         flavour=flavour or detect_flavour(settings.compose),
         files=(settings.compose_file.resolve(),),
         project=project_name(settings),
+        env_file=settings.env_file,
     )
 
 
@@ -172,13 +178,17 @@ def room_for_deploy(stack: Stack, state_dir: Path) -> None:
     backup folder alone, in the container, when the deploy is already under way.
     """
     size = stack.db_path.stat().st_size if stack.db_path.exists() else 0
-    needed = 2 * size + (64 << 20)
     for folder in {stack.db_path.parent, state_dir}:
         probe = folder if folder.exists() else folder.parent
-        free = shutil.disk_usage(probe).free
-        if free < needed:
-            raise PreflightFailed(
-                f"not enough free disk in {probe}: need {needed >> 20} MiB for a snapshot and a "
-                f"backup of the {size >> 20} MiB database, {free >> 20} MiB free",
-                hint="free some space before deploying",
-            )
+        check_room(size, shutil.disk_usage(probe).free, str(probe))
+
+
+def check_room(size: int, free: int, where: str) -> None:
+    """Room for a snapshot and a backup of a `size`-byte database, with a margin."""
+    needed = 2 * size + (64 << 20)
+    if free < needed:
+        raise PreflightFailed(
+            f"not enough free disk in {where}: need {needed >> 20} MiB for a snapshot and a "
+            f"backup of the {size >> 20} MiB database, {free >> 20} MiB free",
+            hint="free some space before deploying",
+        )
