@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -32,6 +33,7 @@ from .runner import run
 from .stack import Stack
 
 OPS_COMMAND = "files"  # the hidden `deploy files OP ARGS_JSON` the container runs
+SCRATCH = "/litedeploy-scratch"  # where a Docker volume for a snapshot is mounted
 
 
 # -- the operations, on JSON-able values ---------------------------------------------------
@@ -88,6 +90,15 @@ def _backup(db: str, backup_dir: str) -> dict[str, Any]:
     return {"path": str(made.path), "manifest": asdict(made.manifest)}
 
 
+def _room(db: str) -> dict[str, int]:
+    path = Path(db)
+    probe = path.parent if path.parent.exists() else path.parent.parent
+    return {
+        "size": path.stat().st_size if path.exists() else 0,
+        "free": shutil.disk_usage(probe).free,
+    }
+
+
 def _prune(db: str, older_than: float, dry_run: bool) -> list[dict[str, Any]]:
     return [asdict(r) for r in prune.quarantines(Path(db), older_than, dry_run=dry_run)]
 
@@ -100,6 +111,7 @@ OPS: dict[str, Callable[..., Any]] = {
     "snapshot": _snapshot,
     "backup": _backup,
     "prune": _prune,
+    "room": _room,
 }
 
 
@@ -143,17 +155,29 @@ class DataFolder:
     db: Path
     backup_dir: Path
     image: str | None = None  # None: this process; else the litedeploy image to run them in
+    # On another host (a fleet's): its paths are that host's, so nothing of them is looked at
+    # here; every operation runs in a container of `image` on that host's engine.
+    remote: bool = False
 
     @property
     def via(self) -> str:
         return "here" if self.image is None else f"in a container of {self.image}"
 
-    def _call(self, op: str, mounts: tuple[Path, ...] = (), **args: Any) -> Any:
+    def _call(
+        self,
+        op: str,
+        mounts: tuple[Path, ...] = (),
+        volumes: tuple[tuple[str, str], ...] = (),
+        **args: Any,
+    ) -> Any:
         if self.image is None:
             return perform(op, args)
         argv = ["docker", "run", "--rm", "--network", "none", "--user", "0:0"]
-        for folder in _mounts([self.db.parent, self.backup_dir, *mounts]):
+        folders = [self.db.parent, self.backup_dir, *mounts]
+        for folder in _remote_mounts(folders) if self.remote else _mounts(folders):
             argv += ["-v", f"{folder}:{folder}"]
+        for volume, at in volumes:
+            argv += ["-v", f"{volume}:{at}"]
         argv += ["--entrypoint", "deploy", self.image, OPS_COMMAND, op, json.dumps(args)]
         done = run(argv, timeout=3600)
         try:
@@ -202,7 +226,20 @@ class DataFolder:
             for k, v in self._call("writes", db=str(self.db), backup=str(backup)).items()
         }
 
-    def snapshot(self, source: Path | None, into: Path, name: str) -> None:
+    def snapshot(self, source: Path | None, into: Path | str, name: str) -> None:
+        """A consistent copy of the database (or `source`) named `name` in the folder `into`,
+        or, `into` a string, in that Docker volume of the host (a fleet host's rehearsal: made
+        by a container there, nothing of the copy crosses to this machine)."""
+        if isinstance(into, str):
+            self._call(
+                "snapshot",
+                volumes=((into, SCRATCH),),
+                source=str(source or self.db),
+                into=SCRATCH,
+                name=name,
+                owner=None,
+            )
+            return
         into.mkdir(parents=True, exist_ok=True, mode=0o755)
         owner = None if self.image is None else [os.getuid(), os.getgid()]
         self._call(
@@ -213,6 +250,11 @@ class DataFolder:
             name=name,
             owner=owner,
         )
+
+    def room(self) -> tuple[int, int]:
+        """The database's size and the free bytes of its folder (on the host)."""
+        found = self._call("room", db=str(self.db))
+        return int(found["size"]), int(found["free"])
 
     def take_backup(self) -> Backup:
         made = self._call("backup", db=str(self.db), backup_dir=str(self.backup_dir))
@@ -228,6 +270,13 @@ def _mounts(folders: list[Path]) -> list[Path]:
     root 0755, and a backups folder made so would stay world-readable), none inside another."""
     present = sorted({f.resolve() for f in folders if f.is_dir()})
     return [f for f in present if not any(f != o and f.is_relative_to(o) for o in present)]
+
+
+def _remote_mounts(folders: list[Path]) -> list[Path]:
+    """The same, for another host's paths, which cannot be looked at from here: each folder
+    unless it lies inside another (the backups inside the database's folder, by default)."""
+    unique = sorted(set(folders))
+    return [f for f in unique if not any(f != o and f.is_relative_to(o) for o in unique)]
 
 
 def reachable(db: Path, backup_dir: Path) -> bool:
@@ -247,5 +296,8 @@ def open_folder(db: Path, backup_dir: Path, image: str) -> DataFolder:
 
 
 def for_stack(settings: Settings, stack: Stack) -> DataFolder:
-    """The stack's database and backups (open_folder with the settings' litedeploy image)."""
+    """The stack's database and backups (open_folder with the settings' litedeploy image; on
+    a fleet's host, always in a container there)."""
+    if settings.docker_host is not None:
+        return DataFolder(stack.db_path, stack.backup_dir, settings.files_image, remote=True)
     return open_folder(stack.db_path, stack.backup_dir, settings.files_image)

@@ -7,7 +7,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -36,11 +36,11 @@ from .errors import (
 )
 from .health import Unhealthy
 from .host import Box, DockerHost, Host
-from .lock import deploy_lock
+from .lock import Stale, deploy_lock, lock_error
 from .proxy import Proxy, reload_failed
 from .rehearsal import rehearsal_env, rehearse
 from .runner import Result
-from .stack import Stack, room_for_deploy
+from .stack import Stack, check_room, room_for_deploy
 from .strategy import Choice, Strategy, Undecided, Verdict
 from .writes import describe
 
@@ -200,7 +200,7 @@ class Deployer:
                 stack = self._preflight(tag)
             self.report.to_image = stack.service.image
             target = stack.service.image
-            with deploy_lock(self.settings.state, self.report.deploy_id, target) as stale:
+            with self._lock(stack, target) as stale:
                 if stale is not None:
                     self.progress(
                         f"! the previous deploy {stale.deploy_id} (pid {stale.pid}) died "
@@ -209,15 +209,34 @@ class Deployer:
                 self._deploy_locked(stack, tag)
         return self.report
 
+    @property
+    def remote(self) -> bool:
+        """A fleet's host (or another engine named by docker_host): its files are reached
+        only through containers on its engine."""
+        return self.settings.docker_host is not None
+
+    @property
+    def where(self) -> str:
+        return self.settings.docker_host or "this Docker host"
+
     def _preflight(self, tag: str) -> Stack:
         self.host.connect()
         stack = self.host.resolve(self.settings, tag)
-        if self.host.image_id(stack.service.image) is None:
-            raise PreflightFailed(
-                f"image {stack.service.image} is not on this Docker host",
-                hint="build or pull it first (docker image ls lists what is here)",
-            )
-        room_for_deploy(stack, self.settings.state)
+        self._image_on_host(stack.service.image)
+        if self.remote:
+            if Proxy.of(self.settings) is not None:
+                raise ConfigError(
+                    "start-first deploys behind a proxy are not supported on a fleet's hosts "
+                    "yet (the proxy's upstream file is written on this machine)",
+                    hint="leave proxy_service out of the fleet's deploy.yml: each host is "
+                    "recreated, and rolled back on failure",
+                )
+            # What touches the database there runs in a container of litedeploy's image.
+            self._image_on_host(self.settings.files_image)
+            size, free = self.data(stack).room()
+            check_room(size, free, f"{stack.db_path.parent} on {self.where}")
+        else:
+            room_for_deploy(stack, self.settings.state)
         if Proxy.of(self.settings) is None and self.settings.strategy == Strategy.START_FIRST:
             raise ConfigError(
                 "strategy start-first needs a proxy to switch, and deploy.yml names none",
@@ -225,6 +244,59 @@ class Deployer:
                 ", or deploy with --strategy recreate",
             )
         return stack
+
+    def _image_on_host(self, ref: str) -> None:
+        """The image is on the host; a fleet's host that lacks it pulls it first."""
+        if self.host.image_id(ref) is not None:
+            return
+        if not self.remote:
+            raise PreflightFailed(
+                f"image {ref} is not on this Docker host",
+                hint="build or pull it first (docker image ls lists what is here)",
+            )
+        failed = self.host.pull(ref)
+        if failed is None and self.host.image_id(ref) is not None:
+            self.progress(f"  pulled {ref} on {self.where}")
+            return
+        raise PreflightFailed(
+            f"image {ref} is not on {self.where} and could not be pulled: {failed}",
+            hint="push it to a registry that host can reach, or load it there (`docker save "
+            f"{ref} | docker --host {self.where} load`)",
+        )
+
+    @contextlib.contextmanager
+    def _lock(self, stack: Stack, target: str) -> Iterator[Stale | None]:
+        """This stack's deploy lock: the state folder's flock, and on a fleet's host the
+        host's own (hostlock.py), so that two machines never deploy it at once."""
+        with deploy_lock(self.settings.state, self.report.deploy_id, target) as stale:
+            if not self.remote:
+                yield stale
+                return
+            with self.host.lock(
+                stack.project, self.report.deploy_id, target, self.settings.files_image, self.where
+            ) as left:
+                yield stale or left
+
+    def check(self, tag: str) -> dict[str, Any]:
+        """The fleet's preflight of one host: reachable, the images there (pulled if they
+        can be), room on its disk, nobody holding its lock. Nothing is changed, nothing
+        recorded; raises what a deploy's preflight would."""
+        started = time.monotonic()
+        stack = self._preflight(tag)
+        running = self.host.running(stack)
+        error = self.host.lock_error(stack.project, self.where) if self.remote else None
+        if error is None:
+            error = lock_error(self.settings.state)
+        if error is not None:
+            raise error
+        return {
+            "host": self.where,
+            "project": stack.project,
+            "running": running.image if running else None,
+            "to_image": stack.service.image,
+            "database": str(stack.db_path),
+            "seconds": round(time.monotonic() - started, 2),
+        }
 
     def _deploy_locked(self, stack: Stack, tag: str) -> None:
         proxy = Proxy.of(self.settings)
@@ -321,7 +393,11 @@ class Deployer:
                 )
 
     def _tag_running(self) -> str | None:
-        return pin.pinned(pin.dotenv(self.settings.compose_file), self.settings.tag_variable)
+        return pin.pinned(self._pin_file(), self.settings.tag_variable)
+
+    def _pin_file(self) -> Path:
+        """Where Compose reads the tag from: the env file deploy.yml names, else `.env`."""
+        return self.settings.env_file or pin.dotenv(self.settings.compose_file)
 
     def _serving(self, stack: Stack) -> Box:
         running = [b for b in self.host.containers(stack) if b.running]
@@ -479,28 +555,45 @@ class Deployer:
     ) -> Result:
         """`image`'s entrypoint on a snapshot of the database (or of `source`), in a workdir
         of the state folder that goes when it is done."""
+        if self.remote:  # a volume on that host, made and removed through its engine
+            volume = f"litedeploy-rehearsal-{self.report.deploy_id}"
+            try:
+                return self._rehearse_in(stack, image, volume, timeout, push, source)
+            finally:
+                self.host.run(["docker", "volume", "rm", "--force", volume], timeout=60)
         workdir = self.settings.state / f"rehearsal-{self.report.deploy_id}"
         try:
-            return rehearse(
-                stack,
-                image,
-                workdir,
-                name=f"litedeploy-rehearsal-{self.report.deploy_id}",
-                timeout=timeout,
-                push=push,
-                source=source,
-                take_snapshot=self.data(stack).snapshot,
-                runner=self.host.run,
-            )
+            return self._rehearse_in(stack, image, workdir, timeout, push, source)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def _rehearse_in(
+        self,
+        stack: Stack,
+        image: str,
+        workdir: Path | str,
+        timeout: float,
+        push: bool,
+        source: Path | None,
+    ) -> Result:
+        return rehearse(
+            stack,
+            image,
+            workdir,
+            name=f"litedeploy-rehearsal-{self.report.deploy_id}",
+            timeout=timeout,
+            push=push,
+            source=source,
+            take_snapshot=self.data(stack).snapshot,
+            runner=self.host.run,
+        )
 
     def _up(self, stack: Stack, tag: str, deploy_id: str, *, beside: int = 0) -> None:
         """`compose up -d --no-deps --force-recreate` with the tag and DEPLOY_ID set (with
         `beside`, scaled up to that many containers, the running ones left as they are)."""
         override = self._override(stack, deploy_id)
         files = (*stack.compose.files, override)
-        compose = type(stack.compose)(stack.compose.flavour, files, stack.compose.project)
+        compose = replace(stack.compose, files=files)
         name = stack.service.name
         result = self.host.run(
             compose.up_beside(name, beside) if beside else compose.up(name),
@@ -641,7 +734,7 @@ class Deployer:
                     stack = self.host.resolve(self.settings, keep)
                     if self.host.image_id(stack.service.image) is None:
                         raise PreflightFailed(f"image {stack.service.image} is gone from this host")
-                with deploy_lock(self.settings.state, self.report.deploy_id, stack.service.image):
+                with self._lock(stack, stack.service.image):
                     backup = self._find_backup(stack, str(last["deploy_id"]))
                     self._check_writes(stack, backup, str(last["deploy_id"]), discard_writes)
                     if self.settings.rehearse:
@@ -697,9 +790,7 @@ class Deployer:
                 image = running.image if running else None
                 self.report.from_image = image
                 self.report.to_image = image
-                with deploy_lock(
-                    self.settings.state, self.report.deploy_id, f"restore {chosen.name}"
-                ):
+                with self._lock(stack, f"restore {chosen.name}"):
                     stopped = True
                     back = BringBack(
                         stop="stop the app",
@@ -789,7 +880,7 @@ class Deployer:
 
     def _pin(self, tag: str) -> None:
         """Write the tag that now runs into the stack's .env (pin.py says why)."""
-        path = pin.dotenv(self.settings.compose_file)
+        path = self._pin_file()
         try:
             said = pin.pin(path, self.settings.tag_variable, tag)
         except OSError as exc:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
 import docker
 from docker.errors import NotFound
 
-from . import engine, stack
+from . import engine, hostlock, stack
 from .config import Settings
+from .errors import LockHeld
 from .health import stays_healthy, wait_until_healthy
+from .lock import Stale
 from .runner import Result, run
 from .stack import Stack
 
@@ -76,6 +79,14 @@ class Host(Protocol):
     def stays_healthy(self, container_id: str, seconds: float) -> None: ...
 
     def remove(self, container_id: str) -> None: ...
+
+    def pull(self, ref: str) -> str | None: ...
+
+    def lock(
+        self, project: str, deploy_id: str, target: str, image: str, where: str
+    ) -> AbstractContextManager[Stale | None]: ...
+
+    def lock_error(self, project: str, where: str) -> LockHeld | None: ...
 
 
 class DockerHost:
@@ -156,6 +167,22 @@ class DockerHost:
 
     def remove(self, container_id: str) -> None:
         engine.remove_container(self.client, container_id)
+
+    def pull(self, ref: str) -> str | None:
+        """Pull an image onto the host; None when it came, else why not."""
+        try:
+            self.client.images.pull(ref)
+        except engine.UNREACHABLE as exc:
+            return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return None
+
+    def lock(
+        self, project: str, deploy_id: str, target: str, image: str, where: str
+    ) -> AbstractContextManager[Stale | None]:
+        return hostlock.engine_lock(self.client, project, deploy_id, target, image, where)
+
+    def lock_error(self, project: str, where: str) -> LockHeld | None:
+        return hostlock.held_by(self.client, project, where)
 
     def failure_lines(self, stack: Stack, container_id: str | None = None) -> list[str]:
         """The container's last log lines and healthcheck results, for the operator."""

@@ -85,3 +85,23 @@ def deploy_lock(state_dir: Path, deploy_id: str, target: str) -> Iterator[Stale 
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def lock_error(state_dir: Path) -> LockHeld | None:
+    """The error a deploy would meet on this state folder's lock now, or None (a preflight's
+    question: the lock is tried and let go at once)."""
+    path = state_dir / "deploy.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return LockHeld(
+            f"another deploy of this stack is running: {describe(_read(fd))}",
+            hint=f"wait for it to finish (lock file {path})",
+        )
+    finally:
+        os.close(fd)  # closing lets go of a lock taken here
+    return None

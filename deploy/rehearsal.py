@@ -54,9 +54,10 @@ def spoke(result: Result) -> bool:
 
 
 def rehearse_argv(
-    stack: Stack, image: str, snapshot_dir: Path, name: str, *, push: bool = False
+    stack: Stack, image: str, snapshot_dir: Path | str, name: str, *, push: bool = False
 ) -> list[str]:
     """`docker run --rm` of the new image on the snapshot: no network, no app start.
+    `snapshot_dir` is a folder, or the name of a Docker volume (a fleet host's).
 
     Environment values are passed by name only (`-e KEY`), taken from our environment, so
     secrets never appear on a command line.
@@ -97,13 +98,13 @@ def rehearsal_env(stack: Stack, *, push: bool = False) -> dict[str, str]:
 def rehearse(
     stack: Stack,
     image: str,
-    workdir: Path,
+    workdir: Path | str,
     name: str,
     timeout: float,
     *,
     push: bool = False,
     source: Path | None = None,
-    take_snapshot: Callable[[Path | None, Path, str], None] | None = None,
+    take_snapshot: Callable[[Path | None, Path | str, str], None] | None = None,
     runner: Callable[..., Result] = run,
 ) -> Result:
     """Snapshot the database (or `source`, a backup a rollback would restore), run the
@@ -112,7 +113,7 @@ def rehearse(
     `runner` runs the container (runner.run, or the deploy's Host)."""
     name_in = stack.db_container_path.name
     if take_snapshot is None:
-        snapshot(source or stack.db_path, workdir, name_in)
+        snapshot(source or stack.db_path, Path(workdir), name_in)
     else:
         take_snapshot(source, workdir, name_in)
     result = runner(
