@@ -6,21 +6,25 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from entrypoint.base.errors import EntrypointError
 
 from . import engine, records
-from .config import Settings, load_file, settings
+from . import fleet as fleets
+from .config import Settings, for_host, load_file, settings
 from .datafolder import for_stack
 from .deployer import Deployer, DeployReport, engine_stopped
+from .endpoint import activate
 from .errors import ConfigError, DeployError, PreflightFailed, exit_code
+from .fleet import Fleet, FleetReport, child_launcher, run_fleet
+from .hosts import HostSpec, select
 from .stack import resolve
 from .status import running, stack_status
 
@@ -162,6 +166,33 @@ def main_command(
             "traffic going back to it if the new one fails meanwhile [default: 10].",
         ),
     ] = None,
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host",
+            help="Deploy to this host of deploy.yml's hosts: (by name), or to this Docker "
+            "endpoint (ssh://user@host, tcp://host:2376, unix:///path) or context; repeat for "
+            "several. Default: every host in deploy.yml, else the local engine.",
+        ),
+    ] = None,
+    canary: Annotated[
+        int | None,
+        typer.Option(min=1, help="Fleet: how many hosts go first, alone [default: 1]."),
+    ] = None,
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Fleet: after the canary, how many hosts deploy at once [default: 1]."
+        ),
+    ] = None,
+    on_failure: Annotated[
+        str | None,
+        typer.Option(
+            help="Fleet: when a host fails (it rolls itself back, and no host after it "
+            "starts), the hosts already done stay on the new release (halt) or are rolled "
+            "back too (rollback-all) [default: halt].",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Deploy a tag (no command), or manage the stack with a command."""
@@ -181,16 +212,30 @@ def main_command(
         "push": push,
         "strategy": strategy,
         "grace_seconds": grace_seconds,
+        "canary": canary,
+        "parallel": parallel,
+        "on_failure": on_failure,
     }
     with _errors_to_exit():
         path = config or (Path("deploy.yml") if Path("deploy.yml").is_file() else None)
+        group = Group(
+            load=lambda: settings(load_file(path) if path else {}, flags),
+            as_json=as_json,
+            hosts=list(host or []),
+            child_args=child_args(path, flags),
+        )
         if ctx.invoked_subcommand is not None:
             # Loaded by the command itself, so that `deploy CMD --help` works with a bad file.
-            ctx.obj = (lambda: settings(load_file(path) if path else {}, flags), as_json)
+            ctx.obj = group
             return
-        current = settings(load_file(path) if path else {}, flags)
-        if not current.tag:
+        fleet, selected = group.fleet()
+        if not fleet.tag:
             raise ConfigError("no tag to deploy", hint="pass --tag TAG or set tag: in deploy.yml")
+        if len(selected) > 1:
+            _fleet_deploy(group, fleet, selected)
+            return
+        current = group.one(fleet, selected)
+        assert current.tag is not None
         deployer = Deployer(current, _say)
         try:
             report = deployer.deploy(current.tag)
@@ -198,6 +243,79 @@ def main_command(
             _summary(deployer.report, as_json)
             raise
     _summary(report, as_json)
+
+
+@dataclass(frozen=True)
+class Group:
+    """What the options before the command say: the settings (loaded when asked for), --json,
+    the --host selection and the options a host's own `deploy` process is given."""
+
+    load: Callable[[], Settings]
+    as_json: bool
+    hosts: list[str]
+    child_args: list[str]
+
+    def fleet(self) -> tuple[Settings, tuple[HostSpec, ...]]:
+        """The file's and flags' settings, and the hosts they select (none: this engine)."""
+        current = self.load()
+        return current, select(current.hosts, self.hosts)
+
+    def one(self, current: Settings, selected: tuple[HostSpec, ...]) -> Settings:
+        """The settings of a command that acts on one host, this process pointed at it."""
+        if not selected:
+            return current
+        if len(selected) > 1:
+            raise ConfigError(
+                f"this command acts on one host; {len(selected)} are selected "
+                f"({', '.join(h.name for h in selected)})",
+                hint="pass --host NAME",
+            )
+        activate(selected[0].docker_host)
+        return for_host(current, selected[0])
+
+
+def child_args(config: Path | None, flags: Mapping[str, object]) -> list[str]:
+    """The options a host's own `deploy` process gets: the same file and flags, so that it
+    resolves the same settings (the fleet's own options left out)."""
+    argv = ["--config", str(config.resolve())] if config else []
+    switches = {"rehearse": ("--rehearse", "--no-rehearse"), "push": ("--push", "--migrate")}
+    for key, value in flags.items():
+        if value is None or key in ("canary", "parallel", "on_failure"):
+            continue
+        if key in switches:
+            argv.append(switches[key][0 if value else 1])
+        else:
+            argv += ["--" + key.replace("_", "-"), str(value)]
+    return argv
+
+
+def _fleet_deploy(group: Group, fleet: Settings, selected: tuple[HostSpec, ...]) -> None:
+    """Deploy to several hosts: canary, batches, one line per host, a summary, the exit code
+    of the host that stopped the rollout."""
+    assert fleet.tag is not None
+    rollout = Fleet(
+        selected,
+        fleet.tag,
+        canary=fleet.canary,
+        parallel=fleet.parallel,
+        on_failure=fleet.on_failure,
+        launch=child_launcher(group.child_args),
+        say=_say,
+    )
+    report = run_fleet(rollout)
+    _fleet_summary(report, group.as_json)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+def _fleet_summary(report: FleetReport, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    for run in report.hosts:
+        _say(f"  {fleets.line(run)}")
+    halted = f" (halted at {report.halted_at})" if report.halted_at else ""
+    _say(f"fleet: {report.summary()}{halted}, {report.seconds:.1f}s")
 
 
 def _summary(report: DeployReport, as_json: bool) -> None:
@@ -221,14 +339,15 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON
 
 
 def _settings(ctx: typer.Context, as_json: bool) -> tuple[Settings, bool]:
-    """The settings for a command; config errors become the usual one line and exit 2.
+    """The settings for a command that acts on one stack (of one host, pointed at it); config
+    errors become the usual one line and exit 2.
 
     `--json` works before the command (`deploy --json status`) and after it.
     """
-    load, group_json = ctx.obj
+    group: Group = ctx.obj
     with _errors_to_exit():
-        current: Settings = load()
-    return current, as_json or group_json
+        current = group.one(*group.fleet())
+    return current, as_json or group.as_json
 
 
 @app.command()
@@ -257,8 +376,90 @@ def rollback(
 
 
 @app.command()
+def preflight(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Check, changing nothing, that a deploy of --tag could start: Docker answers, the images
+    are there (a fleet's host pulls them if it can), room on the disk, nobody holds the lock.
+    With several hosts, every one of them at once."""
+    group: Group = ctx.obj
+    with _errors_to_exit():
+        fleet, selected = group.fleet()
+        if not fleet.tag:
+            raise ConfigError("no tag to check", hint="pass --tag TAG or set tag: in deploy.yml")
+        if len(selected) > 1:
+            rollout = Fleet(
+                selected,
+                fleet.tag,
+                canary=fleet.canary,
+                parallel=fleet.parallel,
+                on_failure=fleet.on_failure,
+                launch=child_launcher(group.child_args),
+                say=_say,
+            )
+            report = run_fleet(rollout, preflight_only=True)
+            if as_json or group.as_json:
+                typer.echo(json.dumps(report.preflight, indent=2))
+            if report.exit_code:
+                raise typer.Exit(report.exit_code)
+            return
+        current = group.one(fleet, selected)
+        assert current.tag is not None
+        found = Deployer(current, _say).check(current.tag)
+    if as_json or group.as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    _say(
+        f"ready: {found['running'] or 'nothing'} -> {found['to_image']} on {found['host']} "
+        f"({found['seconds']:.1f}s)"
+    )
+
+
+def _each_host(ctx: typer.Context, command: str, as_json: bool) -> bool:
+    """Run `command` on every selected host, when there are several: each host's own
+    process, its output under a heading; True when it did (and exits with the worst code)."""
+    group: Group = ctx.obj
+    with _errors_to_exit():
+        _, selected = group.fleet()
+    if len(selected) < 2:
+        return False
+    launch = child_launcher(group.child_args)
+    worst = 0
+    found: dict[str, object] = {}
+    for spec in selected:
+        lines: list[str] = []
+        child = launch(spec, [command, "--json"], lines.append)
+        worst = max(worst, child.returncode)
+        found[spec.name] = child.report or {"error": child.error}
+        if not as_json:
+            typer.echo(f"== {spec.name} ({spec.docker_host})")
+            typer.echo(_host_text(command, child.report, child.error))
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+    if worst:
+        raise typer.Exit(worst)
+    return True
+
+
+def _host_text(command: str, report: dict[str, object] | None, error: str | None) -> str:
+    if report is None:
+        return f"error: {error or 'no answer'}"
+    if command == "status":
+        running = report.get("running")
+        what = (
+            f"{running.get('image')} ({running.get('status')}, health "
+            f"{running.get('health') or 'n/a'})"
+            if isinstance(running, dict)
+            else "nothing"
+        )
+        return f"running:    {what}\nmigrations: {report.get('migrations')}"
+    return json.dumps(report, indent=2)
+
+
+@app.command()
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Running image, health, migration head and latest backups."""
+    """Running image, health, migration head and latest backups (of every host of the
+    fleet, one after the other; --host NAME for one)."""
+    if _each_host(ctx, "status", as_json or ctx.obj.as_json):
+        return
     current, as_json = _settings(ctx, as_json)
     with _errors_to_exit():
         found = stack_status(current)
@@ -286,7 +487,14 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 @app.command()
 def history(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Every deploy, rollback and restore, from the append-only record."""
+    """Every deploy, rollback and restore, from the append-only record (each host's, for a
+    fleet: kept on this machine, in the state folder's hosts/NAME/)."""
+    group: Group = ctx.obj
+    with _errors_to_exit():
+        fleet, selected = group.fleet()
+    if len(selected) > 1:
+        _fleet_history(fleet, selected, as_json or group.as_json)
+        return
     current, as_json = _settings(ctx, as_json)
     entries = records.read(current.state)
     if as_json:
@@ -296,13 +504,30 @@ def history(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         typer.echo(f"no deploys recorded in {records.history_path(current.state)}")
         return
     for r in entries:
-        took = (r.get("durations") or {}).get("total", 0.0)
-        backup = Path(r["backup"]).name if r.get("backup") else "-"
-        typer.echo(
-            f"{r.get('deploy_id')}  {r.get('started_at')}  {r.get('outcome'):<20} "
-            f"{r.get('from_image') or '-'} -> {r.get('to_image') or '-'}  "
-            f"{took:.1f}s  backup {backup}" + (f"  {r['strategy']}" if r.get("strategy") else "")
-        )
+        _history_line(r)
+
+
+def _fleet_history(fleet: Settings, selected: tuple[HostSpec, ...], as_json: bool) -> None:
+    found = {h.name: records.read(for_host(fleet, h).state) for h in selected}
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    for name, entries in found.items():
+        typer.echo(f"== {name}")
+        for r in entries:
+            _history_line(r)
+        if not entries:
+            typer.echo("no deploys recorded")
+
+
+def _history_line(r: dict[str, Any]) -> None:
+    took = (r.get("durations") or {}).get("total", 0.0)
+    backup = Path(r["backup"]).name if r.get("backup") else "-"
+    typer.echo(
+        f"{r.get('deploy_id')}  {r.get('started_at')}  {r.get('outcome'):<20} "
+        f"{r.get('from_image') or '-'} -> {r.get('to_image') or '-'}  "
+        f"{took:.1f}s  backup {backup}" + (f"  {r['strategy']}" if r.get("strategy") else "")
+    )
 
 
 @app.command()

@@ -84,7 +84,16 @@ def one_clear_error(proc: subprocess.CompletedProcess[str] | Ran, code: int, *ne
 
 
 def test_the_commands() -> None:
-    assert COMMANDS == ["backup", "history", "logs", "prune", "restore", "rollback", "status"]
+    assert COMMANDS == [
+        "backup",
+        "history",
+        "logs",
+        "preflight",
+        "prune",
+        "restore",
+        "rollback",
+        "status",
+    ]
     assert sorted(ALL) == sorted([*COMMANDS, "files"])  # files: deploy's own, for its helper
 
 
