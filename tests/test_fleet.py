@@ -21,7 +21,7 @@ from deploy.config import for_host, load_file, settings
 from deploy.endpoint import activate, environment
 from deploy.errors import ConfigError
 from deploy.fleet import Child, Fleet, State, groups, run_fleet
-from deploy.hosts import HostSpec, name_of, parse, select
+from deploy.hosts import HostSpec, name_of, select
 from deploy.lock import deploy_lock, lock_error
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,7 +212,7 @@ def test_host_flags_select_by_name_or_endpoint() -> None:
     assert [h.name for h in select(HOSTS, ["h3", "unix:///run/e1.sock"])] == ["h3", "h1"]
     ad_hoc = select(HOSTS, ["ssh://root@127.0.0.1:22221"])[0]
     assert ad_hoc == HostSpec("127.0.0.1-22221", "ssh://root@127.0.0.1:22221")
-    with pytest.raises(ConfigError, match="no such host in deploy.yml"):
+    with pytest.raises(ConfigError, match=r"no such host in deploy\.yml"):
         select(HOSTS, ["h9"])
     with pytest.raises(ConfigError, match="given twice"):
         select(HOSTS, ["h1", "h1"])
