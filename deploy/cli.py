@@ -309,9 +309,10 @@ def _fleet_deploy(group: Group, fleet: Settings, selected: tuple[HostSpec, ...])
 
 
 def _fleet_summary(report: FleetReport, as_json: bool) -> None:
+    """One line per host and the summary on stderr (with --json too: the report goes to
+    stdout)."""
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
-        return
     for run in report.hosts:
         _say(f"  {fleets.line(run)}")
     halted = f" (halted at {report.halted_at})" if report.halted_at else ""
@@ -432,6 +433,9 @@ def _each_host(ctx: typer.Context, command: str, as_json: bool) -> bool:
         if not as_json:
             typer.echo(f"== {spec.name} ({spec.docker_host})")
             typer.echo(_host_text(command, child.report, child.error))
+        if child.returncode != 0:
+            for text in lines[-8:]:
+                _say(f"[{spec.name}] {text}")
     if as_json:
         typer.echo(json.dumps(found, indent=2))
     if worst:

@@ -15,7 +15,7 @@ from docker.models.containers import Container
 from docker.models.images import Image
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from . import endpoint
+from . import endpoint, sshrelay
 from .errors import PreflightFailed
 
 
@@ -38,8 +38,9 @@ def connect(attempts: int = 4) -> docker.DockerClient:
                 return client
     except (DockerException, requests.exceptions.RequestException) as exc:
         where = endpoint.describe()
+        said = next((r.last_error for r in sshrelay.relays() if r.last_error), None)
         raise PreflightFailed(
-            f"Docker is not reachable ({where}): {_short(exc)}",
+            f"Docker is not reachable ({where}): {said or _short(exc)}",
             hint="start the engine (systemctl start docker) or check DOCKER_HOST"
             if where == "the local engine"
             else f"check that {where} answers: `docker info` with the same endpoint",
@@ -57,13 +58,13 @@ def _client() -> docker.DockerClient:
                 hint="`docker context ls` lists them; or give the host as ssh://, tcp:// or "
                 "unix://",
             )
-        return docker.DockerClient(
-            base_url=found.Host,
-            tls=found.TLSConfig or False,
-            timeout=30,
-            use_ssh_client=str(found.Host).startswith("ssh://"),
-        )
-    return docker.from_env(timeout=30, use_ssh_client=True)
+        if str(found.Host).startswith("ssh://"):
+            return docker.DockerClient(base_url=sshrelay.relay_for(str(found.Host)).url, timeout=30)
+        return docker.DockerClient(base_url=found.Host, tls=found.TLSConfig or False, timeout=30)
+    host = os.environ.get(endpoint.HOST_ENV, "")
+    if host.startswith("ssh://"):
+        return docker.DockerClient(base_url=sshrelay.relay_for(host).url, timeout=30)
+    return docker.from_env(timeout=30)
 
 
 # What the SDK raises when the engine does not answer (restarting, stopped, socket gone):

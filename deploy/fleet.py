@@ -91,6 +91,8 @@ class FleetReport:
         found: dict[str, int] = {}
         for run in self.hosts:
             key = run.outcome if run.state is State.FAILED and run.outcome else str(run.state)
+            if run.state is State.ROLLED_BACK:
+                key = "rolled-back-all"
             found[key] = found.get(key, 0) + 1
         return found
 
@@ -100,6 +102,7 @@ class FleetReport:
             "rolled-back": "rolled back",
             "not-started": "not started",
             "kept": "kept on the new release",
+            "rolled-back-all": "rolled back by rollback-all",
         }
         return ", ".join(f"{n} {words.get(k, k)}" for k, n in self.counts().items())
 
@@ -303,7 +306,7 @@ def child_launcher(base_args: Sequence[str]) -> Launch:
     process, its stderr lines handed to `say` as they come, its stdout read as JSON."""
 
     def launch(spec: HostSpec, command: Sequence[str], say: Say) -> Child:
-        argv = [sys.executable, "-m", "deploy", *base_args, "--host", spec.name, "--json"]
+        argv = [sys.executable, "-m", "deploy", *base_args, "--host", spec.flag, "--json"]
         proc = subprocess.Popen(
             [*argv, *command],
             stdout=subprocess.PIPE,

@@ -42,6 +42,12 @@ class HostSpec:
     name: str
     docker_host: str
     values: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    ad_hoc: bool = field(default=False, compare=False)  # given by --host, not in deploy.yml
+
+    @property
+    def flag(self) -> str:
+        """What `--host` names it by in a host's own process."""
+        return self.docker_host if self.ad_hoc else self.name
 
 
 def parse(raw: object, *, source: str, base: Path | None) -> tuple[HostSpec, ...]:
@@ -115,7 +121,7 @@ def select(configured: tuple[HostSpec, ...], wanted: list[str]) -> tuple[HostSpe
                     f"--host {item}: no such host in deploy.yml (hosts: {', '.join(by_name)})",
                     hint="give a configured name, or an ssh://, tcp:// or unix:// endpoint",
                 )
-            spec = HostSpec(name_of(item), item)
+            spec = HostSpec(name_of(item), item, ad_hoc=True)
         if spec.name in {c.name for c in chosen}:
             raise ConfigError(f"--host {item}: {spec.name} is given twice")
         chosen.append(spec)

@@ -74,21 +74,32 @@ def stack_status(settings: Settings) -> StackStatus:
     client = engine.connect()
     stack = resolve(settings, settings.tag)
     container = engine.service_container(client, stack.project, stack.service.name)
-    return status_of(stack, container, for_stack(settings, stack), settings.state)
+    folder = for_stack(settings, stack)
+    return status_of(stack, container, folder, settings.state, remote=folder.remote)
 
 
 def status_of(
-    stack: Stack, container: Container | None, folder: DataFolder, state_dir: Path
+    stack: Stack,
+    container: Container | None,
+    folder: DataFolder,
+    state_dir: Path,
+    *,
+    remote: bool = False,
 ) -> StackStatus:
-    """The status of a resolved stack whose container (or None) is known."""
+    """The status of a resolved stack whose container (or None) is known. On another host
+    (`remote`) the database is not read from here: only a running container is asked."""
     newest = folder.backups()[-NEWEST_BACKUPS:]
     deploys = records.read(state_dir)
+    if remote:
+        head = named_head(container) or "unknown (no running container of the app to ask)"
+    else:
+        head = named_head(container) or recorded_head(stack.db_path)
     return StackStatus(
         service=stack.service.name,
         project=stack.project,
         database=stack.db_path,
         running=running(container) if container is not None else None,
-        migrations=named_head(container) or recorded_head(stack.db_path),
+        migrations=head,
         backups=newest,
         last_deploy=deploys[-1] if deploys else None,
     )

@@ -9,8 +9,15 @@ set -euo pipefail
 source "$(dirname "$0")/bootstrap.sh"
 # shellcheck source=scripts/docker.sh
 source "$(dirname "$0")/docker.sh"
+# shellcheck source=scripts/engines.sh
+source "$(dirname "$0")/engines.sh"
 cd "$ROOT"
-trap stop_docker_engine EXIT
+stop_all() {
+  stop_fleet_sshd || true
+  stop_fleet_engines || true
+  stop_docker_engine
+}
+trap stop_all EXIT
 
 ensure_venv
 ensure_drizzle_harness
@@ -25,6 +32,9 @@ ensure_docker_cli_image # the host's docker CLI and Compose v2, for the image's 
 ensure_litedeploy_image # the bundle image, FROM the local base images, from the wheelhouse
 ensure_node_base_image
 ensure_proxy_image # nginx for the example stack (docker-compose.yml: proxy)
+ensure_fleet_engines 3 # three more engines for the fleet tests (tests/deploy/test_fleet.py)
+ensure_fleet_sshd      # one of them reached over ssh://
+export FLEET_ENGINES FLEET_SSH_ENDPOINTS FLEET_SSH_PATH
 
 say "ruff"
 ruff check .
@@ -37,19 +47,24 @@ if [ $# -gt 0 ]; then
   exit
 fi
 # The Docker tests mostly wait on containers and the others mostly compute, so on a small machine
-# they run side by side: two pytest processes, one per side of the `docker` marker. The
-# non-Docker side's report is printed when both are done; the exit code is 0 only when both
-# passed.
+# they run side by side: two pytest processes, one per side of the `docker` marker (the fleet's
+# Docker tests, on their own engines, follow the non-Docker ones on the second side). That
+# side's report is printed when both are done; the exit code is 0 only when both passed.
 other_log=$(mktemp -t litedeploy-pytest.XXXXXX.log)
-say "pytest -m 'not docker' (in the background; its report follows the Docker tests')"
-pytest -m "not docker" >"$other_log" 2>&1 &
+say "pytest -m 'not docker', then -m fleet (in the background; the report follows the Docker tests')"
+(
+  rc=0
+  pytest -m "not docker" || rc=$?
+  pytest -m fleet || rc=$?
+  exit "$rc"
+) >"$other_log" 2>&1 &
 other_pid=$!
-say "pytest -m docker"
+say "pytest -m 'docker and not fleet'"
 docker_rc=0
-pytest -m docker || docker_rc=$?
+pytest -m "docker and not fleet" || docker_rc=$?
 other_rc=0
 wait "$other_pid" || other_rc=$?
-say "pytest -m 'not docker' (exit $other_rc)"
+say "pytest -m 'not docker', then -m fleet (exit $other_rc)"
 cat "$other_log"
 rm -f "$other_log"
 if [ "$docker_rc" -ne 0 ] || [ "$other_rc" -ne 0 ]; then
