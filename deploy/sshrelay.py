@@ -91,11 +91,11 @@ class Relay:
         with contextlib.suppress(OSError):
             while data := os.read(stdout.fileno(), CHUNK):
                 conn.sendall(data)
+        said = stderr.read().decode(errors="replace").strip()
+        if proc.wait() != 0 and said:  # kept before the client sees the connection end
+            self.last_error = said.splitlines()[-1][:300]
         with contextlib.suppress(OSError):
             conn.shutdown(socket.SHUT_RDWR)
-        said = stderr.read().decode(errors="replace").strip()
-        if proc.wait() != 0 and said:
-            self.last_error = said.splitlines()[-1][:300]
         sender.join(timeout=5)
 
     def close(self) -> None:

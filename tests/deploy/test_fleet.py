@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -389,3 +390,67 @@ def test_rollback_all_brings_the_done_hosts_back_too(fleet: Fleet) -> None:
     assert h3.image() == "litedeploy-demo:v2"
     assert report["summary"] == {"rolled-back-all": 1, "rolled-back": 1, "not-started": 1}
     assert "fleet: 1 rolled back by rollback-all, 1 rolled back, 1 not started" in done.stderr
+
+
+def test_a_lock_left_by_a_dead_deploy_of_this_machine_is_taken_over(fleet: Fleet) -> None:
+    h1 = fleet.hosts[0]
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    labels = {
+        "deploy_id": "20261203T000000Z-dead01",
+        "pid": str(dead.pid),
+        "host": socket.gethostname(),
+        "target": "litedeploy-demo:v3",
+        "since": "1764720000",
+    }
+    argv = ["create", "--name", f"litedeploy-lock-{h1.project}"]
+    for key, value in labels.items():
+        argv += ["--label", f"{LOCK_LABEL}{key}={value}"]
+    on(h1.engine, *argv, "--entrypoint", "true", litedeploy_image())
+    done = fleet.deploy("--host", "h1", "--tag", "v3")
+    assert done.returncode == 0, said(done)
+    assert "the previous deploy 20261203T000000Z-dead01" in done.stderr
+    assert "taking over" in done.stderr
+    assert h1.locks() == []
+
+
+def test_compose_v1_deploys_a_fleet_too(
+    tmp_path_factory: pytest.TempPathFactory, fleet_images: dict[str, str]
+) -> None:
+    """Compose v1 (the Python docker-compose) on two hosts, one over ssh://."""
+    unix, ssh, ssh_path = engines()
+    root = tmp_path_factory.mktemp("fleet-v1")
+    compose = re.sub(r"\n\s*build: \.\n", "\n", DEMO_COMPOSE.read_text())
+    uid = uuid.uuid4().hex[:8]
+    hosts = []
+    for i, endpoint in ((0, unix[0]), (2, ssh[2])):
+        name = f"v1h{i + 1}"
+        folder = root / name
+        (folder / "data").mkdir(parents=True)
+        (folder / "docker-compose.yml").write_text(compose)
+        port = free_port()
+        (folder / "app.env").write_text(f"APP_PORT={port}\n")
+        hosts.append(Host(name, unix[i], endpoint, folder, f"ldfleet1-{uid}-{name}", port))
+    lines = ["hosts:"]
+    for h in hosts:
+        lines += [
+            f"  - name: {h.name}",
+            f"    docker_host: {h.endpoint}",
+            f"    compose_file: {h.name}/docker-compose.yml",
+            f"    env_file: {h.name}/app.env",
+            f"    project: {h.project}",
+        ]
+    (root / "deploy.yml").write_text("\n".join(lines) + "\n")
+    made = Fleet(root, hosts, ssh_path)
+    try:
+        for tag in ("v1", "v2"):
+            done = made.deploy("--compose", "v1", "--tag", tag, "--parallel", "2")
+            assert done.returncode == 0, said(done)
+        for h in hosts:
+            assert h.image() == "litedeploy-demo:v2"
+            assert "fleet_v2" in h.tables()
+            labels = (h.container() or {}).get("Config", {}).get("Labels", {})
+            assert labels.get("com.docker.compose.version", "").startswith("1.")
+    finally:
+        for h in hosts:
+            h.down()
