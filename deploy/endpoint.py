@@ -26,16 +26,35 @@ def environment(docker_host: str) -> dict[str, str]:
     return {HOST_ENV: docker_host} if is_endpoint(docker_host) else {CONTEXT_ENV: docker_host}
 
 
-def activate(docker_host: str, env: os._Environ[str] | dict[str, str] = os.environ) -> None:
+_active: list[str] = []  # the endpoint activate() was given, when it is not DOCKER_HOST's
+
+
+def activate(
+    docker_host: str,
+    env: os._Environ[str] | dict[str, str] = os.environ,
+    *,
+    relay: bool = True,
+) -> None:
     """Point this process (and every command it runs) at `docker_host`: a deploy to one host
-    of a fleet runs in its own process, so the whole process talks to that engine."""
+    of a fleet runs in its own process, so the whole process talks to that engine. An ssh://
+    endpoint goes through this process's relay (sshrelay.py): the SDK, Compose (v1 too) and
+    the docker CLI all share one ssh connection to the host."""
     for key in (HOST_ENV, CONTEXT_ENV):
         env.pop(key, None)
+    _active[:] = []
+    if relay and docker_host.startswith("ssh://"):
+        from .sshrelay import relay_for
+
+        env[HOST_ENV] = relay_for(docker_host).url
+        _active.append(docker_host)
+        return
     env.update(environment(docker_host))
 
 
 def describe(env: Mapping[str, str] = os.environ) -> str:
     """The engine this process talks to, for messages."""
+    if _active:
+        return _active[0]
     if env.get(HOST_ENV):
         return env[HOST_ENV]
     if env.get(CONTEXT_ENV):

@@ -190,7 +190,9 @@ class Fleet:
             )
             + f"; on failure: {self.report.on_failure}"
         )
+        started = time.monotonic()
         children = self._each(self.hosts, ["preflight"])
+        took = time.monotonic() - started
         failed = []
         for spec, child in zip(self.hosts, children, strict=True):
             self.report.preflight[spec.name] = child.report or {"error": child.error}
@@ -204,7 +206,7 @@ class Fleet:
             for s, c in failed:
                 self._run(s.name).error = f"preflight: {c.error or f'exit {c.returncode}'}"
             raise Stopped(f"preflight failed on {names}; no host was touched", child.returncode)
-        self.say(f"✓ preflight of {len(self.hosts)} hosts")
+        self.say(f"✓ preflight of {len(self.hosts)} hosts ({took:.1f}s)")
 
     def _rollout(self) -> None:
         done: list[HostSpec] = []

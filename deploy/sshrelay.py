@@ -12,8 +12,10 @@ ssh config, agent and known hosts. No password prompt (BatchMode): keys or an ag
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import socketserver
 import subprocess
@@ -25,32 +27,62 @@ from urllib.parse import urlsplit
 from .errors import ConfigError
 
 CHUNK = 65536
+PR_SET_PDEATHSIG = 1
 
 
 def ssh_argv(endpoint: str) -> list[str]:
     """`ssh ... HOST docker system dial-stdio` for an ssh://[user@]host[:port] endpoint."""
+    return [*ssh_base(endpoint), "docker", "system", "dial-stdio"]
+
+
+def ssh_base(endpoint: str, *options: str) -> list[str]:
+    """`ssh [OPTIONS] ... -- HOST` for an ssh://[user@]host[:port] endpoint."""
     parts = urlsplit(endpoint)
     if parts.scheme != "ssh" or not parts.hostname or parts.path not in ("", "/"):
         raise ConfigError(
             f"{endpoint}: not an ssh:// endpoint (ssh://[user@]host[:port])",
             hint="e.g. ssh://deploy@app.example.com or ssh://root@10.0.0.7:2222",
         )
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30"]
+    argv = ["ssh", *options, "-o", "BatchMode=yes", "-o", "ConnectTimeout=30"]
     if parts.username:
         argv += ["-l", parts.username]
     if parts.port:
         argv += ["-p", str(parts.port)]
-    return [*argv, "--", parts.hostname, "docker", "system", "dial-stdio"]
+    return [*argv, "--", parts.hostname]
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when deploy dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Relay:
-    """Listens on a 0700 folder's socket; each connection gets its own ssh process."""
+    """Listens on a 0700 folder's socket; each connection gets its own ssh process, all of
+    them multiplexed over one ssh connection (a master the relay starts, so the handshake is
+    paid once per host, not per Docker API connection)."""
 
     def __init__(self, endpoint: str) -> None:
-        self.argv = ssh_argv(endpoint)
         self.folder = Path(tempfile.mkdtemp(prefix="litedeploy-ssh-"))
         self.path = self.folder / "docker.sock"
+        control = str(self.folder / "master")
+        self.argv = [
+            *ssh_base(endpoint, "-o", f"ControlPath={control}", "-o", "ControlMaster=no"),
+            "docker",
+            "system",
+            "dial-stdio",
+        ]
         self.last_error = ""  # what the last ssh that failed said, for messages
+        # The master: no command, no terminal; a session's ssh falls back to a connection of
+        # its own while the master is not up (or could not start).
+        self.master = subprocess.Popen(
+            ssh_base(endpoint, "-M", "-N", "-o", f"ControlPath={control}"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # only prctl, before exec
+        )
         relay = self
 
         class Handler(socketserver.BaseRequestHandler):
@@ -99,6 +131,9 @@ class Relay:
         sender.join(timeout=5)
 
     def close(self) -> None:
+        self.master.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.master.wait(timeout=10)
         self.server.shutdown()
         self.server.server_close()
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -222,7 +222,7 @@ def test_host_flags_select_by_name_or_endpoint() -> None:
 
 def test_an_endpoint_or_a_context_points_the_process_at_the_engine() -> None:
     env = {"DOCKER_CONTEXT": "old", "PATH": "/bin"}
-    activate("ssh://deploy@h1", env)
+    activate("ssh://deploy@h1", env, relay=False)
     assert env == {"DOCKER_HOST": "ssh://deploy@h1", "PATH": "/bin"}
     activate("prod", env)
     assert env == {"DOCKER_CONTEXT": "prod", "PATH": "/bin"}

@@ -18,9 +18,11 @@ from deploy.sshrelay import Relay, ssh_argv
 
 # Echoes stdin back upper-cased, after recording its argv; or fails as ssh does.
 FAKE_SSH = f"""#!{sys.executable}
-import os, sys
+import os, signal, sys
 with open(os.environ["FAKE_SSH_LOG"], "a") as log:
     log.write(" ".join(sys.argv[1:]) + "\\n")
+if "-M" in sys.argv:  # the master: holds on until it is stopped
+    signal.pause()
 if os.environ.get("FAKE_SSH_FAIL"):
     sys.stderr.write("root@127.0.0.1: Permission denied (publickey).\\n")
     sys.exit(255)
@@ -89,11 +91,20 @@ def test_each_connection_is_its_own_ssh_and_bytes_go_both_ways(fake_ssh: Path) -
         big = os.urandom(300_000).hex().encode()  # more than one pipe buffer
         assert talk(relay, big) == big.upper()
         calls = fake_ssh.read_text().splitlines()
-        assert len(calls) == 2
-        assert calls[0].endswith("-l root -p 22221 -- 127.0.0.1 docker system dial-stdio")
+        sessions = [c for c in calls if c.endswith("docker system dial-stdio")]
+        assert len(sessions) == 2
+        assert sessions[0].endswith("-l root -p 22221 -- 127.0.0.1 docker system dial-stdio")
+        control = f"ControlPath={relay.folder / 'master'}"
+        assert f"-o {control} -o ControlMaster=no" in sessions[0]
+        masters = [c for c in calls if c.startswith("-M -N")]
+        assert masters == [
+            f"-M -N -o {control} -o BatchMode=yes -o ConnectTimeout=30 -l root "
+            "-p 22221 -- 127.0.0.1"
+        ]
     finally:
         relay.close()
     assert not relay.folder.exists()
+    assert relay.master.poll() is not None  # the master is stopped with the relay
 
 
 def test_what_ssh_said_when_it_failed_is_kept(
