@@ -44,6 +44,8 @@ Exit codes:
   1  a rollback or restore step failed (its message says which); in `deploy restore`,
      also a backup that is missing, damaged or could not be put back
   70 internal error (a bug: please report it with LITEDEPLOY_DEBUG=1 output)
+With several hosts (a fleet), the code of the host that halted the rollout (its
+preflight's or its deploy's), 6 when a rollback failed anywhere, 0 when all deployed.
 """
 
 app = typer.Typer(

@@ -248,8 +248,9 @@ class Fleet:
         if not done:
             return
         if self.report.on_failure != "rollback-all":
+            verb = "stays" if len(done) == 1 else "stay"
             self.say(
-                f"halted: {', '.join(h.name for h in done)} stay on the new release "
+                f"halted: {', '.join(h.name for h in done)} {verb} on the new release "
                 "(--on-failure rollback-all would roll them back)"
             )
             return

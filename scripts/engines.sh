@@ -41,13 +41,10 @@
 # So whoever restarts a fleet engine must do it through fleet_start_engine.
 #
 # Over ssh:// every client runs the `ssh` it finds on PATH, so tests put FLEET_SSH_PATH first
-# (its ssh uses the fleet key and skips host key checks, without touching ~/.ssh). The docker
-# CLI and Compose v2 need nothing else. Compose v1 (1.29) runs the ssh binary too (unless
-# COMPOSE_PARAMIKO_SSH=1), but its docker SDK imports paramiko for any ssh:// URL, hence
-# python3-paramiko below. The docker Python SDK (7.x) likewise: DockerClient(base_url=...,
-# use_ssh_client=True) or from_env(use_ssh_client=True) with paramiko importable; its default
-# (paramiko itself) reads only ~/.ssh and does not get in. Each new connection costs an ssh
-# handshake (about 0.3 s here).
+# (its ssh uses the fleet key and skips host key checks, without touching ~/.ssh). deploy itself
+# serves ssh:// through its own relay socket (deploy/sshrelay.py: the ssh binary, one multiplexed
+# connection per host), which its Docker SDK, Compose v1 and v2 and the docker CLI all use, so
+# nothing else is needed (Compose v1 on its own would need paramiko for ssh://).
 
 FLEET_RUN=/run/litedeploy-fleet
 FLEET_LIB=/var/lib/litedeploy-fleet
@@ -344,10 +341,8 @@ load_fleet_images() {
 
 fleet_install_openssh() {
   # openssh-server and -client, without letting the package start the machine's own sshd on
-  # port 22 (a policy-rc.d that forbids it, for the install only, unless one is there); and
-  # python3-paramiko, without which Compose v1 refuses ssh:// even though it runs the ssh
-  # binary (its docker SDK imports paramiko for any ssh:// transport).
-  if dpkg -s openssh-server openssh-client python3-paramiko >/dev/null 2>&1; then
+  # port 22 (a policy-rc.d that forbids it, for the install only, unless one is there).
+  if dpkg -s openssh-server openssh-client >/dev/null 2>&1; then
     return 0
   fi
   local policy=/usr/sbin/policy-rc.d made=""
@@ -356,7 +351,7 @@ fleet_install_openssh() {
     chmod 0755 "$policy"
     made=1
   fi
-  apt_install openssh-server openssh-client python3-paramiko || {
+  apt_install openssh-server openssh-client || {
     [ -z "$made" ] || rm -f "$policy"
     exit 1
   }

@@ -109,7 +109,7 @@ def test_a_failure_halts_hosts_not_started_are_never_touched() -> None:
     assert fleet.report.exit_code == 5
     assert fleet.report.halted_at == "h2"
     assert fleet.report.summary() == "1 deployed, 1 rolled back, 1 not started"
-    assert any("h1 stay on the new release" in line for line in said)
+    assert any("h1 stays on the new release" in line for line in said)
     assert ("h1", "rollback") not in fake.calls
 
 

@@ -359,7 +359,7 @@ def test_a_release_crashing_on_host_2_halts_there(fleet: Fleet) -> None:
         ("h3", "not-started", None),
     ]
     assert report["halted_at"] == "h2"
-    assert "h1 stay on the new release" in done.stderr
+    assert "h1 stays on the new release" in done.stderr
     assert h1.image() == "litedeploy-demo:v3" and "fleet_v3" in h1.tables()
     # Host 2: the previous image, and its database from before the migration.
     assert h2.image() == "litedeploy-demo:v2"
