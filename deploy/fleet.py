@@ -86,6 +86,7 @@ class FleetReport:
     halted_at: str | None = None
     exit_code: int = 0
     seconds: float = 0.0
+    preflight_seconds: float = 0.0  # of the whole step 1 (every host at once)
 
     def counts(self) -> dict[str, int]:
         found: dict[str, int] = {}
@@ -193,6 +194,7 @@ class Fleet:
         started = time.monotonic()
         children = self._each(self.hosts, ["preflight"])
         took = time.monotonic() - started
+        self.report.preflight_seconds = round(took, 1)
         failed = []
         for spec, child in zip(self.hosts, children, strict=True):
             self.report.preflight[spec.name] = child.report or {"error": child.error}

@@ -96,6 +96,7 @@ def test_a_good_release_preflights_all_then_canary_then_the_rest_at_once() -> No
     assert [h.state for h in fleet.report.hosts] == [State.DEPLOYED] * 3
     assert fleet.report.exit_code == 0
     assert fleet.report.summary() == "3 deployed"
+    assert 0.05 <= fleet.report.preflight_seconds < fleet.report.seconds
     assert any(line.startswith("h2  deployed     shop:v1 -> shop:v2  4.0s") for line in said)
 
 
