@@ -36,8 +36,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "deploy"))
 sys.path.insert(0, str(ROOT))
 
-from stack import DEMO_COMPOSE, build_demo_image, build_variant, free_port  # noqa: E402
-from test_fleet import TABLES, Fleet, Host, engines, load  # noqa: E402
+from stack import build_demo_image, build_variant  # noqa: E402
+from test_fleet import (  # noqa: E402
+    TABLES,
+    Fleet,
+    engines,
+    load,
+    new_host,
+    write_deploy_yml,
+)
 
 
 def ways(count: int) -> dict[str, list[str] | None]:
@@ -52,28 +59,13 @@ def make_fleet(root: Path, run: int, count: int = 3) -> Fleet:
     """`count` hosts over the three engines (round robin: with more than three, an engine
     holds several hosts, each its own project); those on engine 2 are reached over ssh://."""
     unix, ssh, ssh_path = engines()
-    compose = DEMO_COMPOSE.read_text().replace("\n    build: .\n", "\n")
     hosts = []
     for n in range(count):
         i = n % 3
         name = f"h{n + 1}"
-        folder = root / name
-        (folder / "data").mkdir(parents=True)
-        (folder / "docker-compose.yml").write_text(compose)
-        port = free_port()
-        (folder / "app.env").write_text(f"APP_PORT={port}\n")
         endpoint = ssh[i] if i == 1 else unix[i]
-        hosts.append(Host(name, unix[i], endpoint, folder, f"ldbench{run}-{name}", port))
-    lines = ["hosts:"]
-    for h in hosts:
-        lines += [
-            f"  - name: {h.name}",
-            f"    docker_host: {h.endpoint}",
-            f"    compose_file: {h.name}/docker-compose.yml",
-            f"    env_file: {h.name}/app.env",
-            f"    project: {h.project}",
-        ]
-    (root / "deploy.yml").write_text("\n".join(lines) + "\n")
+        hosts.append(new_host(root, name, unix[i], endpoint, f"ldbench{run}-{name}"))
+    write_deploy_yml(root, hosts)
     return Fleet(root, hosts, ssh_path)
 
 

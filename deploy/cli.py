@@ -291,11 +291,10 @@ def child_args(config: Path | None, flags: Mapping[str, object]) -> list[str]:
     return argv
 
 
-def _fleet_deploy(group: Group, fleet: Settings, selected: tuple[HostSpec, ...]) -> None:
-    """Deploy to several hosts: canary, batches, one line per host, a summary, the exit code
-    of the host that stopped the rollout."""
+def _rollout(group: Group, fleet: Settings, selected: tuple[HostSpec, ...]) -> Fleet:
+    """A rollout of the fleet's tag to the selected hosts, each by its own deploy process."""
     assert fleet.tag is not None
-    rollout = Fleet(
+    return Fleet(
         selected,
         fleet.tag,
         canary=fleet.canary,
@@ -304,7 +303,12 @@ def _fleet_deploy(group: Group, fleet: Settings, selected: tuple[HostSpec, ...])
         launch=child_launcher(group.child_args),
         say=_say,
     )
-    report = run_fleet(rollout)
+
+
+def _fleet_deploy(group: Group, fleet: Settings, selected: tuple[HostSpec, ...]) -> None:
+    """Deploy to several hosts: canary, batches, one line per host, a summary, the exit code
+    of the host that stopped the rollout."""
+    report = run_fleet(_rollout(group, fleet, selected))
     _fleet_summary(report, group.as_json)
     if report.exit_code:
         raise typer.Exit(report.exit_code)
@@ -389,16 +393,7 @@ def preflight(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         if not fleet.tag:
             raise ConfigError("no tag to check", hint="pass --tag TAG or set tag: in deploy.yml")
         if len(selected) > 1:
-            rollout = Fleet(
-                selected,
-                fleet.tag,
-                canary=fleet.canary,
-                parallel=fleet.parallel,
-                on_failure=fleet.on_failure,
-                launch=child_launcher(group.child_args),
-                say=_say,
-            )
-            report = run_fleet(rollout, preflight_only=True)
+            report = run_fleet(_rollout(group, fleet, selected), preflight_only=True)
             if as_json or group.as_json:
                 typer.echo(json.dumps(report.preflight, indent=2))
             if report.exit_code:

@@ -34,6 +34,13 @@ def _read(fd: int) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _held(fd: int, path: Path) -> LockHeld:
+    return LockHeld(
+        f"another deploy of this stack is running: {describe(_read(fd))}",
+        hint=f"wait for it to finish (lock file {path})",
+    )
+
+
 def describe(info: dict[str, Any]) -> str:
     age = time.time() - float(info.get("since", time.time()))
     return (
@@ -56,10 +63,7 @@ def deploy_lock(state_dir: Path, deploy_id: str, target: str) -> Iterator[Stale 
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LockHeld(
-                f"another deploy of this stack is running: {describe(_read(fd))}",
-                hint=f"wait for it to finish (lock file {path})",
-            ) from None
+            raise _held(fd, path) from None
         left = _read(fd)
         stale = None
         if left.get("pid"):
@@ -98,10 +102,7 @@ def lock_error(state_dir: Path) -> LockHeld | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        return LockHeld(
-            f"another deploy of this stack is running: {describe(_read(fd))}",
-            hint=f"wait for it to finish (lock file {path})",
-        )
+        return _held(fd, path)
     finally:
         os.close(fd)  # closing lets go of a lock taken here
     return None

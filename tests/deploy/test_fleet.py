@@ -175,6 +175,39 @@ class Host:
             on(self.engine, "rm", "-f", lock, check=False)
 
 
+def new_host(root: Path, name: str, engine: str, endpoint: str, project: str) -> Host:
+    """A host's own stack folder: the demo's compose file, ./data, an env file with its port."""
+    folder = root / name
+    (folder / "data").mkdir(parents=True)
+    compose = re.sub(r"\n\s*build: \.\n", "\n", DEMO_COMPOSE.read_text())
+    (folder / "docker-compose.yml").write_text(compose)
+    port = free_port()
+    (folder / "app.env").write_text(f"APP_PORT={port}\n")
+    return Host(name, engine, endpoint, folder, project, port)
+
+
+def hold_lock(host: Host, **labels: str) -> None:
+    """The host's lock, as a deploy described by `labels` would have left it."""
+    argv = ["create", "--name", f"litedeploy-lock-{host.project}"]
+    for key, value in labels.items():
+        argv += ["--label", f"{LOCK_LABEL}{key}={value}"]
+    on(host.engine, *argv, "--entrypoint", "true", litedeploy_image())
+
+
+def write_deploy_yml(root: Path, hosts: list[Host], *top: str) -> None:
+    """The fleet's deploy.yml: `top` lines, then each host with its stack folder's files."""
+    lines = [*top, "hosts:"]
+    for h in hosts:
+        lines += [
+            f"  - name: {h.name}",
+            f"    docker_host: {h.endpoint}",
+            f"    compose_file: {h.name}/docker-compose.yml",
+            f"    env_file: {h.name}/app.env",
+            f"    project: {h.project}",
+        ]
+    (root / "deploy.yml").write_text("\n".join(lines) + "\n")
+
+
 @dataclass
 class Fleet:
     dir: Path
@@ -222,19 +255,13 @@ def fleet(
 ) -> Iterator[Fleet]:
     unix, ssh, ssh_path = engines()
     root = tmp_path_factory.mktemp("fleet")
-    compose = re.sub(r"\n\s*build: \.\n", "\n", DEMO_COMPOSE.read_text())
     hosts = []
     uid = uuid.uuid4().hex[:8]
     for i in range(3):
         name = f"h{i + 1}"
-        folder = root / name
-        (folder / "data").mkdir(parents=True)
-        (folder / "docker-compose.yml").write_text(compose)
-        port = free_port()
-        (folder / "app.env").write_text(f"APP_PORT={port}\n")
         # Host 2 is reached over ssh://; the others over their sockets.
         endpoint = ssh[i] if i == 1 else unix[i]
-        hosts.append(Host(name, unix[i], endpoint, folder, f"ldfleet-{uid}-{name}", port))
+        hosts.append(new_host(root, name, unix[i], endpoint, f"ldfleet-{uid}-{name}"))
         # What each engine must have: litedeploy's image (it handles the files there) and the
         # releases; host 2's v3 and v4 are the crashing builds, under the same tags.
         refs = {litedeploy_image(): litedeploy_image()}
@@ -244,16 +271,7 @@ def fleet(
                 f"{release}-crash" if crash else release
             ]
         load(unix[i], refs)
-    lines = ["health_timeout: 60", "hosts:"]
-    for h in hosts:
-        lines += [
-            f"  - name: {h.name}",
-            f"    docker_host: {h.endpoint}",
-            f"    compose_file: {h.name}/docker-compose.yml",
-            f"    env_file: {h.name}/app.env",
-            f"    project: {h.project}",
-        ]
-    (root / "deploy.yml").write_text("\n".join(lines) + "\n")
+    write_deploy_yml(root, hosts, "health_timeout: 60")
     made = Fleet(root, hosts, ssh_path)
     try:
         yield made
@@ -300,17 +318,14 @@ def test_an_unreachable_host_at_preflight_touches_nothing(fleet: Fleet) -> None:
 def test_a_lock_held_on_one_host_touches_nothing(fleet: Fleet) -> None:
     before = fleet.state()
     h2 = fleet.hosts[1]
-    labels = {
-        "deploy_id": "20261203T000000Z-abcdef",
-        "pid": "4242",
-        "host": "another-operators-laptop",
-        "target": "litedeploy-demo:v9",
-        "since": "1764720000",
-    }
-    argv = ["create", "--name", f"litedeploy-lock-{h2.project}"]
-    for key, value in labels.items():
-        argv += ["--label", f"{LOCK_LABEL}{key}={value}"]
-    on(h2.engine, *argv, "--entrypoint", "true", litedeploy_image())
+    hold_lock(
+        h2,
+        deploy_id="20261203T000000Z-abcdef",
+        pid="4242",
+        host="another-operators-laptop",
+        target="litedeploy-demo:v9",
+        since="1764720000",
+    )
     try:
         done = fleet.deploy("--tag", "v2")
         assert done.returncode == 7, said(done)
@@ -396,17 +411,14 @@ def test_a_lock_left_by_a_dead_deploy_of_this_machine_is_taken_over(fleet: Fleet
     h1 = fleet.hosts[0]
     dead = subprocess.Popen(["true"])
     dead.wait()
-    labels = {
-        "deploy_id": "20261203T000000Z-dead01",
-        "pid": str(dead.pid),
-        "host": socket.gethostname(),
-        "target": "litedeploy-demo:v3",
-        "since": "1764720000",
-    }
-    argv = ["create", "--name", f"litedeploy-lock-{h1.project}"]
-    for key, value in labels.items():
-        argv += ["--label", f"{LOCK_LABEL}{key}={value}"]
-    on(h1.engine, *argv, "--entrypoint", "true", litedeploy_image())
+    hold_lock(
+        h1,
+        deploy_id="20261203T000000Z-dead01",
+        pid=str(dead.pid),
+        host=socket.gethostname(),
+        target="litedeploy-demo:v3",
+        since="1764720000",
+    )
     done = fleet.deploy("--host", "h1", "--tag", "v3")
     assert done.returncode == 0, said(done)
     assert "the previous deploy 20261203T000000Z-dead01" in done.stderr
@@ -420,27 +432,12 @@ def test_compose_v1_deploys_a_fleet_too(
     """Compose v1 (the Python docker-compose) on two hosts, one over ssh://."""
     unix, ssh, ssh_path = engines()
     root = tmp_path_factory.mktemp("fleet-v1")
-    compose = re.sub(r"\n\s*build: \.\n", "\n", DEMO_COMPOSE.read_text())
     uid = uuid.uuid4().hex[:8]
     hosts = []
     for i, endpoint in ((0, unix[0]), (2, ssh[2])):
         name = f"v1h{i + 1}"
-        folder = root / name
-        (folder / "data").mkdir(parents=True)
-        (folder / "docker-compose.yml").write_text(compose)
-        port = free_port()
-        (folder / "app.env").write_text(f"APP_PORT={port}\n")
-        hosts.append(Host(name, unix[i], endpoint, folder, f"ldfleet1-{uid}-{name}", port))
-    lines = ["hosts:"]
-    for h in hosts:
-        lines += [
-            f"  - name: {h.name}",
-            f"    docker_host: {h.endpoint}",
-            f"    compose_file: {h.name}/docker-compose.yml",
-            f"    env_file: {h.name}/app.env",
-            f"    project: {h.project}",
-        ]
-    (root / "deploy.yml").write_text("\n".join(lines) + "\n")
+        hosts.append(new_host(root, name, unix[i], endpoint, f"ldfleet1-{uid}-{name}"))
+    write_deploy_yml(root, hosts)
     made = Fleet(root, hosts, ssh_path)
     try:
         for tag in ("v1", "v2"):
