@@ -186,12 +186,12 @@ def new_host(root: Path, name: str, engine: str, endpoint: str, project: str) ->
     return Host(name, engine, endpoint, folder, project, port)
 
 
-def hold_lock(host: Host, **labels: str) -> None:
+def hold_lock(owner: Host, /, **labels: str) -> None:
     """The host's lock, as a deploy described by `labels` would have left it."""
-    argv = ["create", "--name", f"litedeploy-lock-{host.project}"]
+    argv = ["create", "--name", f"litedeploy-lock-{owner.project}"]
     for key, value in labels.items():
         argv += ["--label", f"{LOCK_LABEL}{key}={value}"]
-    on(host.engine, *argv, "--entrypoint", "true", litedeploy_image())
+    on(owner.engine, *argv, "--entrypoint", "true", litedeploy_image())
 
 
 def write_deploy_yml(root: Path, hosts: list[Host], *top: str) -> None:
