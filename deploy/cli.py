@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -655,8 +656,8 @@ def main() -> None:
     try:
         app()
     except Exception as exc:  # the last line of defence: one line, never a traceback
-        if os.environ.get("LITEDEPLOY_DEBUG"):
-            raise
+        if os.environ.get("LITEDEPLOY_DEBUG"):  # the traceback, and still the documented code
+            traceback.print_exc()
         _say(
             f"internal error: {type(exc).__name__}: {exc} (set LITEDEPLOY_DEBUG=1 for a traceback)"
         )

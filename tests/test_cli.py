@@ -167,3 +167,31 @@ def test_the_default_migrations_folder_is_drizzle_kits(tmp_path: Path, cli: Cli)
     proc = run_cli("run", "--db", old / "app.db", cwd=old)
     assert proc.returncode == 0, proc.stderr
     assert "migrations drizzle/migrations (sql, 1)" in proc.stderr
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_internal_error_exits_70_with_a_traceback_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], debug: bool
+) -> None:
+    """A bug is exit 70 (documented) whether or not LITEDEPLOY_DEBUG asks for its traceback;
+    it was exit 1 with the variable set (Python's own uncaught-exception code)."""
+    from deploy import cli as deploy_cli
+
+    entrypoint_main = importlib.import_module("entrypoint.cli.main")
+
+    def bug(*_: object, **__: object) -> int:
+        raise RuntimeError("a planted bug")
+
+    if debug:
+        monkeypatch.setenv("LITEDEPLOY_DEBUG", "1")
+    else:
+        monkeypatch.delenv("LITEDEPLOY_DEBUG", raising=False)
+    monkeypatch.setattr(entrypoint_main, "_dispatch", bug)
+    monkeypatch.setattr(deploy_cli, "app", bug)
+    for main in (entrypoint_main.main, deploy_cli.main):
+        with pytest.raises(SystemExit) as leave:
+            main()
+        assert leave.value.code == 70
+        err = capsys.readouterr().err
+        assert "internal error: RuntimeError: a planted bug" in err
+        assert ("Traceback (most recent call last)" in err) == debug

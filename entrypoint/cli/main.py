@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 
 from ..base import signals
 from ..base.errors import Stopped
@@ -75,8 +76,8 @@ def main() -> None:
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if (signum := signals.received()) is not None:  # e.g. a statement the stop aborted
             sys.exit(_stopped_to_exit(Stopped(signum)))
-        if os.environ.get("LITEDEPLOY_DEBUG"):
-            raise
+        if os.environ.get("LITEDEPLOY_DEBUG"):  # the traceback, and still the documented code
+            traceback.print_exc()
         log.error(
             "internal error: %s: %s (set LITEDEPLOY_DEBUG=1 for a traceback)",
             type(exc).__name__,
