@@ -294,19 +294,29 @@ def test_a_rebuild_keeps_indexes_views_and_triggers(tmp_path: Path, cli: Cli) ->
 
 
 def test_a_failing_statement_rolls_the_whole_push_back(tmp_path: Path, cli: Cli) -> None:
-    db = make_db(tmp_path / "app.db", SCHEMA_V1 + "INSERT INTO items VALUES (1, 'a', '-3');")
+    """A statement that fails inside the transaction (here a STRICT table refusing a value
+    the accepted type change could not convert, which no count foresees) undoes it all."""
+    db = make_db(tmp_path / "app.db", SCHEMA_V1 + "INSERT INTO items VALUES (1, 'a', 'many');")
     schema = tmp_path / "schema.sql"
-    schema.write_text(
-        SCHEMA_V1.replace("qty text", "qty text CHECK (qty > 0)")
-        + "CREATE TABLE more (id integer PRIMARY KEY);"
-    )
+    strict = SCHEMA_V1.replace("qty text);", "qty integer) STRICT;")
+    schema.write_text(strict + "CREATE TABLE more (id integer PRIMARY KEY);")
     before = dump(db)
-    proc = push(cli, db, schema)
-    assert_one_clear_error(proc, 6, "rebuild table items", "CHECK constraint failed", "rolled back")
+    proc = push(cli, db, schema, "--accept-data-loss")
+    assert_one_clear_error(proc, 6, "rebuild table items", "cannot store TEXT value", "rolled back")
     assert dump(db) == before  # not even the new table `more`
 
 
-def test_foreign_keys_that_do_not_hold_roll_back(tmp_path: Path, cli: Cli) -> None:
+def test_rows_a_new_check_would_refuse_are_refused_before_writing(tmp_path: Path, cli: Cli) -> None:
+    db = make_db(tmp_path / "app.db", SCHEMA_V1 + "INSERT INTO items VALUES (1, 'a', '-3');")
+    schema = tmp_path / "schema.sql"
+    schema.write_text(SCHEMA_V1.replace("qty text", "qty text CHECK (qty > 0)"))
+    before = dump(db)
+    for proc in (push(cli, db, schema), push(cli, db, schema, "--dry-run")):
+        assert_one_clear_error(proc, 15, "items: 1 row(s) fail the new CHECK(qty > 0)")
+    assert dump(db) == before
+
+
+def test_foreign_keys_that_do_not_hold_are_refused_before_writing(tmp_path: Path, cli: Cli) -> None:
     db = make_db(
         tmp_path / "app.db",
         "CREATE TABLE p (id integer PRIMARY KEY);CREATE TABLE c (id integer PRIMARY KEY, p_id int);"
@@ -318,6 +328,25 @@ def test_foreign_keys_that_do_not_hold_roll_back(tmp_path: Path, cli: Cli) -> No
         "CREATE TABLE c (id integer PRIMARY KEY, p_id int REFERENCES p(id));"
     )
     before = dump(db)
+    for proc in (push(cli, db, schema), push(cli, db, schema, "--dry-run")):
+        assert_one_clear_error(proc, 15, "c(p_id) -> p(id): 1 row(s) would reference no parent")
+    assert dump(db) == before
+
+
+def test_foreign_keys_that_do_not_hold_roll_back(tmp_path: Path, cli: Cli) -> None:
+    """The check before COMMIT, where the plan cannot count: the parent's key is new."""
+    db = make_db(
+        tmp_path / "app.db",
+        "CREATE TABLE p (id integer PRIMARY KEY);"
+        "CREATE TABLE c (id integer PRIMARY KEY, p_code text);"
+        "INSERT INTO c VALUES (1, 'x');",
+    )
+    schema = tmp_path / "schema.sql"
+    schema.write_text(
+        "CREATE TABLE p (id integer PRIMARY KEY, code text UNIQUE);"
+        "CREATE TABLE c (id integer PRIMARY KEY, p_code text REFERENCES p(code));"
+    )
+    before = dump(db)
     proc = push(cli, db, schema)
     assert_one_clear_error(proc, 6, "foreign key check failed", "c rowid 1 -> p")
     assert dump(db) == before
@@ -327,13 +356,22 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, cli: Cli) ->
     db = migrated("journal", 2, tmp_path / "db")
     raw = db.read_bytes()
     proc = push(cli, db, snapshot("journal", 3), "--dry-run", "--", "false")
-    assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "-- rebuild table products: price: TEXT -> INTEGER" in out
     assert 'INSERT INTO "__litedeploy_new_products"' in out
     assert "LOSS: products.price: 1 value(s) do not convert" in out
     assert "left alone (push never drops them): __drizzle_migrations" in out
-    assert "dry run: nothing was written; needs --accept-data-loss" in out
+    # the dry run answers as the real push would: exit 15, the same words
+    refusal = "push refused: 1 change(s) would lose data; first: products.price: 1 value(s)"
+    assert f"dry run: nothing was written; the push would be refused (exit 15): {refusal}" in out
+    assert_one_clear_error(proc, 15, refusal)
+    real = push(cli, db, snapshot("journal", 3), "--", "false")
+    assert_one_clear_error(real, 15, refusal)
+    assert db.read_bytes() == raw
+    accepted = push(cli, db, snapshot("journal", 3), "--dry-run", "--accept-data-loss")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "the push would apply, losing the data above (accepted)" in accepted.stdout
+    assert "needs --accept-data-loss" not in accepted.stdout + accepted.stderr
     assert db.read_bytes() == raw
     fresh = tmp_path / "none" / "app.db"
     fresh.parent.mkdir()
@@ -391,7 +429,10 @@ def test_virtual_tables_and_their_shadow_tables_are_left_alone(tmp_path: Path, c
     proc = push(cli, db, schema)  # notes_fts is not declared: still never dropped
     assert proc.returncode == 0, proc.stderr
     assert query(db, "SELECT rowid FROM notes_fts WHERE notes_fts MATCH 'hello'") == [(1,)]
-    assert "notes_fts" in proc.stderr and "never drops them" in proc.stderr
+    assert (
+        "not in the declared schema, left alone: virtual table notes_fts (and its 4 shadow "
+        "table(s))" in proc.stderr
+    )
 
     fresh = tmp_path / "fresh.db"
     schema.write_text(FTS)
@@ -435,3 +476,24 @@ def test_a_named_loss_is_acknowledged_like_in_migrate_mode(
     proc = push(cli, db, snapshot("journal", step), "--allow", allow)
     assert proc.returncode == 0, proc.stderr
     assert "push: data loss acknowledged by --allow" in proc.stderr
+
+
+def test_references_to_a_table_the_push_creates_are_refused_before_writing(
+    tmp_path: Path, cli: Cli
+) -> None:
+    """The new parent is empty: every reference in the rows would be broken."""
+    db = make_db(
+        tmp_path / "app.db",
+        "CREATE TABLE c (id integer PRIMARY KEY, g_id int);INSERT INTO c VALUES (1, 3), (2, NULL);",
+    )
+    schema = tmp_path / "schema.sql"
+    schema.write_text(
+        "CREATE TABLE g (id integer PRIMARY KEY);"
+        "CREATE TABLE c (id integer PRIMARY KEY, g_id int REFERENCES g(id));"
+    )
+    before = dump(db)
+    proc = push(cli, db, schema)
+    assert_one_clear_error(proc, 15, "c(g_id) -> g(id): 1 row(s) would reference no parent")
+    assert dump(db) == before
+    make_db(tmp_path / "empty.db", "CREATE TABLE c (id integer PRIMARY KEY, g_id int);")
+    assert push(cli, tmp_path / "empty.db", schema).returncode == 0

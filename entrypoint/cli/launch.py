@@ -114,6 +114,8 @@ def launch(request: RunRequest) -> None:
         pushed = push_schema(options, push)
         if push.dry_run:
             print(push_text(pushed), flush=True)
+            if pushed.refusal is not None:  # exit as the real push would: 15, same words
+                raise pushed.refusal
             return
     elif push.dry_run:
         raise UsageError(
@@ -158,13 +160,15 @@ def push_text(pushed: Pushed) -> str:
         lines.append(f"  {label}: {risk.message}")
     if plan.ignored:
         lines += ["", f"left alone (push never drops them): {', '.join(plan.ignored)}"]
-    blocked = [r for r in risks if not r.fits]
-    verdict = (
-        "refused: cannot be done without deleting rows"
-        if blocked
-        else "needs --accept-data-loss"
-        if risks
-        else "would apply cleanly"
-    )
+    if plan.uncovered:
+        lines += ["", f"not in the declared schema, left alone: {', '.join(plan.uncovered)}"]
+    for warning in [*pushed.declared.warnings, *plan.warnings]:
+        lines += ["", f"warning: {warning}"]
+    if pushed.refusal is not None:
+        verdict = "the push would be refused (exit 15): " + pushed.refusal.message
+    elif risks:
+        verdict = "the push would apply, losing the data above (accepted)"
+    else:
+        verdict = "the push would apply cleanly"
     lines += ["", f"dry run: nothing was written; {verdict}"]
     return "\n".join(lines)

@@ -35,6 +35,29 @@ def latest_snapshot(source: Source) -> Path | None:
     return None
 
 
+def newest_snapshot(source: Source) -> tuple[Path, int] | None:
+    """The newest snapshot drizzle-kit wrote for the folder and the position (in
+    `source.migrations`) of the migration it was written with, which may be older than the
+    newest migration (a migration written by hand, without a snapshot); None when there is none.
+    """
+    if source.format is Format.DRIZZLE_JOURNAL:
+        path = latest_snapshot(source)
+        if path is None:
+            return None
+        match = _SNAPSHOT_NAME.match(path.name)
+        number = int(match.group(1)) if match else 0
+        for position, migration in enumerate(source.migrations):
+            if (lead := re.match(r"\d+", migration.name)) and int(lead.group()) == number:
+                return path, position
+        return path, min(number, len(source.migrations) - 1)
+    if source.format is Format.DRIZZLE_FOLDERS:
+        for position in reversed(range(len(source.migrations))):
+            path = source.migrations[position].path.parent / "snapshot.json"
+            if path.is_file():
+                return path, position
+    return None
+
+
 def read_snapshot(path: Path, text: str | None = None) -> tuple[str, dict[str, Any]]:
     """A drizzle-kit SQLite snapshot's version and its JSON; SourceError for anything else."""
     try:

@@ -10,6 +10,7 @@ pragma / transaction control), not a full SQL parser: whatever it does not recog
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -618,6 +619,22 @@ def column_default(definition: str) -> str | None:
     return None
 
 
+def generated_expression(definition: str) -> str | None:
+    """The expression of a generated column (`text AS (upper(name)) STORED` -> `(upper(name))`)."""
+    toks = tokens(definition)
+    depth = 0
+    for i, t in enumerate(toks):
+        depth += {"(": 1, ")": -1}.get(t.text, 0)
+        if depth == 0 and t.upper == "AS" and i + 1 < len(toks) and toks[i + 1].text == "(":
+            inner = 0
+            for j in range(i + 1, len(toks)):
+                inner += {"(": 1, ")": -1}.get(toks[j].text, 0)
+                if inner == 0:
+                    return definition[toks[i + 1].start : toks[j].end]
+            return None
+    return None
+
+
 # --------------------------------------------------------------------------------------
 # Inside SELECTs: table references, column references, equalities
 
@@ -939,6 +956,18 @@ def column_definitions(create_sql: str) -> dict[str, str]:
         if first and first[0].is_name and first[0].upper not in _CONSTRAINTS:
             out[first[0].name.lower()] = part
     return out
+
+
+def requalify(sql: str, old: str, new: str) -> str:
+    """`old.column` written as `new.column` (a CHECK drizzle-kit 0.31 writes as
+    `"guests"."email"`, inside a table created under another name to be renamed back)."""
+    toks = tokens(sql)
+    out, last = [], 0
+    for t, nxt in itertools.pairwise(toks):
+        if t.is_name and t.name.lower() == old.lower() and nxt.text == ".":
+            out += [sql[last : t.start], quote(new)]
+            last = t.end
+    return "".join(out) + sql[last:]
 
 
 def rename_created_table(create_sql: str, name: str) -> str:

@@ -49,6 +49,8 @@ class Pushed:
     applied: bool
     backup: Backup | None = None
     report: CheckReport | None = None
+    # a dry run's answer: the error the real push would stop with (exit 15), None if it applies
+    refusal: FindingsBlock | None = None
 
 
 def push(options: Options, push_options: PushOptions) -> Pushed:
@@ -62,6 +64,8 @@ def push(options: Options, push_options: PushOptions) -> Pushed:
         )
     declared = _declared(options, push_options)
     log.info("push: declared schema %s (%s)", declared.path, declared.kind)
+    for warning in declared.warnings:
+        log.warning("push: warning: %s", warning)
     if push_options.dry_run:
         return _dry_run(options, push_options, declared)
     with session(options) as run:
@@ -88,6 +92,7 @@ def _plan(
             parse_renames(push_options.renames),
             history_tables=_history_tables(options),
             sync_triggers=declared.kind == "schema.sql",
+            undeclared=declared.undeclared,
         )
 
 
@@ -100,7 +105,8 @@ def _dry_run(options: Options, push_options: PushOptions, declared: Declared) ->
         with contextlib.closing(sqlite3.connect(":memory:")) as conn:
             plan = _plan(conn, options, push_options, declared)
     _log(plan)
-    return Pushed(declared, plan, applied=False)
+    refusal = refusal_of(plan, push_options, options) if plan.changes else None
+    return Pushed(declared, plan, applied=False, refusal=refusal)
 
 
 def _push(run: Session, push_options: PushOptions, declared: Declared) -> Pushed:
@@ -132,14 +138,21 @@ def _push(run: Session, push_options: PushOptions, declared: Declared) -> Pushed
 
 
 def _guard(plan: PushPlan, push_options: PushOptions, options: Options) -> None:
-    """Refuse what cannot fit without deleting rows; refuse data loss unless accepted.
+    """Stop with `refusal_of`'s error, if there is one."""
+    if (refusal := refusal_of(plan, push_options, options)) is not None:
+        raise refusal
+
+
+def refusal_of(plan: PushPlan, push_options: PushOptions, options: Options) -> FindingsBlock | None:
+    """What cannot fit without deleting rows, and data loss nobody accepted: the error push
+    stops with (the dry run's answer too); None when the plan may be applied.
 
     A loss is accepted one by one by the operator's --allow (the same vocabulary as
     migrate mode: --allow lost-values=users.name), or wholesale by --accept-data-loss.
     """
     impossible = [r for r in plan.risks if not r.fits]
     if impossible:
-        raise FindingsBlock(
+        return FindingsBlock(
             f"push refused: {len(impossible)} change(s) cannot be made without deleting rows, "
             f"which push never does; first: {impossible[0].message}",
             hint="fix the data first (deduplicate, fill the NULLs, give the column a default), "
@@ -151,7 +164,7 @@ def _guard(plan: PushPlan, push_options: PushOptions, options: Options) -> None:
             log.warning("push: data loss acknowledged by %s: %s", why, risk.message)
     losing = [r for r in plan.risks if acks.covers(r.kind, r.object) is None]
     if losing and not push_options.accept_data_loss:
-        raise FindingsBlock(
+        return FindingsBlock(
             f"push refused: {len(losing)} change(s) would lose data; first: {losing[0].message}; "
             "the database was not touched",
             hint="if losing it is intended, acknowledge each loss (--allow "
@@ -160,6 +173,7 @@ def _guard(plan: PushPlan, push_options: PushOptions, options: Options) -> None:
         )
     for risk in losing:
         log.warning("push: data loss accepted (--accept-data-loss): %s", risk.message)
+    return None
 
 
 def _apply(
@@ -234,8 +248,10 @@ def _verify(
 
 
 def _log(plan: PushPlan) -> None:
-    if plan.ignored:
-        log.info("push: leaves alone %s (push never drops them)", ", ".join(plan.ignored))
+    if plan.uncovered:
+        log.info("push: not in the declared schema, left alone: %s", ", ".join(plan.uncovered))
+    for warning in plan.warnings:
+        log.warning("push: warning: %s", warning)
     for change in plan.changes:
         log.info("push: %s", change.summary)
         for risk in change.risks:

@@ -9,14 +9,16 @@ as the live one, and SQLite itself rejects a declaration that does not parse.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..base.errors import SourceError
-from ..engine.snapshots import latest_snapshot, read_snapshot
+from ..engine.snapshots import newest_snapshot, read_snapshot
 from ..engine.sources import Source
+from ..engine.sqltext import CreateObject, DropObject, DropTable, classify
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,11 @@ class Declared:
     path: Path
     kind: str  # "drizzle snapshot v6", "schema.sql", ...
     statements: list[str]
+    # what the operator should know about this declaration (said in the log and the dry run)
+    warnings: tuple[str, ...] = ()
+    # (kind, name) of views, triggers and virtual tables the migrations create and the
+    # snapshot does not declare (drizzle-kit records none of a migration's hand-written SQL)
+    undeclared: tuple[tuple[str, str], ...] = ()
 
     def load(self) -> sqlite3.Connection:
         """An in-memory database holding exactly the declared schema."""
@@ -35,24 +42,67 @@ class Declared:
                 conn.execute(sql)
             except sqlite3.Error as exc:
                 conn.close()
+                hint = (
+                    "fix the schema file"
+                    if self.kind == "schema.sql"
+                    else "if drizzle-kit's own migration SQL for this snapshot runs, this is a "
+                    "litedeploy bug: please report it with the snapshot; meanwhile pass --schema "
+                    "with a schema.sql holding that SQL"
+                )
                 raise SourceError(
                     f"{self.path}: the declared schema does not load into SQLite: {exc} "
                     f"[{' '.join(sql.split())[:80]}]",
-                    hint="fix the schema file (or regenerate the snapshot with drizzle-kit)",
+                    hint=hint,
                 ) from exc
         return conn
 
 
 def from_source(source: Source) -> Declared:
-    """The newest snapshot drizzle-kit wrote in the migrations folder."""
-    snapshot = latest_snapshot(source)
-    if snapshot is None:
+    """The newest snapshot drizzle-kit wrote in the migrations folder, with a warning when
+    migrations newer than it exist, or when the migrations create objects it lacks."""
+    found = newest_snapshot(source)
+    if found is None:
         raise SourceError(
             f"push mode needs a declared schema and {source.folder} has no drizzle-kit snapshot "
             f"({source.format})",
             hint="pass --schema FILE (a drizzle-kit snapshot.json or a schema.sql)",
         )
-    return from_file(snapshot)
+    snapshot, position = found
+    declared = from_file(snapshot)
+    warnings = []
+    after = [m.name for m in source.migrations[position + 1 :]]
+    if after:
+        shown = ", ".join(after[:3]) + (f" ... {after[-1]}" if len(after) > 3 else "")
+        warnings.append(
+            f"the newest snapshot ({snapshot.relative_to(source.folder)}) is older than the "
+            f"newest migration: it was written with {source.migrations[position].name}, and "
+            f"{len(after)} migration(s) after it have none ({shown}); push targets the schema "
+            "as that snapshot has it and undoes what those migrations changed: regenerate the "
+            "snapshot (drizzle-kit generate), or pass --schema"
+        )
+    with contextlib.closing(declared.load()) as conn:
+        have = {str(n).lower() for (n,) in conn.execute("SELECT name FROM sqlite_master")}
+    lacking = tuple((kind, name) for kind, name in _made_by(source) if name.lower() not in have)
+    return Declared(declared.path, declared.kind, declared.statements, tuple(warnings), lacking)
+
+
+def _made_by(source: Source) -> list[tuple[str, str]]:
+    """(kind, name) of the views, triggers and virtual tables the migrations leave created
+    (a trigger goes with its table's DROP TABLE)."""
+    made: dict[str, CreateObject] = {}
+    for migration in source.migrations:
+        for statement in migration.statements:
+            op = classify(statement.code)
+            if isinstance(op, CreateObject):
+                made[op.name.lower()] = op
+            elif isinstance(op, DropObject):
+                made.pop(op.name.lower(), None)
+            elif isinstance(op, DropTable):
+                gone = op.table.lower()
+                made = {
+                    k: v for k, v in made.items() if k != gone and (v.table or "").lower() != gone
+                }
+    return [(op.kind, op.name) for op in made.values()]
 
 
 def from_file(path: Path) -> Declared:
@@ -134,6 +184,9 @@ def _column(col: dict[str, Any], *, primary_key: bool, unique: bool = False) -> 
 
 def _from_tables(data: dict[str, Any]) -> list[str]:
     statements: list[str] = []
+    # 0.x lists an index's columns as strings; an expression (`lower("email")`) is told
+    # apart only in the snapshot's `internal` section: {index: {columns: {text: {isExpression}}}}
+    internal = (data.get("internal") or {}).get("indexes") or {}
     for name, spec in data["tables"].items():
         lines = []
         for col in spec["columns"].values():
@@ -155,9 +208,12 @@ def _from_tables(data: dict[str, Any]) -> list[str]:
         for index in (spec.get("indexes") or {}).values():
             unique = "UNIQUE " if index.get("isUnique") else ""
             where = f" WHERE {index['where']}" if index.get("where") else ""
+            marks = (internal.get(index["name"]) or {}).get("columns") or {}
+            listed = ",".join(
+                c if (marks.get(c) or {}).get("isExpression") else q(c) for c in index["columns"]
+            )
             statements.append(
-                f"CREATE {unique}INDEX {q(index['name'])} ON {q(name)} "
-                f"({_names(index['columns'])}){where};"
+                f"CREATE {unique}INDEX {q(index['name'])} ON {q(name)} ({listed}){where};"
             )
     for name, view in (data.get("views") or {}).items():
         if not view.get("isExisting") and view.get("definition"):

@@ -32,13 +32,15 @@ from dataclasses import dataclass, field
 from ..base.errors import UsageError
 from ..base.ident import quote as q
 from ..engine.sqltext import (
-    CreateIndex,
     check_clauses,
-    classify,
+    column_default,
     column_definitions,
+    generated_expression,
     rename_created_table,
+    requalify,
 )
 from ..safety.schema import ForeignKey, Schema, Table, affinity, read_schema, unconvertible
+from .future import Column, duplicate_groups, index_key, projection, rows_where
 
 IGNORED_PREFIXES = ("sqlite_", "_litestream_", "libsql_", "_cf_")
 REBUILD_PREFIX = "__litedeploy_new_"
@@ -119,7 +121,11 @@ class PushPlan:
     """The changes in the order they run, and the live tables push leaves alone."""
 
     changes: list[Change]
-    ignored: list[str]
+    ignored: list[str]  # internal tables (history, sqlite_*, ...) push never touches
+    # what the plan could not work out before writing (a count that failed): said, not refused
+    warnings: list[str] = field(default_factory=list)
+    # objects of the live database the declared schema does not cover, left as they are
+    uncovered: list[str] = field(default_factory=list)
 
     @property
     def risks(self) -> list[Risk]:
@@ -171,9 +177,17 @@ def plan_push(
     *,
     history_tables: Iterable[str],
     sync_triggers: bool,
+    undeclared: Iterable[tuple[str, str]] = (),
 ) -> PushPlan:
-    """The changes from `live` to `declared`. Only reads both."""
-    return _Planner(live, declared, renames, list(history_tables), sync_triggers).plan()
+    """The changes from `live` to `declared`. Only reads both.
+
+    `sync_triggers`: the declared schema is complete (a schema.sql): views and triggers it
+    lacks are dropped. Otherwise (a drizzle-kit snapshot, which records no triggers and only
+    the views drizzle declares) those of the live database are left alone and listed.
+    `undeclared`: (kind, name) of objects the migrations create and the declaration lacks.
+    """
+    planner = _Planner(live, declared, renames, list(history_tables), sync_triggers)
+    return planner.plan(list(undeclared))
 
 
 class _Planner:
@@ -192,7 +206,9 @@ class _Planner:
         self.live_tables = {
             k: v for k, v in tables.items() if not ignored(v.name, history) and k not in special
         }
-        self.kept = sorted(v.name for k, v in tables.items() if k not in self.live_tables)
+        self.kept = sorted(
+            v.name for k, v in tables.items() if k not in self.live_tables and k not in special
+        )
         shadows = _virtual_and_shadow(declared) - set(_virtual_tables(declared))
         self.want_tables = {
             k: v for k, v in _objects(declared, "table").items() if k not in shadows
@@ -201,7 +217,10 @@ class _Planner:
         self.live_schema: Schema = read_schema(live, history)
         self.want_schema: Schema = read_schema(declared)
         self.table_renames, self.column_renames = self._check_renames(renames)
-        self.changes: list[Change] = []
+        # live tables renamed to another declared name: their own name, if still declared,
+        # is a new table (`--rename incident=status_report` with a new `incident`)
+        self.renamed_away = {v.lower() for v in self.table_renames.values()}
+        self.warnings: list[str] = []
 
     # --- renames -------------------------------------------------------------------------------
 
@@ -216,9 +235,18 @@ class _Planner:
                     raise UsageError(f"--rename {r}: the database has no table {r.old}")
                 if r.new.lower() not in self.want_tables:
                     raise UsageError(f"--rename {r}: the declared schema has no table {r.new}")
-                if r.old.lower() in self.want_tables:
-                    raise UsageError(f"--rename {r}: {r.old} is still declared; not a rename")
+                if r.new.lower() in tables:
+                    raise UsageError(f"--rename {r}: {r.new} is already renamed from another table")
                 tables[r.new.lower()] = self.live_tables[r.old.lower()].name
+        away = {v.lower() for v in tables.values()}
+        for new in tables:
+            if new in self.live_tables and new not in away:
+                raise UsageError(
+                    f"--rename {tables[new]}={self.want_tables[new].name}: the database already "
+                    f"has a table {self.live_tables[new].name}",
+                    hint=f"rename that one too (--rename {self.live_tables[new].name}=NEW), or "
+                    "drop it with a migration first",
+                )
         for r in renames:
             if not r.column:
                 continue
@@ -226,17 +254,32 @@ class _Planner:
             if want is None:
                 raise UsageError(f"--rename {r}: the declared schema has no table {r.table}")
             live_name = tables.get(r.table.lower(), r.table)
+            if r.table.lower() not in tables and (
+                r.table.lower() not in self.live_tables or r.table.lower() in away
+            ):
+                raise UsageError(
+                    f"--rename {r}: the database has no table {r.table} (the declared one is new)"
+                )
             live_cols = {c.lower(): c for c in self._live_table(live_name).columns}
             want_cols = {c.lower(): c for c in self.want_schema[want.name].columns}
             if r.old.lower() not in live_cols:
                 raise UsageError(f"--rename {r}: {live_name} has no column {r.old}")
             if r.new.lower() not in want_cols:
                 raise UsageError(f"--rename {r}: the declared {want.name} has no column {r.new}")
-            if r.old.lower() in want_cols:
-                raise UsageError(f"--rename {r}: {r.old} is still declared; not a rename")
-            columns.setdefault(want.name.lower(), {})[want_cols[r.new.lower()]] = live_cols[
-                r.old.lower()
-            ]
+            renames_of = columns.setdefault(want.name.lower(), {})
+            if want_cols[r.new.lower()] in renames_of:
+                raise UsageError(f"--rename {r}: {r.new} is already renamed from another column")
+            renames_of[want_cols[r.new.lower()]] = live_cols[r.old.lower()]
+        for table, renames_of in columns.items():
+            live_name = tables.get(table, table)
+            gone = {old.lower() for old in renames_of.values()}
+            for new in renames_of:
+                if new.lower() in {c.lower() for c in self._live_table(live_name).columns} - gone:
+                    raise UsageError(
+                        f"--rename {self.want_tables[table].name}.{renames_of[new]}={new}: "
+                        f"{live_name} already has a column {new}",
+                        hint=f"rename that one too ({self.want_tables[table].name}.{new}=OTHER)",
+                    )
         return tables, columns
 
     def _live_table(self, name: str) -> Table:
@@ -247,9 +290,10 @@ class _Planner:
 
     # --- the plan ------------------------------------------------------------------------------
 
-    def plan(self) -> PushPlan:
+    def plan(self, undeclared: list[tuple[str, str]]) -> PushPlan:
         creates, alters, fresh, drops = [], [], set(), []
         matched: set[str] = set()
+        renames = self._table_renames()
         for key, want in self.want_tables.items():
             if want.sql.upper().lstrip().startswith("CREATE VIRTUAL"):
                 if key not in self.special:  # created when missing, otherwise left alone
@@ -257,23 +301,12 @@ class _Planner:
                         Change("create table", want.name, "virtual", [_statement(want.sql)])
                     )
                 continue
-            live_name = self.table_renames.get(key) or (
-                self.live_tables[key].name if key in self.live_tables else None
-            )
+            live_name = self._live_name(key)
             if live_name is None:
                 creates.append(Change("create table", want.name, "", [_statement(want.sql)]))
                 fresh.add(key)  # every declared index of it is created below
                 continue
             matched.add(live_name.lower())
-            if key in self.table_renames:
-                alters.append(
-                    Change(
-                        "rename table",
-                        f"{live_name} -> {want.name}",
-                        "",
-                        [f"ALTER TABLE {q(live_name)} RENAME TO {q(want.name)};"],
-                    )
-                )
             change = self._table(want, live_name)
             if change is not None:
                 alters.append(change)
@@ -304,13 +337,72 @@ class _Planner:
         changes = [
             *views_before,
             *index_drops,
+            *renames,  # before the creates: a new table may take a renamed one's old name
             *creates,
             *alters,
             *drops,
             *index_creates,
             *views_after,
         ]
-        return PushPlan(changes, self.kept)
+        return PushPlan(changes, self.kept, self.warnings, self._uncovered(undeclared))
+
+    def _uncovered(self, undeclared: list[tuple[str, str]]) -> list[str]:
+        """What push leaves alone that the declaration does not cover; a warning for what
+        the migrations create and the live database lacks (push does not create it)."""
+        virtual = [n for n in _virtual_tables(self.live) if n not in self.want_tables]
+        names = {n.lower(): str(n) for (n,) in self.live.execute("SELECT name FROM sqlite_master")}
+        shadows = sorted(self.special - set(_virtual_tables(self.live)))
+        out = [
+            f"virtual table {names[n]}"
+            + (f" (and its {len(own)} shadow table(s))" if (own := _shadows(n, shadows)) else "")
+            for n in virtual
+        ]
+        if not self.sync_triggers:
+            for kind in ("view", "trigger"):
+                out += [f"{kind} {o.name}" for o in self._kept(kind).values()]
+        missing = [f"{kind} {name}" for kind, name in undeclared if name.lower() not in names]
+        if missing:
+            self.warnings.append(
+                f"the migrations create {', '.join(missing)}, which the declared schema does "
+                "not have (drizzle-kit's snapshot records no hand-written SQL): push does not "
+                "create them; migrate mode runs them, or pass --schema with a schema.sql that "
+                "declares them"
+            )
+        return out
+
+    def _kept(self, kind: str) -> dict[str, _Object]:
+        """Views and triggers of the live database a snapshot does not declare, that push
+        keeps (recreated around a rebuild): triggers only while their table stays."""
+        declared = _objects(self.declared, kind)
+        return {
+            k: v
+            for k, v in _objects(self.live, kind).items()
+            if k not in declared and (kind == "view" or v.table.lower() in self._surviving_tables())
+        }
+
+    def _live_name(self, key: str) -> str | None:
+        """The live table a declared one (folded name) is made from; None: it is new."""
+        if key in self.table_renames:
+            return self.table_renames[key]
+        if key in self.live_tables and key not in self.renamed_away:
+            return self.live_tables[key].name
+        return None
+
+    def _table_renames(self) -> list[Change]:
+        """ALTER TABLE ... RENAME for each `--rename old=new`; every one through a temporary
+        name first when one's new name is another one's old name (a chain or a swap)."""
+        pairs = [(old, self.want_tables[new].name) for new, old in self.table_renames.items()]
+
+        def rename(old: str, new: str, to: str, detail: str = "") -> Change:
+            sql = f"ALTER TABLE {q(old)} RENAME TO {q(to)};"
+            return Change("rename table", f"{old} -> {new}", detail, [sql])
+
+        if not {new.lower() for _, new in pairs} & self.renamed_away:
+            return [rename(old, new, new) for old, new in pairs]
+        temp = {new: f"{REBUILD_PREFIX}{new}" for _, new in pairs}
+        return [rename(old, new, temp[new], "through a temporary name") for old, new in pairs] + [
+            rename(temp[new], new, new) for _, new in pairs
+        ]
 
     def _table(self, want: _Object, live_name: str) -> Change | None:
         """Rename, add or rebuild: what this table needs (None: nothing)."""
@@ -364,7 +456,7 @@ class _Planner:
     def _rebuild(
         self, want: _Object, live_name: str, target: Table, renamed: Table, mapping: dict[str, str]
     ) -> Change:
-        live_cols = {c.lower(): c for c in self._live_table(live_name).columns}
+        live_cols = self._sources(live_name, mapping)
         # the live columns (after the renames) by their names folded, as SQLite matches them:
         # a column declared as Name is the live name, only spelt differently
         kept = {c.lower(): col for c, col in renamed.columns.items()}
@@ -458,11 +550,10 @@ class _Planner:
         if pk and pk != tuple(c for c, col in renamed.columns.items() if col.primary_key):
             keys.append(pk)
         for key in keys:
-            sources = [mapping.get(c) or live_cols.get(c.lower()) for c in key]
-            if any(s is None for s in sources):
-                continue
-            dupes = _duplicates(self.live, live_name, [s for s in sources if s])
             notes.append(f"UNIQUE ({', '.join(key)})")
+            dupes = self._duplicates(
+                want.name, live_name, [q(c) for c in key], None, f"{want.name}({', '.join(key)})"
+            )
             if dupes:
                 risks.append(
                     Risk(
@@ -476,11 +567,28 @@ class _Planner:
                 )
         if target.foreign_keys != renamed.foreign_keys:
             notes.append("foreign keys")
-        if checks_of(want.sql) != checks_of(self.live_tables[live_name.lower()].sql):
+            risks += self._orphans(want.name, live_name, target, renamed)
+        live_checks = checks_of(self.live_tables[live_name.lower()].sql)
+        if checks_of(want.sql) != live_checks:
             notes.append("CHECK")
+            for clause in check_clauses(want.sql):
+                if normal_sql(clause) in live_checks:
+                    continue
+                text = " ".join(clause.split())
+                failing = self._count(want.name, live_name, f"NOT ({clause})", f"CHECK({text})")
+                if failing:
+                    risks.append(
+                        Risk(
+                            "check-fails",
+                            f"{want.name}: CHECK({text})",
+                            failing,
+                            f"{want.name}: {failing} row(s) fail the new CHECK({text})",
+                            fits=False,
+                        )
+                    )
         notes.extend(_diff_columns(target, renamed))
         temp = f"{REBUILD_PREFIX}{want.name}"
-        create = rename_created_table(want.sql, temp)
+        create = requalify(rename_created_table(want.sql, temp), want.name, temp)
         copy = (
             f"INSERT INTO {q(temp)} ({', '.join(copy_to)}) "  # noqa: S608
             f"SELECT {', '.join(copy_from)} FROM {q(want.name)};"  # renamed already, if it was
@@ -512,10 +620,9 @@ class _Planner:
             for k, v in _objects(self.live, "index").items()
             if not ignored(v.table, self.history)
         }
-        declared_for = {
-            k: self.table_renames.get(k) or k for k in self.want_tables
-        }  # declared table -> live table name (lower)
-        live_table_of = {v.lower(): k for k, v in declared_for.items()}
+        live_table_of = {  # live table (folded) -> the declared table it becomes (folded)
+            name.lower(): k for k in self.want_tables if (name := self._live_name(k)) is not None
+        }
         drops, creates = [], []
         for key, index in have.items():
             table = live_table_of.get(index.table.lower())
@@ -527,7 +634,9 @@ class _Planner:
                 )
                 and table == want[key].table.lower()
             )
-            gone_with_table = table is None or table in fresh
+            # DROP TABLE takes the indexes of a dropped table, and of a rebuilt one those it
+            # recreates; one the rebuild would lose silently is dropped where the plan shows it
+            gone_with_table = table is None or (table in fresh and key in want)
             if not same and not gone_with_table:
                 drops.append(Change("drop index", index.name, "", [f"DROP INDEX {q(index.name)};"]))
         for key, index in want.items():
@@ -544,37 +653,127 @@ class _Planner:
             change = Change(
                 "create index", index.name, f"on {index.table}", [_statement(index.sql)]
             )
-            live_name = self.table_renames.get(table) or (
-                self.live_tables[table].name if table in self.live_tables else None
-            )
+            live_name = self._live_name(table)
             if live_name is not None and re.search(r"\bUNIQUE\b", index.sql, re.IGNORECASE):
-                columns = [
-                    str(r[2])
-                    for r in self.declared.execute(
-                        "SELECT * FROM pragma_index_info(?)", (index.name,)
-                    )
-                    if r[2] is not None
-                ]
-                mapping = self.column_renames.get(table, {})
-                live_cols = {c.lower(): c for c in self._live_table(live_name).columns}
-                sources = [mapping.get(c) or live_cols.get(c.lower()) for c in columns]
-                if columns and all(sources):
-                    dupes = _duplicates(
-                        self.live, live_name, [s for s in sources if s], _where(index.sql)
-                    )
-                    if dupes:
-                        change.risks.append(
-                            Risk(
-                                "unique-over-duplicates",
-                                f"{index.table}({', '.join(columns)})",
-                                dupes,
-                                f"unique index {index.name} over {dupes} group(s) of "
-                                "duplicated values",
-                                fits=False,
-                            )
+                terms, where = index_key(index.sql)
+                label = f"{index.table}({', '.join(terms)})"
+                dupes = self._duplicates(index.table, live_name, terms, where, label)
+                if dupes:
+                    change.risks.append(
+                        Risk(
+                            "unique-over-duplicates",
+                            label,
+                            dupes,
+                            f"unique index {index.name} over {dupes} group(s) of "
+                            "duplicated values" + (f" (where {where})" if where else ""),
+                            fits=False,
                         )
+                    )
             creates.append(change)
         return drops, creates
+
+    def _sources(self, live_name: str, mapping: dict[str, str]) -> dict[str, str]:
+        """A declared column's name (folded) -> the live column its values come from: the
+        same name, or the old one of a rename (whose own name, when declared again, is new)."""
+        gone = {old.lower() for old in mapping.values()}
+        sources = {
+            c.lower(): c for c in self._live_table(live_name).columns if c.lower() not in gone
+        }
+        sources.update({new.lower(): old for new, old in mapping.items()})
+        return sources
+
+    def _future(self, table: str, live_name: str) -> str:
+        """The declared table's rows as the push will leave them (`future.projection`)."""
+        want = self.want_tables[table.lower()]
+        target = self.want_schema[want.name]
+        definitions = column_definitions(want.sql)
+        sources = self._sources(live_name, self.column_renames.get(want.name.lower(), {}))
+        columns = []
+        for name, col in target.columns.items():
+            definition = definitions.get(name.lower(), "")
+            if (expr := generated_expression(definition)) is not None:
+                columns.append(Column(name, expr, generated=True))
+                continue
+            default = column_default(definition)
+            source = sources.get(name.lower())
+            if source is None:
+                expr = f"({default})" if default is not None else "NULL"
+            elif default is not None and col.not_null:
+                expr = f"coalesce({q(source)}, ({default}))"
+            else:
+                expr = q(source)
+            columns.append(Column(name, expr))
+        return projection(want.name, live_name, columns)
+
+    def _duplicates(
+        self, table: str, live_name: str, terms: list[str], where: str | None, key: str
+    ) -> int:
+        """Groups of duplicates a new key over `terms` would meet in the table's future rows;
+        0, with a warning, when they cannot be counted (the push then fails on them, if any,
+        and rolls back)."""
+        name = self.want_tables[table.lower()].name
+        try:
+            return duplicate_groups(self.live, self._future(name, live_name), name, terms, where)
+        except sqlite3.Error as exc:
+            self.warnings.append(
+                f"could not count the duplicates {key} would meet ({exc}); if there are any, "
+                "the push fails on them and is rolled back"
+            )
+            return 0
+
+    def _orphans(self, name: str, live_name: str, target: Table, renamed: Table) -> list[Risk]:
+        """New foreign keys the rows would break (the push's check before COMMIT would fail):
+        counted where the parent is a live table with the referenced columns, or new (and
+        so empty: every reference is broken)."""
+
+        def shape(fk: ForeignKey) -> tuple[object, ...]:
+            return (fk.columns, fk.table_to.lower(), fk.columns_to)
+
+        had = {shape(fk) for fk in renamed.foreign_keys}
+        risks = []
+        for fk in sorted(target.foreign_keys, key=str):
+            if shape(fk) in had or fk.table_to.lower() not in self.want_tables:
+                continue
+            parent = self._live_name(fk.table_to.lower())
+            parent_table = self.want_schema[self.want_tables[fk.table_to.lower()].name]
+            to = fk.columns_to or tuple(
+                c for c, col in parent_table.columns.items() if col.primary_key
+            )
+            condition = " AND ".join(f"{q(c)} IS NOT NULL" for c in fk.columns)
+            if parent is not None:
+                renames = self.column_renames.get(fk.table_to.lower(), {})
+                sources = self._sources(parent, renames)
+                if len(to) != len(fk.columns) or any(c.lower() not in sources for c in to):
+                    continue
+                match = " AND ".join(
+                    f"p.{q(sources[t.lower()])} = {q(name)}.{q(c)}"
+                    for c, t in zip(fk.columns, to, strict=True)
+                )
+                condition += f" AND NOT EXISTS (SELECT 1 FROM main.{q(parent)} AS p WHERE {match})"  # noqa: S608
+            label = f"{name}({', '.join(fk.columns)}) -> {fk.table_to}({', '.join(to)})"
+            if orphans := self._count(name, live_name, condition, label):
+                risks.append(
+                    Risk(
+                        "foreign-key-orphans",
+                        label,
+                        orphans,
+                        f"{label}: {orphans} row(s) would reference no parent",
+                        fits=False,
+                    )
+                )
+        return risks
+
+    def _count(self, table: str, live_name: str, condition: str, what: str) -> int:
+        """The table's future rows matching `condition`; 0, with a warning, when they cannot
+        be counted (the push then fails on them, if any, and rolls back)."""
+        try:
+            return rows_where(self.live, self._future(table, live_name), table, condition)
+        except sqlite3.Error as exc:
+            self.warnings.append(
+                f"could not count the rows {what} would refuse ({exc}); if there are any, the "
+                "push fails on them and is rolled back"
+            )
+            return 0
 
     def _views_and_triggers(self, structural: bool) -> tuple[list[Change], list[Change]]:
         """Views (and triggers of a schema.sql) synced; all dropped and recreated around a
@@ -583,11 +782,9 @@ class _Planner:
         after: list[Change] = []
         for kind in ("view", "trigger"):
             have = _objects(self.live, kind)
-            want = (
-                _objects(self.declared, kind)
-                if kind == "view" or self.sync_triggers
-                else {k: v for k, v in have.items() if v.table.lower() in self._surviving_tables()}
-            )
+            want = _objects(self.declared, kind)
+            if not self.sync_triggers:
+                want.update(self._kept(kind))
             for key, obj in have.items():
                 if (
                     structural
@@ -618,6 +815,11 @@ def _virtual_and_shadow(conn: sqlite3.Connection) -> set[str]:
         )
         if kind in ("virtual", "shadow")
     }
+
+
+def _shadows(virtual: str, shadows: list[str]) -> list[str]:
+    """The shadow tables of a virtual table (FTS5's `<name>_data`, `<name>_idx`, ...)."""
+    return [s for s in shadows if s.startswith(f"{virtual}_")]
 
 
 def _virtual_tables(conn: sqlite3.Connection) -> list[str]:
@@ -699,11 +901,6 @@ def _generated(conn: sqlite3.Connection, table: str, *, stored_only: bool = Fals
     }
 
 
-def _where(sql: str) -> str | None:
-    op = classify(sql)
-    return op.where if isinstance(op, CreateIndex) else None
-
-
 def _renamed_index_sql(sql: str, mapping: dict[str, str]) -> str:
     """An index's SQL with the live column names replaced by their declared new names."""
     for new, old in mapping.items():
@@ -722,21 +919,6 @@ def _sequence(conn: sqlite3.Connection, table: str) -> int | None:
 
 def _count(conn: sqlite3.Connection, sql: str) -> int:
     return int(conn.execute(sql).fetchone()[0])
-
-
-def _duplicates(
-    conn: sqlite3.Connection, table: str, columns: list[str], where: str | None = None
-) -> int:
-    """Groups of rows sharing a value of the columns (NULLs never collide)."""
-    key = ", ".join(q(c) for c in columns)
-    tests = " AND ".join(f"{q(c)} IS NOT NULL" for c in columns)
-    if where:
-        tests += f" AND ({where})"
-    return _count(
-        conn,
-        f"SELECT count(*) FROM (SELECT 1 FROM {q(table)} WHERE {tests} "  # noqa: S608
-        f"GROUP BY {key} HAVING count(*) > 1)",
-    )
 
 
 def _values(conn: sqlite3.Connection, table: str, column: str) -> list[object]:
