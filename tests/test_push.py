@@ -497,3 +497,19 @@ def test_references_to_a_table_the_push_creates_are_refused_before_writing(
     assert dump(db) == before
     make_db(tmp_path / "empty.db", "CREATE TABLE c (id integer PRIMARY KEY, g_id int);")
     assert push(cli, tmp_path / "empty.db", schema).returncode == 0
+
+
+def test_a_rename_push_was_not_told_about_is_named_in_the_hint(tmp_path: Path, cli: Cli) -> None:
+    """drizzle-kit was told products.name became title; push, not told, cannot fill the new
+    NOT NULL title, and its hint says which --rename would."""
+    db = migrated("journal", 3, tmp_path / "db")
+    raw = db.read_bytes()
+    proc = push(cli, db, snapshot("journal", 4))
+    assert_one_clear_error(proc, 15, "adds products.title NOT NULL without a default")
+    assert (
+        "hint: if products.title is products.name renamed, say so: --rename products.name=title"
+        in proc.stderr
+    )
+    assert db.read_bytes() == raw
+    told = push(cli, db, snapshot("journal", 4), "--rename", "products.name=title")
+    assert told.returncode == 0, told.stderr

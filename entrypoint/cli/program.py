@@ -33,7 +33,8 @@ Exit codes:
   15   blocked before anything was written: rows or values the rehearsal saw vanish
        that nobody acknowledged, transaction control that would commit half a
        migration, a finding with --no-rehearse, or a push losing data without
-       --accept-data-loss (or that only deleting rows could fit)
+       --accept-data-loss (or that only deleting rows could fit); a push's --dry-run
+       exits 15 where the push would
   126  the app command is not executable (no exec bit, no #! line, missing interpreter)
   127  the app command was not found
   129  stopped by SIGHUP before the app was started

@@ -197,7 +197,8 @@ def run(
         typer.Option(
             "--dry-run",
             help="Push mode: print the plan (changes, SQL, data at risk) and stop; nothing is "
-            "written and the app is not started.",
+            "written and the app is not started. Exits as the push would: 0, or 15 with its "
+            "refusal.",
         ),
     ] = False,
     rehearsal: Annotated[

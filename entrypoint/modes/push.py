@@ -20,7 +20,7 @@ from ..engine import history
 from ..engine.apply import violations, write_transaction
 from ..engine.sources import load_source
 from ..pushplan.declared import Declared, from_file, from_source
-from ..pushplan.planner import PushPlan, ignored, parse_renames, plan_push
+from ..pushplan.planner import PushPlan, Risk, ignored, parse_renames, plan_push
 from ..safety.checks import CheckReport, check_database, row_counts
 from ..safety.drift import differences
 from ..safety.loss import Acknowledgements, canonical
@@ -155,7 +155,8 @@ def refusal_of(plan: PushPlan, push_options: PushOptions, options: Options) -> F
         return FindingsBlock(
             f"push refused: {len(impossible)} change(s) cannot be made without deleting rows, "
             f"which push never does; first: {impossible[0].message}",
-            hint="fix the data first (deduplicate, fill the NULLs, give the column a default), "
+            hint=_rename_hint(plan, impossible)
+            or "fix the data first (deduplicate, fill the NULLs, give the column a default), "
             "or write a migration that says what to do with those rows",
         )
     acks = Acknowledgements.gather([], options.allow)
@@ -173,6 +174,31 @@ def refusal_of(plan: PushPlan, push_options: PushOptions, options: Options) -> F
         )
     for risk in losing:
         log.warning("push: data loss accepted (--accept-data-loss): %s", risk.message)
+    return None
+
+
+def _rename_hint(plan: PushPlan, impossible: list[Risk]) -> str | None:
+    """A new NOT NULL column push cannot fill, in a table losing a column with values: most
+    likely a rename drizzle-kit was told about and push was not."""
+    dropped: dict[str, list[str]] = {}
+    for risk in plan.risks:
+        if risk.kind == "drop-column":
+            table, _, column = risk.object.rpartition(".")
+            dropped.setdefault(table.lower(), []).append(column)
+
+    def plain(name: str) -> str:  # userId, user_id and USER_ID alike
+        return name.replace("_", "").lower()
+
+    for risk in impossible:
+        table, _, column = risk.object.rpartition(".")
+        if risk.kind == "add-not-null-without-default" and table.lower() in dropped:
+            candidates = dropped[table.lower()]
+            old = next((c for c in candidates if plain(c) == plain(column)), candidates[0])
+            return (
+                f"if {table}.{column} is {table}.{old} renamed, say so: --rename "
+                f"{table}.{old}={column} (push never guesses a rename); otherwise give it a "
+                "default, or write a migration that fills it"
+            )
     return None
 
 
