@@ -220,7 +220,9 @@ def _apply(
                     raise MigrationFailed(
                         f"push: {change.summary}: {exc} [{' '.join(sql.split())[:100]}]; "
                         "rolled back, nothing was changed",
-                        hint="fix the declared schema or the data; `--dry-run` shows the plan",
+                        hint="a value the declared table refuses (a STRICT type, a collation) "
+                        "is for the data to fix first; anything else the dry run should have "
+                        "foreseen: please report it with the declared schema and the dry run",
                     ) from exc
         _verify(conn, plan, want, counts_before, existing, history_tables)
 
