@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import re
 import signal
 import subprocess
@@ -169,29 +170,38 @@ def test_the_default_migrations_folder_is_drizzle_kits(tmp_path: Path, cli: Cli)
     assert "migrations drizzle/migrations (sql, 1)" in proc.stderr
 
 
+PLANTED_BUG = """
+import importlib, sys
+target = importlib.import_module(sys.argv[1])
+def bug(*args, **kwargs):
+    raise RuntimeError("a planted bug")
+setattr(target, sys.argv[2], bug)
+target.main()
+"""
+
+
 @pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize(
+    ("module", "attribute"), [("entrypoint.cli.main", "_dispatch"), ("deploy.cli", "app")]
+)
 def test_an_internal_error_exits_70_with_a_traceback_only_when_asked(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], debug: bool
+    module: str, attribute: str, debug: bool
 ) -> None:
     """A bug is exit 70 (documented) whether or not LITEDEPLOY_DEBUG asks for its traceback;
-    it was exit 1 with the variable set (Python's own uncaught-exception code)."""
-    from deploy import cli as deploy_cli
-
-    entrypoint_main = importlib.import_module("entrypoint.cli.main")
-
-    def bug(*_: object, **__: object) -> int:
-        raise RuntimeError("a planted bug")
-
+    it was exit 1 with the variable set (Python's own uncaught-exception code). The bug is
+    planted in a child process: main() installs signal handlers and log handlers."""
+    env = {k: v for k, v in os.environ.items() if k != "LITEDEPLOY_DEBUG"}
+    env["PYTHONPATH"] = str(ROOT)
     if debug:
-        monkeypatch.setenv("LITEDEPLOY_DEBUG", "1")
-    else:
-        monkeypatch.delenv("LITEDEPLOY_DEBUG", raising=False)
-    monkeypatch.setattr(entrypoint_main, "_dispatch", bug)
-    monkeypatch.setattr(deploy_cli, "app", bug)
-    for main in (entrypoint_main.main, deploy_cli.main):
-        with pytest.raises(SystemExit) as leave:
-            main()
-        assert leave.value.code == 70
-        err = capsys.readouterr().err
-        assert "internal error: RuntimeError: a planted bug" in err
-        assert ("Traceback (most recent call last)" in err) == debug
+        env["LITEDEPLOY_DEBUG"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-c", PLANTED_BUG, module, attribute],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 70, proc.stderr
+    assert "internal error: RuntimeError: a planted bug" in proc.stderr
+    assert ("Traceback (most recent call last)" in proc.stderr) == debug
