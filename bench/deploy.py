@@ -269,7 +269,7 @@ class Bench:
     def env(self, tag: str | None = None) -> dict[str, str]:
         env = dict(os.environ)
         env.update(COMPOSE_PROJECT_NAME=self.project, APP_PORT=str(self.port))
-        env.pop("DEPLOY_CONFIG", None)
+        env.pop("LITEDEPLOY_CONFIG", None)
         if tag is not None:
             env["APP_TAG"] = tag
         return env

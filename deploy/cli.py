@@ -93,7 +93,7 @@ def main_command(
         Path | None,
         typer.Option(
             "--config",
-            envvar="DEPLOY_CONFIG",
+            envvar="LITEDEPLOY_CONFIG",
             readable=False,
             help="deploy.yml with the settings below (flags win) [default: ./deploy.yml].",
         ),
@@ -605,7 +605,7 @@ def prune(
 
     Kept whatever their age: the running image, the image `deploy rollback` would bring
     back, and a quarantine folder an unfinished restore names. Backups are pruned by the
-    entrypoint itself (BACKUP_KEEP).
+    entrypoint itself (LITEDEPLOY_BACKUP_KEEP).
     """
     from . import prune as pruning
 

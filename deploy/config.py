@@ -31,7 +31,9 @@ class Settings:
     db_path: Path | None = None
     backup_dir: Path | None = None
     rehearse: bool = True
-    push: bool = False  # staging: the entrypoint syncs the declared schema (MIGRATE_MODE=push)
+    push: bool = (
+        False  # staging: the entrypoint syncs the declared schema (LITEDEPLOY_MIGRATE_MODE=push)
+    )
     compose: str = "auto"
     # The litedeploy image, for what must touch root-only files when deploy is not root
     # (datafolder.py): default $LITEDEPLOY_IMAGE, else litedeploy:<this version>.

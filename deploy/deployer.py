@@ -589,8 +589,8 @@ class Deployer:
         )
 
     def _up(self, stack: Stack, tag: str, deploy_id: str, *, beside: int = 0) -> None:
-        """`compose up -d --no-deps --force-recreate` with the tag and DEPLOY_ID set (with
-        `beside`, scaled up to that many containers, the running ones left as they are)."""
+        """`compose up -d --no-deps --force-recreate` with the tag and LITEDEPLOY_DEPLOY_ID set
+        (with `beside`, scaled up to that many containers, the running ones left as they are)."""
         override = self._override(stack, deploy_id)
         files = (*stack.compose.files, override)
         compose = replace(stack.compose, files=files)
@@ -611,8 +611,8 @@ class Deployer:
             )
 
     def _override(self, stack: Stack, deploy_id: str) -> Path:
-        """A compose override that passes DEPLOY_ID (and push mode), whatever the compose file
-        says."""
+        """A compose override that passes LITEDEPLOY_DEPLOY_ID (and push mode), whatever the
+        compose file says."""
         path = self.settings.state / "deploy-override.yml"
         environment = {DEPLOY_ID_ENV: deploy_id}
         if self.settings.push:

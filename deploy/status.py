@@ -29,7 +29,8 @@ from .stack import Stack, resolve
 
 NEWEST_BACKUPS = 3  # how many backups status lists
 # The history tables the host looks for without the image's settings, in this order, and the
-# source format that names each (MIGRATIONS_TABLE set to another name is the image's to read).
+# source format that names each (LITEDEPLOY_MIGRATIONS_TABLE set to another name is the
+# image's to read).
 HISTORY_TABLES = (Format.DRIZZLE_JOURNAL, Format.SQL)
 
 

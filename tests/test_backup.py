@@ -127,7 +127,7 @@ def test_backup_text_output_and_deploy_id_from_the_environment(
     tmp_path: Path, invoke: Invoke
 ) -> None:
     db, _ = app(tmp_path)
-    result = invoke("backup", "--db", db, env={"DEPLOY_ID": "from-env"})
+    result = invoke("backup", "--db", db, env={"LITEDEPLOY_DEPLOY_ID": "from-env"})
     assert result.exit_code == 0, result.stderr
     [backup] = backup_files(db.parent / "backups")
     assert result.stdout.splitlines()[0] == str(backup)
@@ -150,7 +150,7 @@ def test_backup_dir(tmp_path: Path, invoke: Invoke, how: str) -> None:
     if how == "option":
         result = run(invoke, db, folder, "--backup-dir", elsewhere)
     else:
-        result = run(invoke, db, folder, env={"BACKUP_DIR": str(elsewhere)})
+        result = run(invoke, db, folder, env={"LITEDEPLOY_BACKUP_DIR": str(elsewhere)})
     assert result.exit_code == 0, result.stderr
     assert len(backup_files(elsewhere)) == 1
     assert mode_of(elsewhere) == 0o700
@@ -188,7 +188,7 @@ def test_backup_policy_from_the_environment(
     tmp_path: Path, invoke: Invoke, policy: str, pending: bool, expected: bool
 ) -> None:
     db, folder = app(tmp_path, pending=pending)
-    result = run(invoke, db, folder, env={"BACKUP": policy})
+    result = run(invoke, db, folder, env={"LITEDEPLOY_BACKUP": policy})
     assert result.exit_code == 0, result.stderr
     assert len(backup_files(db.parent / "backups")) == int(expected)
 
@@ -201,7 +201,7 @@ def test_default_policy_backs_up_only_when_something_is_pending(
     assert backup_files(db.parent / "backups") == []
     write_plain(folder, [("0002_next", NEXT)])
     before = dump(db)
-    result = run(invoke, db, folder, env={"DEPLOY_ID": "deploy-7"})
+    result = run(invoke, db, folder, env={"LITEDEPLOY_DEPLOY_ID": "deploy-7"})
     assert result.exit_code == 0, result.stderr
     [backup] = backup_files(db.parent / "backups")
     m = manifest_of(backup)
@@ -216,7 +216,7 @@ def test_default_policy_backs_up_only_when_something_is_pending(
 
 def test_deploy_id_option_of_run(tmp_path: Path, invoke: Invoke) -> None:
     db, folder = app(tmp_path)
-    result = run(invoke, db, folder, "--deploy-id", "opt-1", env={"DEPLOY_ID": "env-1"})
+    result = run(invoke, db, folder, "--deploy-id", "opt-1", env={"LITEDEPLOY_DEPLOY_ID": "env-1"})
     assert result.exit_code == 0, result.stderr
     [backup] = backup_files(db.parent / "backups")
     assert manifest_of(backup)["deploy_id"] == "opt-1"
@@ -239,7 +239,7 @@ def test_fresh_install_needs_no_backup(tmp_path: Path, invoke: Invoke, policy: s
 def test_backups_lists_them_as_a_table_and_as_json(tmp_path: Path, invoke: Invoke) -> None:
     db, folder = app(tmp_path)
     assert invoke("backup", "--db", db, "--deploy-id", "manual").exit_code == 0
-    assert run(invoke, db, folder, env={"DEPLOY_ID": "cutover-3"}).exit_code == 0
+    assert run(invoke, db, folder, env={"LITEDEPLOY_DEPLOY_ID": "cutover-3"}).exit_code == 0
     first, second = backup_files(db.parent / "backups")
 
     result = invoke("backups", "--db", db)
@@ -311,7 +311,9 @@ def test_retention_from_the_environment_in_run(tmp_path: Path, invoke: Invoke) -
     db, folder = app(tmp_path)
     for _ in range(2):
         assert invoke("backup", "--db", db).exit_code == 0
-    result = run(invoke, db, folder, env={"BACKUP_KEEP": "1", "DEPLOY_ID": "newest"})
+    result = run(
+        invoke, db, folder, env={"LITEDEPLOY_BACKUP_KEEP": "1", "LITEDEPLOY_DEPLOY_ID": "newest"}
+    )
     assert result.exit_code == 0, result.stderr
     [kept] = backup_files(db.parent / "backups")
     assert manifest_of(kept)["deploy_id"] == "newest"

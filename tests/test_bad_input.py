@@ -469,39 +469,51 @@ for _option in ("--backup-dir", "--rehearsal-dir"):
 
 # Every option's environment variable, with nonsense (exit 2).
 for _var, _value, _needles in [
-    ("LOCK_TIMEOUT", "nan", ("--lock-timeout", "got 'nan'")),
-    ("LOCK_TIMEOUT", "inf", ("--lock-timeout", "got 'inf'")),
-    ("LOCK_TIMEOUT", "-5", ("--lock-timeout", "from 0 to 86400")),
-    ("LOCK_TIMEOUT", "soon", ("--lock-timeout", "'soon' is not a number of seconds")),
-    ("BACKUP_KEEP", "0", ("--backup-keep", "1<=x<=10000")),
-    ("BACKUP_KEEP", "1e3", ("--backup-keep", "'1e3' is not a valid int")),
-    ("BACKUP_KEEP", "99999999999999999999", ("--backup-keep", "1<=x<=10000")),
-    ("BACKUP", "sometimes", ("--backup", "'sometimes' is not one of")),
-    ("BACKUP_METHOD", "rsync", ("--backup-method", "'rsync'")),
-    ("CHECK", "thorough", ("--check", "'thorough'")),
-    ("MIGRATIONS_FORMAT", "yaml", ("--format", "'yaml'")),
-    ("MIGRATE_TRANSACTION", "sometimes", ("--transaction", "'sometimes'")),
-    ("JOURNAL_MODE", "off", ("--journal-mode", "keeps no rollback journal")),
-    ("JOURNAL_MODE", "wal; DROP TABLE users", ("--journal-mode", "is not one of")),
-    ("JOURNAL_MODE", "bogus", ("--journal-mode", "'bogus' is not one of")),
-    ("ALLOW_CHANGED", "maybe", ("--allow-changed", "not a valid boolean")),
-    ("ALLOW_OUT_OF_ORDER", "2", ("--allow-out-of-order", "not a valid boolean")),
-    ("ALLOW_NEWER_DATABASE", "perhaps", ("--allow-newer-database", "not a valid boolean")),
-    ("REQUIRE_VOLUME", "if-you-like", ("--require-volume", "not a valid boolean")),
-    ("ALLOW_ROW_LOSS", "lots", ("--allow-row-loss", "not a valid boolean")),
-    ("REHEARSE", "sure", ("--rehearse", "not a valid boolean")),
-    ("STRICT_DRIFT", "very", ("--strict", "not a valid boolean")),
+    ("LITEDEPLOY_LOCK_TIMEOUT", "nan", ("--lock-timeout", "got 'nan'")),
+    ("LITEDEPLOY_LOCK_TIMEOUT", "inf", ("--lock-timeout", "got 'inf'")),
+    ("LITEDEPLOY_LOCK_TIMEOUT", "-5", ("--lock-timeout", "from 0 to 86400")),
+    ("LITEDEPLOY_LOCK_TIMEOUT", "soon", ("--lock-timeout", "'soon' is not a number of seconds")),
+    ("LITEDEPLOY_BACKUP_KEEP", "0", ("--backup-keep", "1<=x<=10000")),
+    ("LITEDEPLOY_BACKUP_KEEP", "1e3", ("--backup-keep", "'1e3' is not a valid int")),
+    ("LITEDEPLOY_BACKUP_KEEP", "99999999999999999999", ("--backup-keep", "1<=x<=10000")),
+    ("LITEDEPLOY_BACKUP", "sometimes", ("--backup", "'sometimes' is not one of")),
+    ("LITEDEPLOY_BACKUP_METHOD", "rsync", ("--backup-method", "'rsync'")),
+    ("LITEDEPLOY_CHECK", "thorough", ("--check", "'thorough'")),
+    ("LITEDEPLOY_MIGRATIONS_FORMAT", "yaml", ("--format", "'yaml'")),
+    ("LITEDEPLOY_MIGRATE_TRANSACTION", "sometimes", ("--transaction", "'sometimes'")),
+    ("LITEDEPLOY_JOURNAL_MODE", "off", ("--journal-mode", "keeps no rollback journal")),
+    ("LITEDEPLOY_JOURNAL_MODE", "wal; DROP TABLE users", ("--journal-mode", "is not one of")),
+    ("LITEDEPLOY_JOURNAL_MODE", "bogus", ("--journal-mode", "'bogus' is not one of")),
+    ("LITEDEPLOY_ALLOW_CHANGED", "maybe", ("--allow-changed", "not a valid boolean")),
+    ("LITEDEPLOY_ALLOW_OUT_OF_ORDER", "2", ("--allow-out-of-order", "not a valid boolean")),
+    (
+        "LITEDEPLOY_ALLOW_NEWER_DATABASE",
+        "perhaps",
+        ("--allow-newer-database", "not a valid boolean"),
+    ),
+    ("LITEDEPLOY_REQUIRE_VOLUME", "if-you-like", ("--require-volume", "not a valid boolean")),
+    ("LITEDEPLOY_ALLOW_ROW_LOSS", "lots", ("--allow-row-loss", "not a valid boolean")),
+    ("LITEDEPLOY_REHEARSE", "sure", ("--rehearse", "not a valid boolean")),
+    ("LITEDEPLOY_STRICT_DRIFT", "very", ("--strict", "not a valid boolean")),
     ("LITEDEPLOY_REHEARSAL", "x", ("--rehearsal", "not a valid boolean")),
-    ("ACCEPT_DATA_LOSS", "x", ("--accept-data-loss", "not a valid boolean")),
-    ("ALLOW_PUSH_IN_PRODUCTION", "x", ("--allow-push-in-production", "not a valid boolean")),
-    ("FINDINGS", "ignore", ("--findings", "'ignore'")),
-    ("MIGRATE_MODE", "yolo", ("--mode", "'yolo'")),
+    ("LITEDEPLOY_ACCEPT_DATA_LOSS", "x", ("--accept-data-loss", "not a valid boolean")),
+    (
+        "LITEDEPLOY_ALLOW_PUSH_IN_PRODUCTION",
+        "x",
+        ("--allow-push-in-production", "not a valid boolean"),
+    ),
+    ("LITEDEPLOY_FINDINGS", "ignore", ("--findings", "'ignore'")),
+    ("LITEDEPLOY_MIGRATE_MODE", "yolo", ("--mode", "'yolo'")),
     ("LITEDEPLOY_ALLOW", "nonsense", ("--allow 'nonsense' is not RULE=OBJECT",)),
-    ("DEPLOY_ID", "v1\nforged", ("--deploy-id", "control character")),
-    ("APP_USER", "no-such-user-xyz", ("user 'no-such-user-xyz' does not exist",)),
-    ("MIGRATIONS_TABLE", "sqlite_history", ("--history-table", "is reserved")),
-    ("MIGRATIONS_TABLE", "users", ("'users' exists and is not a drizzle history table",)),
-    ("MIGRATIONS_TABLE", "his\ttory", ("--history-table", "control character")),
+    ("LITEDEPLOY_DEPLOY_ID", "v1\nforged", ("--deploy-id", "control character")),
+    ("LITEDEPLOY_APP_USER", "no-such-user-xyz", ("user 'no-such-user-xyz' does not exist",)),
+    ("LITEDEPLOY_MIGRATIONS_TABLE", "sqlite_history", ("--history-table", "is reserved")),
+    (
+        "LITEDEPLOY_MIGRATIONS_TABLE",
+        "users",
+        ("'users' exists and is not a drizzle history table",),
+    ),
+    ("LITEDEPLOY_MIGRATIONS_TABLE", "his\ttory", ("--history-table", "control character")),
 ]:
     BAD[f"env {_var}={_value!r}"] = (
         lambda tmp, db, v=_var, x=_value: run_call(journal_with_next(tmp), db, env={v: x}),
@@ -519,7 +531,9 @@ def env_db_path_not_utf8(tmp: Path, db: Path) -> Call:
 
 @bad(2, "--findings warn is refused in production")
 def findings_warn_in_production(tmp: Path, db: Path) -> Call:
-    return run_call(journal_with_next(tmp), db, env={"FINDINGS": "warn", "APP_ENV": "production"})
+    return run_call(
+        journal_with_next(tmp), db, env={"LITEDEPLOY_FINDINGS": "warn", "APP_ENV": "production"}
+    )
 
 
 @bad(2, "--rename 'no-equals-sign' is not OLD=NEW")

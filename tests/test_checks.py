@@ -117,7 +117,7 @@ def test_row_loss_allowed(tmp_path: Path, invoke: Invoke, how: str) -> None:
     if how == "option":
         result = invoke(*args, "--allow-row-loss")
     else:
-        result = invoke(*args, env={"ALLOW_ROW_LOSS": "1"})
+        result = invoke(*args, env={"LITEDEPLOY_ALLOW_ROW_LOSS": "1"})
     assert result.exit_code == 0, result.stderr
     assert "rows removed: tags: 3 of 5 row(s) vanish; acknowledged by --allow-row-loss" in (
         result.stderr

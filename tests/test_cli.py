@@ -108,7 +108,11 @@ def test_defaults_are_data_app_db_and_drizzle_migrations(tmp_path: Path, cli: Cl
 def test_options_from_the_environment(tmp_path: Path, invoke: Invoke) -> None:
     folder = write_plain(tmp_path / "m", [("0001_a", "CREATE TABLE a (id integer);")])
     db = tmp_path / "app.db"
-    env = {"DB_PATH": str(db), "MIGRATIONS_DIR": str(folder), "MIGRATIONS_TABLE": "history"}
+    env = {
+        "DB_PATH": str(db),
+        "MIGRATIONS_DIR": str(folder),
+        "LITEDEPLOY_MIGRATIONS_TABLE": "history",
+    }
     result = invoke("run", env=env)
     assert result.exit_code == 0, result.stderr
     assert query(db, "SELECT name FROM history") == [("0001_a",)]
@@ -139,7 +143,11 @@ def test_status_errors_use_the_same_exit_codes(tmp_path: Path, invoke: Invoke) -
 @pytest.mark.parametrize(
     ("args", "env", "needles"),
     [
-        (["run"], {"BACKUP": "bogus"}, ["--backup", "BACKUP", "'bogus' is not one of"]),
+        (
+            ["run"],
+            {"LITEDEPLOY_BACKUP": "bogus"},
+            ["--backup", "LITEDEPLOY_BACKUP", "'bogus' is not one of"],
+        ),
         (["run", "--transaction", "sometimes"], {}, ["--transaction", "sometimes"]),
         (["status", "--no-such-option"], {}, ["no such option: --no-such-option"]),
         (["no-such-command"], {}, ["no such command"]),
@@ -205,3 +213,43 @@ def test_an_internal_error_exits_70_with_a_traceback_only_when_asked(
     assert proc.returncode == 70, proc.stderr
     assert "internal error: RuntimeError: a planted bug" in proc.stderr
     assert ("Traceback (most recent call last)" in proc.stderr) == debug
+
+
+SHARED_VARIABLES = {"DB_PATH", "MIGRATIONS_DIR", "APP_ENV"}  # the app's own names, read on purpose
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_setting_of_the_tools_own_is_namespaced(name: str) -> None:
+    """The entrypoint runs in the app's environment: its own settings are LITEDEPLOY_*."""
+    command = typer.main.get_command(app).commands[name]  # type: ignore[attr-defined]
+    for option in command.params:
+        names = option.envvar if isinstance(option.envvar, list) else [option.envvar]
+        for variable in filter(None, names):
+            assert variable.startswith("LITEDEPLOY_") or variable in SHARED_VARIABLES, (
+                f"{name} {option.opts[0]} reads {variable}"
+            )
+
+
+def test_the_apps_own_variables_of_common_names_change_nothing(tmp_path: Path, cli: Cli) -> None:
+    """An app that sets BACKUP, CHECK, FINDINGS or LOCK_TIMEOUT for itself: the entrypoint
+    neither reads them nor refuses them (before the prefix, each was an exit 2 or a change of
+    how the database was migrated)."""
+    folder = write_plain(tmp_path / "migrations", [("0001_init.sql", "CREATE TABLE t (id int);")])
+    db = tmp_path / "data" / "app.db"
+    db.parent.mkdir()
+    apps = {
+        "BACKUP": "s3://bucket/app",
+        "CHECK": "1",
+        "FINDINGS": "ignore",
+        "LOCK_TIMEOUT": "nan",
+        "MIGRATE_MODE": "yolo",
+        "BACKUP_KEEP": "0",
+    }
+    proc = cli("run", "--db", db, "--migrations", folder, "--", "true", env=apps)
+    assert proc.returncode == 0, proc.stderr
+    assert query(db, "SELECT count(*) FROM sqlite_master WHERE name = 't'") == [(1,)]
+    refused = cli(
+        "run", "--db", db, "--migrations", folder, "--", "true",
+        env={"LITEDEPLOY_LOCK_TIMEOUT": "nan"},
+    )  # fmt: skip
+    assert_one_clear_error(refused, 2, "LITEDEPLOY_LOCK_TIMEOUT")

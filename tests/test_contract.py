@@ -43,7 +43,11 @@ def _stack(tmp_path: Path) -> Stack:
         service=Service(
             name="app",
             image="shop:v2",
-            environment={"DB_PATH": "/srv/shop.db", "DEPLOY_ID": "old", "BACKUP": "always"},
+            environment={
+                "DB_PATH": "/srv/shop.db",
+                "LITEDEPLOY_DEPLOY_ID": "old",
+                "LITEDEPLOY_BACKUP": "always",
+            },
             binds=[(tmp_path / "data", PurePosixPath("/srv"))],
             has_healthcheck=True,
         ),
@@ -63,14 +67,14 @@ def test_every_name_of_the_contract_is_an_option_of_run() -> None:
 def test_the_names_are_the_documented_ones() -> None:
     """Renaming one breaks every compose file in the field: the spelling is pinned here."""
     assert sorted(NAMES.values()) == [
-        "BACKUP",
-        "BACKUP_DIR",
-        "BACKUP_KEEP",
-        "BACKUP_METHOD",
         "DB_PATH",
-        "DEPLOY_ID",
+        "LITEDEPLOY_BACKUP",
+        "LITEDEPLOY_BACKUP_DIR",
+        "LITEDEPLOY_BACKUP_KEEP",
+        "LITEDEPLOY_BACKUP_METHOD",
+        "LITEDEPLOY_DEPLOY_ID",
+        "LITEDEPLOY_MIGRATE_MODE",
         "LITEDEPLOY_REHEARSAL",
-        "MIGRATE_MODE",
         "MIGRATIONS_DIR",
     ]
     assert contract.SIDE_FILES == ("-journal", "-wal", "-shm")
@@ -83,7 +87,9 @@ def test_the_rehearsals_environment_reads_as_deploy_means_it(
     assert params["rehearsal"] is True  # stop after the checks, exec nothing
     assert Policy(params["backup"]) is Policy.NEVER
     assert params["db"] == Path("/srv/shop.db")
-    assert params["deploy_id"] is None  # the service's own DEPLOY_ID is not the rehearsal's
+    assert (
+        params["deploy_id"] is None
+    )  # the service's own LITEDEPLOY_DEPLOY_ID is not the rehearsal's
     assert Mode(params["mode"]) is Mode.MIGRATE
 
 
@@ -112,7 +118,7 @@ def test_the_side_file_of_a_database() -> None:
 
 
 # A string equal to a contract value that is not the contract's: a column header, say.
-NOT_THE_CONTRACT = {("entrypoint/cli/backups.py", "BACKUP")}
+NOT_THE_CONTRACT = {("entrypoint/cli/backups.py", "LITEDEPLOY_BACKUP")}
 
 
 def test_no_module_spells_the_contract_itself() -> None:

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ALL = typer.main.get_command(app).commands  # type: ignore[attr-defined]
 COMMANDS = sorted(name for name, command in ALL.items() if not command.hidden)
 # The deploy CLI reads these; the developer's shell must not leak them into a test.
-LEAKY = ("DEPLOY_CONFIG", "LITEDEPLOY_DEBUG", "DOCKER_HOST", "APP_TAG")
+LEAKY = ("LITEDEPLOY_CONFIG", "LITEDEPLOY_DEBUG", "DOCKER_HOST", "APP_TAG")
 
 
 def deploy(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -29,7 +29,7 @@ services:
   app:
     environment:
       DB_PATH: /data/app.db
-      DEPLOY_ID: ""
+      LITEDEPLOY_DEPLOY_ID: ""
       MIGRATIONS_DIR: /app/migrations
     healthcheck:
       test:
@@ -67,7 +67,7 @@ services:
   app:
     environment:
       DB_PATH: /data/app.db
-      DEPLOY_ID: ''
+      LITEDEPLOY_DEPLOY_ID: ''
       MIGRATIONS_DIR: /app/migrations
     healthcheck:
       interval: 2s
@@ -95,7 +95,7 @@ name: shop
 services:
   app:
     environment:
-      BACKUP_DIR: /data/backups
+      LITEDEPLOY_BACKUP_DIR: /data/backups
       DB_PATH: /data/db/app.db
       SECRET: null
     image: localhost:5000/shop:v2
@@ -140,7 +140,7 @@ V1_NESTED = """\
 services:
   app:
     environment:
-      BACKUP_DIR: /data/backups
+      LITEDEPLOY_BACKUP_DIR: /data/backups
       DB_PATH: /data/db/app.db
       SECRET: null
     image: localhost:5000/shop:v1
@@ -213,7 +213,7 @@ def test_parse_service_from_v2_config() -> None:
     assert service.repository == "litedeploy-demo"
     assert service.environment == {
         "DB_PATH": "/data/app.db",
-        "DEPLOY_ID": "",
+        "LITEDEPLOY_DEPLOY_ID": "",
         "MIGRATIONS_DIR": "/app/migrations",
     }
     assert service.binds == [(Path("/srv/shop/data"), PurePosixPath("/data"))]
@@ -224,7 +224,7 @@ def test_parse_service_from_v1_config() -> None:
     service = parse_service(V1_CONFIG, "app", "docker-compose.yml")
     assert service.image == "litedeploy-demo:v1"
     assert service.environment["DB_PATH"] == "/data/app.db"
-    assert service.environment["DEPLOY_ID"] == ""
+    assert service.environment["LITEDEPLOY_DEPLOY_ID"] == ""
     assert service.binds == [(Path("/srv/shop/data"), PurePosixPath("/data"))]
     assert service.has_healthcheck
 
@@ -237,7 +237,10 @@ def test_named_volumes_are_not_binds_and_unset_variables_are_left_out(output: st
         (Path("/srv/backups"), PurePosixPath("/data/backups")),
         (Path("/srv/shop/data/db"), PurePosixPath("/data/db")),
     ]
-    assert service.environment == {"BACKUP_DIR": "/data/backups", "DB_PATH": "/data/db/app.db"}
+    assert service.environment == {
+        "LITEDEPLOY_BACKUP_DIR": "/data/backups",
+        "DB_PATH": "/data/db/app.db",
+    }
     assert not service.has_healthcheck  # the app has none in this file
     assert service.repository == "localhost:5000/shop"
 

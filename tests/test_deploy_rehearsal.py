@@ -29,8 +29,8 @@ def stack(tmp_path: Path, db_in_container: str = "/data/app.db") -> Stack:
                 "MIGRATIONS_DIR": "/app/migrations",
                 "SECRET_KEY": SECRET,
                 "DATABASE_URL": f"sqlite:///{db_in_container}?key={SECRET}",
-                "DEPLOY_ID": "",
-                "BACKUP": "always",
+                "LITEDEPLOY_DEPLOY_ID": "",
+                "LITEDEPLOY_BACKUP": "always",
             },
             binds=[(tmp_path / "data", PurePosixPath("/data"))],
             has_healthcheck=True,
@@ -55,11 +55,11 @@ def test_rehearse_argv(tmp_path: Path) -> None:
         "-v",
         f"{snap}:/data",
         "-e",
-        "BACKUP",
-        "-e",
         "DATABASE_URL",
         "-e",
         "DB_PATH",
+        "-e",
+        "LITEDEPLOY_BACKUP",
         "-e",
         REHEARSAL_ENV,
         "-e",
@@ -87,18 +87,22 @@ def test_environment_goes_by_name_only(tmp_path: Path) -> None:
 def test_the_rehearsal_environment(tmp_path: Path) -> None:
     env = rehearsal_env(stack(tmp_path))
     assert env[REHEARSAL_ENV] == "1"  # the entrypoint stops after its checks: no app start
-    assert env["BACKUP"] == "never"  # a backup of a throw-away copy is noise
+    assert env["LITEDEPLOY_BACKUP"] == "never"  # a backup of a throw-away copy is noise
     assert env["DB_PATH"] == "/data/app.db"
     assert env["SECRET_KEY"] == SECRET  # the migrations may need the app's settings
-    assert "DEPLOY_ID" not in env  # a rehearsal must not pass for the deploy's cutover backup
+    assert (
+        "LITEDEPLOY_DEPLOY_ID" not in env
+    )  # a rehearsal must not pass for the deploy's cutover backup
 
 
 def test_a_push_deploy_rehearses_in_push_mode(tmp_path: Path) -> None:
-    assert "MIGRATE_MODE" not in rehearsal_env(stack(tmp_path))
+    assert "LITEDEPLOY_MIGRATE_MODE" not in rehearsal_env(stack(tmp_path))
     env = rehearsal_env(stack(tmp_path), push=True)
-    assert env["MIGRATE_MODE"] == "push"
+    assert env["LITEDEPLOY_MIGRATE_MODE"] == "push"
     argv = rehearse_argv(stack(tmp_path), "shop:v2", tmp_path / "snap", "r", push=True)
-    assert argv[argv.index("MIGRATE_MODE") - 1] == "-e"  # by name, like every other variable
+    assert (
+        argv[argv.index("LITEDEPLOY_MIGRATE_MODE") - 1] == "-e"
+    )  # by name, like every other variable
 
 
 def test_the_snapshot_is_mounted_at_the_databases_folder(tmp_path: Path) -> None:

@@ -137,7 +137,7 @@ class FakeHost:
         self.running_tag = tag
         override = Path(argv[argv.index("-f", argv.index("-f") + 1) + 1])
         deploy_id = yaml.safe_load(override.read_text())["services"]["app"]["environment"]
-        self._entrypoint(self.versions[tag], deploy_id["DEPLOY_ID"])
+        self._entrypoint(self.versions[tag], deploy_id["LITEDEPLOY_DEPLOY_ID"])
         return Result(argv, 0, "", "")
 
     def _entrypoint(self, version: Version, deploy_id: str) -> None:

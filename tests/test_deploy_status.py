@@ -231,7 +231,7 @@ def _status(tmp_path: Path) -> StackStatus:
 @pytest.fixture
 def printed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("DEPLOY_CONFIG", raising=False)
+    monkeypatch.delenv("LITEDEPLOY_CONFIG", raising=False)
 
     def run(found: StackStatus, *args: str) -> str:
         monkeypatch.setattr(cli, "stack_status", lambda settings: found)

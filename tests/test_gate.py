@@ -198,7 +198,7 @@ def test_no_rehearse_skips_the_copy_but_not_the_findings(tmp_path: Path, cli: Cl
     assert "rehearsal on a copy" not in proc.stderr
 
     db2, folder2 = seeded(tmp_path / "two", ("0001_add", "ALTER TABLE t ADD c text;"))
-    quiet = cli("run", "--db", db2, "--migrations", folder2, env={"REHEARSE": "false"})
+    quiet = cli("run", "--db", db2, "--migrations", folder2, env={"LITEDEPLOY_REHEARSE": "false"})
     assert quiet.returncode == 0, quiet.stderr
     assert "rehearsal on a copy" not in quiet.stderr
     rehearsed = cli("run", "--db", db2, "--migrations", folder2)
@@ -350,7 +350,9 @@ def test_drift_with_strict_after_migrating_restores_the_backup(tmp_path: Path, c
     with contextlib.closing(sqlite3.connect(db)) as conn:
         conn.execute("CREATE INDEX by_hand ON products (sku)")
     before = dump(db)
-    proc = cli("run", "--db", db, "--migrations", folder, "--strict", env={"STRICT_DRIFT": "1"})
+    proc = cli(
+        "run", "--db", db, "--migrations", folder, "--strict", env={"LITEDEPLOY_STRICT_DRIFT": "1"}
+    )
     line = assert_one_clear_error(proc, 11, "by_hand", "restored the backup")
     [backup] = backup_files(db.parent / "backups")
     assert backup.name in line
@@ -381,7 +383,7 @@ def test_a_rehearsal_folder_that_cannot_be_used_is_one_clear_error(
     for command in ("run", "rehearse"):
         proc = cli(command, "--db", db, "--migrations", folder, "--rehearsal-dir", missing)
         assert_one_clear_error(proc, 8, "cannot make the rehearsal's folder", str(missing))
-        assert "REHEARSAL_DIR" in proc.stderr
+        assert "LITEDEPLOY_REHEARSAL_DIR" in proc.stderr
     assert_untouched(db, before, "")
 
 

@@ -130,7 +130,8 @@ def test_lock_timeout_on_a_new_database_creates_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "-1", "1e9", "ten"])
 def test_a_lock_timeout_that_would_never_end_is_refused(tmp_path: Path, value: str) -> None:
-    """LOCK_TIMEOUT=nan used to wait for ever behind a holder (nan >= deadline is never true)."""
+    """LITEDEPLOY_LOCK_TIMEOUT=nan used to wait for ever behind a holder (nan >= deadline is
+    never true)."""
     folder = write_plain(tmp_path / "m", MIGRATIONS)
     db = tmp_path / "app.db"
     applied(db, write_plain(tmp_path / "first", MIGRATIONS[:1]))
@@ -139,12 +140,12 @@ def test_a_lock_timeout_that_would_never_end_is_refused(tmp_path: Path, value: s
         proc = subprocess.run(
             entrypoint_argv("run", "--db", db, "--migrations", folder),
             cwd=tmp_path,
-            env=cli_env({"LOCK_TIMEOUT": value}),
+            env=cli_env({"LITEDEPLOY_LOCK_TIMEOUT": value}),
             capture_output=True,
             text=True,
             timeout=20,
         )
-    assert_one_clear_error(proc, 2, "--lock-timeout", "LOCK_TIMEOUT")
+    assert_one_clear_error(proc, 2, "--lock-timeout", "LITEDEPLOY_LOCK_TIMEOUT")
     assert db_state(db) == before
 
 

@@ -36,8 +36,8 @@ def test_a_journal_mode_sqlite_cannot_roll_back_with_is_refused(
         applied(db, folder)
         write_plain(folder, [("0002_more", "ALTER TABLE users ADD email text;")])
         before = db_state(db)
-    proc = cli("run", "--db", db, "--migrations", folder, env={"JOURNAL_MODE": value})
-    assert_one_clear_error(proc, 2, "--journal-mode", "JOURNAL_MODE", needle)
+    proc = cli("run", "--db", db, "--migrations", folder, env={"LITEDEPLOY_JOURNAL_MODE": value})
+    assert_one_clear_error(proc, 2, "--journal-mode", "LITEDEPLOY_JOURNAL_MODE", needle)
     if new:
         assert not db.exists()
     else:
@@ -106,7 +106,7 @@ def test_a_deploy_id_is_one_short_line(tmp_path: Path, cli: Cli, value: str) -> 
         db,
         "--migrations",
         write_plain(tmp_path / "m", INIT),
-        env={"DEPLOY_ID": value},
+        env={"LITEDEPLOY_DEPLOY_ID": value},
     )
-    assert_one_clear_error(proc, 2, "--deploy-id", "DEPLOY_ID")
+    assert_one_clear_error(proc, 2, "--deploy-id", "LITEDEPLOY_DEPLOY_ID")
     assert not db.exists()

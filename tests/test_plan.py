@@ -129,9 +129,9 @@ SCENARIOS = {
     "unknown-plain": (unknown_row_plain, "0002_newer", "unknown"),
 }
 FLAGS = {
-    "out-of-order": ("--allow-out-of-order", "ALLOW_OUT_OF_ORDER"),
-    "changed": ("--allow-changed", "ALLOW_CHANGED"),
-    "unknown": ("--allow-newer-database", "ALLOW_NEWER_DATABASE"),
+    "out-of-order": ("--allow-out-of-order", "LITEDEPLOY_ALLOW_OUT_OF_ORDER"),
+    "changed": ("--allow-changed", "LITEDEPLOY_ALLOW_CHANGED"),
+    "unknown": ("--allow-newer-database", "LITEDEPLOY_ALLOW_NEWER_DATABASE"),
 }
 
 

@@ -1,7 +1,7 @@
 """Symlinks the app's user could plant in its data folder, met by a start as root.
 
-After a start with APP_USER the app's user may write the database folder, so it can replace
-`backups` or `quarantine` with a symlink. A root process following one would chmod the
+After a start with LITEDEPLOY_APP_USER the app's user may write the database folder, so it can
+replace `backups` or `quarantine` with a symlink. A root process following one would chmod the
 target, write root-owned files into it and delete files there. These tests plant real
 symlinks (owned by that user, as it would make them) and check nothing outside is touched.
 """

@@ -136,7 +136,11 @@ def test_the_newest_snapshot_of_the_migrations_folder_is_the_default(
     tmp_path: Path, cli: Cli
 ) -> None:
     db = migrated("journal", 2, tmp_path / "db")
-    env = {"MIGRATE_MODE": "push", "ACCEPT_DATA_LOSS": "1", "PUSH_RENAMES": "products.name=title"}
+    env = {
+        "LITEDEPLOY_MIGRATE_MODE": "push",
+        "LITEDEPLOY_ACCEPT_DATA_LOSS": "1",
+        "LITEDEPLOY_PUSH_RENAMES": "products.name=title",
+    }
     proc = cli("run", "--db", db, "--migrations", JOURNAL, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "0005_snapshot.json" in proc.stderr

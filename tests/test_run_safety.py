@@ -99,7 +99,7 @@ def test_a_new_database_in_the_journal_mode_asked_for(
     if how == "option":
         result = invoke(*args, "--journal-mode", "delete")
     else:
-        result = invoke(*args, env={"JOURNAL_MODE": "delete"})
+        result = invoke(*args, env={"LITEDEPLOY_JOURNAL_MODE": "delete"})
     assert result.exit_code == 0, result.stderr
     assert journal_mode(db) == "delete"
 
@@ -152,7 +152,7 @@ def test_require_volume_refuses_a_folder_that_is_not_a_mount_point(
     if how == "option":
         proc = cli(*args, "--require-volume")
     else:
-        proc = cli(*args, env={"REQUIRE_VOLUME": "1"})
+        proc = cli(*args, env={"LITEDEPLOY_REQUIRE_VOLUME": "1"})
     assert_one_clear_error(proc, 14, str(db.parent), NOT_A_MOUNT)
     assert "Applying" not in proc.stderr
     assert_unchanged(db, before)

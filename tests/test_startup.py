@@ -27,22 +27,22 @@ ROOT = Path(__file__).resolve().parent.parent
 PLAIN = {
     "DB_PATH": ["/data/app.db", "db.sqlite", "./data/a b.db"],
     "MIGRATIONS_DIR": ["/app/drizzle", "migrations"],
-    "MIGRATIONS_FORMAT": ["auto", "drizzle-journal", "drizzle-folders", "sql"],
-    "MIGRATIONS_TABLE": ["my_migrations", "__drizzle_migrations"],
-    "MIGRATE_TRANSACTION": ["each", "all"],
-    "LOCK_TIMEOUT": ["0", "2.5", "86400", " 30 "],
-    "APP_USER": ["node", "1000"],
-    "BACKUP": ["always", "pending", "never"],
-    "BACKUP_DIR": ["/backups", "data/b"],
-    "BACKUP_KEEP": ["1", "10", "10000", " 3"],
-    "BACKUP_METHOD": ["auto", "copy", "online"],
-    "CHECK": ["quick", "integrity"],
-    "JOURNAL_MODE": ["wal", "WAL", "delete", " truncate "],
-    "DEPLOY_ID": ["deploy-20261202T101010Z-abc", "x" * 200],
-    "FINDINGS": ["block", "warn"],
-    "REHEARSAL_DIR": ["/tmp/rehearsals"],
+    "LITEDEPLOY_MIGRATIONS_FORMAT": ["auto", "drizzle-journal", "drizzle-folders", "sql"],
+    "LITEDEPLOY_MIGRATIONS_TABLE": ["my_migrations", "__drizzle_migrations"],
+    "LITEDEPLOY_MIGRATE_TRANSACTION": ["each", "all"],
+    "LITEDEPLOY_LOCK_TIMEOUT": ["0", "2.5", "86400", " 30 "],
+    "LITEDEPLOY_APP_USER": ["node", "1000"],
+    "LITEDEPLOY_BACKUP": ["always", "pending", "never"],
+    "LITEDEPLOY_BACKUP_DIR": ["/backups", "data/b"],
+    "LITEDEPLOY_BACKUP_KEEP": ["1", "10", "10000", " 3"],
+    "LITEDEPLOY_BACKUP_METHOD": ["auto", "copy", "online"],
+    "LITEDEPLOY_CHECK": ["quick", "integrity"],
+    "LITEDEPLOY_JOURNAL_MODE": ["wal", "WAL", "delete", " truncate "],
+    "LITEDEPLOY_DEPLOY_ID": ["deploy-20261202T101010Z-abc", "x" * 200],
+    "LITEDEPLOY_FINDINGS": ["block", "warn"],
+    "LITEDEPLOY_REHEARSAL_DIR": ["/tmp/rehearsals"],
     "APP_ENV": ["production", "staging"],
-    "MIGRATE_MODE": ["migrate"],
+    "LITEDEPLOY_MIGRATE_MODE": ["migrate"],
 }
 BOOLEAN_WORDS = ["1", "0", "true", "false", "TRUE", "yes", "no", "on", "Off", " y ", "t", "F"]
 for _param, _variable, _read, _default in SETTINGS:
@@ -52,20 +52,20 @@ for _param, _variable, _read, _default in SETTINGS:
 # the reader steps aside (None) and typer answers.
 ODD = {
     "DB_PATH": ["bad\udcffname.db"],
-    "MIGRATIONS_FORMAT": ["SQL", "drizzle", " auto"],
-    "MIGRATIONS_TABLE": ["sqlite_master", "a\nb"],
-    "MIGRATE_TRANSACTION": ["both"],
-    "LOCK_TIMEOUT": ["-1", "nan", "inf", "86401", "soon"],
-    "BACKUP": ["Always", "sometimes"],
-    "BACKUP_KEEP": ["0", "10001", "ten", "2.5", "1_0"],
-    "BACKUP_METHOD": ["rsync"],
-    "CHECK": ["full"],
-    "JOURNAL_MODE": ["off", "wall"],
-    "DEPLOY_ID": ["a\nb", "x" * 201],
-    "FINDINGS": ["ignore"],
-    "MIGRATE_MODE": ["push", "Push"],
-    "REQUIRE_VOLUME": ["maybe", "2"],
-    "REHEARSE": ["perhaps"],
+    "LITEDEPLOY_MIGRATIONS_FORMAT": ["SQL", "drizzle", " auto"],
+    "LITEDEPLOY_MIGRATIONS_TABLE": ["sqlite_master", "a\nb"],
+    "LITEDEPLOY_MIGRATE_TRANSACTION": ["both"],
+    "LITEDEPLOY_LOCK_TIMEOUT": ["-1", "nan", "inf", "86401", "soon"],
+    "LITEDEPLOY_BACKUP": ["Always", "sometimes"],
+    "LITEDEPLOY_BACKUP_KEEP": ["0", "10001", "ten", "2.5", "1_0"],
+    "LITEDEPLOY_BACKUP_METHOD": ["rsync"],
+    "LITEDEPLOY_CHECK": ["full"],
+    "LITEDEPLOY_JOURNAL_MODE": ["off", "wall"],
+    "LITEDEPLOY_DEPLOY_ID": ["a\nb", "x" * 201],
+    "LITEDEPLOY_FINDINGS": ["ignore"],
+    "LITEDEPLOY_MIGRATE_MODE": ["push", "Push"],
+    "LITEDEPLOY_REQUIRE_VOLUME": ["maybe", "2"],
+    "LITEDEPLOY_REHEARSE": ["perhaps"],
 }
 CASES = [(k, v) for k, vs in PLAIN.items() for v in vs] + [
     (k, v) for k, vs in ODD.items() for v in vs
@@ -137,12 +137,12 @@ def test_many_variables_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable, value in {
         "DB_PATH": "/data/app.db",
         "MIGRATIONS_DIR": "/app/drizzle",
-        "BACKUP_KEEP": "3",
-        "CHECK": "integrity",
-        "APP_USER": "node",
+        "LITEDEPLOY_BACKUP_KEEP": "3",
+        "LITEDEPLOY_CHECK": "integrity",
+        "LITEDEPLOY_APP_USER": "node",
         "APP_ENV": "production",
-        "STRICT_DRIFT": "1",
-        "REHEARSE": "false",
+        "LITEDEPLOY_STRICT_DRIFT": "1",
+        "LITEDEPLOY_REHEARSE": "false",
         "LITEDEPLOY_ALLOW": "lost-rows=sessions",
     }.items():
         monkeypatch.setenv(variable, value)
@@ -194,7 +194,7 @@ def test_db_and_migrations_on_the_command_line_give_typers_request(
     assert fast is not None and fast == typer_request(args)
     monkeypatch.setenv("DB_PATH", "/elsewhere/other.db")
     monkeypatch.setenv("MIGRATIONS_DIR", "/elsewhere/drizzle")
-    monkeypatch.setenv("CHECK", "integrity")
+    monkeypatch.setenv("LITEDEPLOY_CHECK", "integrity")
     fast = request_from_environment(args, os.environ)
     assert fast is not None and fast == typer_request(args)
 
@@ -256,9 +256,9 @@ def test_a_container_start_does_not_load_typer(tmp_path: Path) -> None:
     ("env", "code", "needle"),
     [
         ({"MIGRATIONS_DIR": "missing"}, 3, "missing"),
-        ({"LOCK_TIMEOUT": "soon"}, 2, "soon"),
-        ({"BACKUP_KEEP": "0"}, 2, "BACKUP_KEEP"),
-        ({"MIGRATE_TRANSACTION": "both"}, 2, "both"),
+        ({"LITEDEPLOY_LOCK_TIMEOUT": "soon"}, 2, "soon"),
+        ({"LITEDEPLOY_BACKUP_KEEP": "0"}, 2, "LITEDEPLOY_BACKUP_KEEP"),
+        ({"LITEDEPLOY_MIGRATE_TRANSACTION": "both"}, 2, "both"),
         ({"DB_PATH": "nofolder/app.db"}, 4, "nofolder"),
         ({"LITEDEPLOY_ALLOW": "nonsense"}, 2, "nonsense"),  # refused making the request
     ],

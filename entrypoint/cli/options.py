@@ -90,7 +90,7 @@ FormatOption = Annotated[
     FormatChoice,
     typer.Option(
         "--format",
-        envvar="MIGRATIONS_FORMAT",
+        envvar="LITEDEPLOY_MIGRATIONS_FORMAT",
         help="Folder layout: drizzle-kit 0.x journal, drizzle-kit 1.0 folders, or plain "
         "NNNN_name.sql files. Detected when auto.",
     ),
@@ -101,7 +101,7 @@ TableOption = Annotated[
     str | None,
     typer.Option(
         "--history-table",
-        envvar="MIGRATIONS_TABLE",
+        envvar="LITEDEPLOY_MIGRATIONS_TABLE",
         parser=history_table_name,
         help="History table name (drizzle's migrationsTable). Default __drizzle_migrations, "
         "or __litedeploy_migrations for plain SQL folders.",
@@ -109,7 +109,7 @@ TableOption = Annotated[
 ]
 
 
-def lock_timeout_option(help: str, envvar: str | None = "LOCK_TIMEOUT") -> Any:
+def lock_timeout_option(help: str, envvar: str | None = "LITEDEPLOY_LOCK_TIMEOUT") -> Any:
     """--lock-timeout SECONDS, validated by `seconds`."""
     return typer.Option(
         "--lock-timeout", envvar=envvar, parser=seconds, metavar="SECONDS", help=help
@@ -134,7 +134,7 @@ RehearsalDirOption = Annotated[
     Path | None,
     typer.Option(
         "--rehearsal-dir",
-        envvar="REHEARSAL_DIR",
+        envvar="LITEDEPLOY_REHEARSAL_DIR",
         parser=sqlite_path,
         metavar="PATH",
         help="Folder for the rehearsal's temporary copy (needs the database's size free). "
@@ -165,7 +165,7 @@ CheckOption = Annotated[
     Level,
     typer.Option(
         "--check",
-        envvar="CHECK",
+        envvar="LITEDEPLOY_CHECK",
         help="quick_check (fast) or integrity_check (thorough) for backups and checks.",
     ),
 ]

@@ -47,27 +47,28 @@ def run(
     allow_out_of_order: Annotated[
         bool,
         typer.Option(
-            envvar="ALLOW_OUT_OF_ORDER", help="Apply migrations older than the newest applied one."
+            envvar="LITEDEPLOY_ALLOW_OUT_OF_ORDER",
+            help="Apply migrations older than the newest applied one.",
         ),
     ] = False,
     allow_changed: Annotated[
         bool,
         typer.Option(
-            envvar="ALLOW_CHANGED",
+            envvar="LITEDEPLOY_ALLOW_CHANGED",
             help="Start even though an applied migration's file has changed.",
         ),
     ] = False,
     allow_newer_database: Annotated[
         bool,
         typer.Option(
-            envvar="ALLOW_NEWER_DATABASE",
+            envvar="LITEDEPLOY_ALLOW_NEWER_DATABASE",
             help="Start even though the database has migrations this image lacks.",
         ),
     ] = False,
     transaction: Annotated[
         TransactionChoice,
         typer.Option(
-            envvar="MIGRATE_TRANSACTION",
+            envvar="LITEDEPLOY_MIGRATE_TRANSACTION",
             help="One transaction per migration (each) or for all pending (all).",
         ),
     ] = TransactionChoice.EACH,
@@ -77,7 +78,8 @@ def run(
     user: Annotated[
         str | None,
         typer.Option(
-            envvar="APP_USER", help="Drop from root to this user (name or uid) before exec."
+            envvar="LITEDEPLOY_APP_USER",
+            help="Drop from root to this user (name or uid) before exec.",
         ),
     ] = None,
     backup: Annotated[
@@ -94,7 +96,7 @@ def run(
     journal_mode: Annotated[
         str | None,
         typer.Option(
-            envvar="JOURNAL_MODE",
+            envvar="LITEDEPLOY_JOURNAL_MODE",
             parser=known_journal_mode,
             metavar="MODE",
             help="Journal mode to set: wal, delete, truncate, persist or memory (off is "
@@ -105,14 +107,14 @@ def run(
     require_volume: Annotated[
         bool,
         typer.Option(
-            envvar="REQUIRE_VOLUME",
+            envvar="LITEDEPLOY_REQUIRE_VOLUME",
             help="Refuse to start when the database folder is not a mounted volume.",
         ),
     ] = False,
     allow_row_loss: Annotated[
         bool,
         typer.Option(
-            envvar="ALLOW_ROW_LOSS",
+            envvar="LITEDEPLOY_ALLOW_ROW_LOSS",
             help="Acknowledge rows the migrations remove (and the values that go with them), in "
             "every table, for this run. Never covers a dropped column: name those with --allow.",
         ),
@@ -122,7 +124,7 @@ def run(
     findings: Annotated[
         Findings,
         typer.Option(
-            envvar="FINDINGS",
+            envvar="LITEDEPLOY_FINDINGS",
             help="block: what vanishes on the rehearsal's copy unacknowledged refuses the run (the "
             "default, in every environment). warn: print it and go on (staging only; refused "
             "when --env is production). A migration that fails on the copy always refuses.",
@@ -132,7 +134,7 @@ def run(
         bool,
         typer.Option(
             "--rehearse/--no-rehearse",
-            envvar="REHEARSE",
+            envvar="LITEDEPLOY_REHEARSE",
             help="Apply the pending migrations to a copy first and look for every row and value "
             "afterwards: the judge of what is lost (costs two copies of the database in "
             "--rehearsal-dir). Without it the findings, read from the SQL, decide alone.",
@@ -147,7 +149,7 @@ def run(
         bool,
         typer.Option(
             "--strict",
-            envvar="STRICT_DRIFT",
+            envvar="LITEDEPLOY_STRICT_DRIFT",
             help="Drift from drizzle-kit's latest snapshot refuses the start (exit 11, the "
             "pre-migration backup restored) instead of a warning.",
         ),
@@ -163,7 +165,7 @@ def run(
     schema: Annotated[
         Path | None,
         typer.Option(
-            envvar="PUSH_SCHEMA",
+            envvar="LITEDEPLOY_PUSH_SCHEMA",
             readable=False,
             help="Push mode: the declared schema, a drizzle-kit snapshot (*.json) or a "
             "schema.sql. Default: the newest snapshot in --migrations.",
@@ -172,7 +174,7 @@ def run(
     rename: Annotated[
         list[str] | None,
         typer.Option(
-            envvar="PUSH_RENAMES",
+            envvar="LITEDEPLOY_PUSH_RENAMES",
             help="Push mode: a rename, never guessed: TABLE.OLD=NEW (a column) or OLD=NEW (a "
             "table). Repeat for more (the env var takes them space-separated).",
         ),
@@ -180,7 +182,7 @@ def run(
     accept_data_loss: Annotated[
         bool,
         typer.Option(
-            envvar="ACCEPT_DATA_LOSS",
+            envvar="LITEDEPLOY_ACCEPT_DATA_LOSS",
             help="Push mode: apply changes that lose data (drops, values that do not convert); "
             "the counts are still printed.",
         ),
@@ -188,7 +190,7 @@ def run(
     allow_push_in_production: Annotated[
         bool,
         typer.Option(
-            envvar="ALLOW_PUSH_IN_PRODUCTION",
+            envvar="LITEDEPLOY_ALLOW_PUSH_IN_PRODUCTION",
             help="Push mode: run even when --env / APP_ENV is production.",
         ),
     ] = False,

@@ -72,34 +72,44 @@ def _backups_to_keep(value: str) -> int:
 SETTINGS: tuple[tuple[str, str, Callable[[str], Any], Any], ...] = (
     ("db", DB_PATH_ENV, values.sqlite_path, CLI_DEFAULT_DB),
     ("migrations", MIGRATIONS_DIR_ENV, Path, DEFAULT_MIGRATIONS),
-    ("fmt", "MIGRATIONS_FORMAT", _choice(FormatChoice), FormatChoice.AUTO),
-    ("table", "MIGRATIONS_TABLE", values.history_table_name, None),
-    ("allow_out_of_order", "ALLOW_OUT_OF_ORDER", _boolean, False),
-    ("allow_changed", "ALLOW_CHANGED", _boolean, False),
-    ("allow_newer_database", "ALLOW_NEWER_DATABASE", _boolean, False),
-    ("transaction", "MIGRATE_TRANSACTION", _choice(TransactionChoice), TransactionChoice.EACH),
-    ("lock_timeout", "LOCK_TIMEOUT", values.seconds, 60.0),
-    ("user", "APP_USER", _keep, None),
+    ("fmt", "LITEDEPLOY_MIGRATIONS_FORMAT", _choice(FormatChoice), FormatChoice.AUTO),
+    ("table", "LITEDEPLOY_MIGRATIONS_TABLE", values.history_table_name, None),
+    ("allow_out_of_order", "LITEDEPLOY_ALLOW_OUT_OF_ORDER", _boolean, False),
+    ("allow_changed", "LITEDEPLOY_ALLOW_CHANGED", _boolean, False),
+    ("allow_newer_database", "LITEDEPLOY_ALLOW_NEWER_DATABASE", _boolean, False),
+    (
+        "transaction",
+        "LITEDEPLOY_MIGRATE_TRANSACTION",
+        _choice(TransactionChoice),
+        TransactionChoice.EACH,
+    ),
+    ("lock_timeout", "LITEDEPLOY_LOCK_TIMEOUT", values.seconds, 60.0),
+    ("user", "LITEDEPLOY_APP_USER", _keep, None),
     ("backup", BACKUP_ENV, _choice(Policy), Policy.PENDING),
     ("backup_dir", BACKUP_DIR_ENV, values.sqlite_path, None),
     ("backup_keep", BACKUP_KEEP_ENV, _backups_to_keep, 10),
     ("backup_method", BACKUP_METHOD_ENV, _choice(Method), Method.AUTO),
-    ("check", "CHECK", _choice(Level), Level.QUICK),
-    ("journal_mode", "JOURNAL_MODE", values.known_journal_mode, None),
-    ("require_volume", "REQUIRE_VOLUME", _boolean, False),
-    ("allow_row_loss", "ALLOW_ROW_LOSS", _boolean, False),
+    ("check", "LITEDEPLOY_CHECK", _choice(Level), Level.QUICK),
+    ("journal_mode", "LITEDEPLOY_JOURNAL_MODE", values.known_journal_mode, None),
+    ("require_volume", "LITEDEPLOY_REQUIRE_VOLUME", _boolean, False),
+    ("allow_row_loss", "LITEDEPLOY_ALLOW_ROW_LOSS", _boolean, False),
     ("deploy_id", DEPLOY_ID_ENV, values.deploy_id_value, None),
-    ("findings", "FINDINGS", _choice(Findings), Findings.BLOCK),
-    ("rehearse", "REHEARSE", _boolean, True),
-    ("rehearsal_dir", "REHEARSAL_DIR", values.sqlite_path, None),
+    ("findings", "LITEDEPLOY_FINDINGS", _choice(Findings), Findings.BLOCK),
+    ("rehearse", "LITEDEPLOY_REHEARSE", _boolean, True),
+    ("rehearsal_dir", "LITEDEPLOY_REHEARSAL_DIR", values.sqlite_path, None),
     ("env", "APP_ENV", _keep, None),
-    ("strict", "STRICT_DRIFT", _boolean, False),
+    ("strict", "LITEDEPLOY_STRICT_DRIFT", _boolean, False),
     ("mode", MODE_ENV, _choice(Mode), Mode.MIGRATE),
     ("rehearsal", REHEARSAL_ENV, _boolean, False),
 )
 # Push mode's variables: set, they send the command line to the full parser (push mode is
 # for staging, and migrate mode warns that they are ignored).
-PUSH_ONLY = ("PUSH_SCHEMA", "PUSH_RENAMES", "ACCEPT_DATA_LOSS", "ALLOW_PUSH_IN_PRODUCTION")
+PUSH_ONLY = (
+    "LITEDEPLOY_PUSH_SCHEMA",
+    "LITEDEPLOY_PUSH_RENAMES",
+    "LITEDEPLOY_ACCEPT_DATA_LOSS",
+    "LITEDEPLOY_ALLOW_PUSH_IN_PRODUCTION",
+)
 # The options read here, each as the variable typer would otherwise read it from.
 OPTIONS = {"--db": DB_PATH_ENV, "--migrations": MIGRATIONS_DIR_ENV}
 

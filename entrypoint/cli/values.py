@@ -64,7 +64,7 @@ def migrations_folder(given: Path) -> Path:
 
 
 def history_table_name(value: str) -> str:
-    """--history-table / MIGRATIONS_TABLE: a name SQLite lets a table have."""
+    """--history-table / LITEDEPLOY_MIGRATIONS_TABLE: a name SQLite lets a table have."""
     if (problem := name_problem(value)) is not None:
         raise ValueError(problem)
     return value
@@ -86,7 +86,8 @@ def seconds(value: str | float) -> float:
 
 
 def known_journal_mode(value: str) -> str:
-    """--journal-mode / JOURNAL_MODE: one of SQLite's modes that can roll back (any case)."""
+    """--journal-mode / LITEDEPLOY_JOURNAL_MODE: one of SQLite's modes that can roll back (any
+    case)."""
     mode = value.strip().lower()
     if mode == "off":
         raise ValueError(
@@ -100,7 +101,8 @@ def known_journal_mode(value: str) -> str:
 
 
 def deploy_id_value(value: str) -> str:
-    """--deploy-id / DEPLOY_ID: a name the host-side deploy finds its backup by, on one line."""
+    """--deploy-id / LITEDEPLOY_DEPLOY_ID: a name the host-side deploy finds its backup by, on
+    one line."""
     if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in value):
         raise ValueError(f"{value!r} contains a control character")
     if len(value) > 200:

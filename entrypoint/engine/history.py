@@ -61,7 +61,7 @@ _COLUMNS = {
 }
 _LAYOUT = {Kind.DRIZZLE_V0: "drizzle", Kind.DRIZZLE_V1: "drizzle", Kind.LITEDEPLOY: "litedeploy"}
 NAME_HINT = (
-    "set --history-table / MIGRATIONS_TABLE to drizzle's migrationsTable (default "
+    "set --history-table / LITEDEPLOY_MIGRATIONS_TABLE to drizzle's migrationsTable (default "
     "__drizzle_migrations), or leave it unset"
 )
 

@@ -46,7 +46,7 @@ def migration_lock(db_path: Path, timeout: float, poll: float = 0.1) -> Iterator
     if not (math.isfinite(timeout) and timeout >= 0):  # nan would never time out
         raise UsageError(
             f"lock timeout must be a finite number of seconds >= 0 (got {timeout!r})",
-            hint="set --lock-timeout / LOCK_TIMEOUT to a number of seconds, e.g. 60",
+            hint="set --lock-timeout / LITEDEPLOY_LOCK_TIMEOUT to a number of seconds, e.g. 60",
         )
     path = lock_path(db_path)
     try:
@@ -85,7 +85,8 @@ def migration_lock(db_path: Path, timeout: float, poll: float = 0.1) -> Iterator
                 if time.monotonic() >= deadline:
                     raise LockTimeout(
                         f"another migrator ({holder(path)}) held {path} for more than {timeout:g}s",
-                        hint="wait for it to finish, or raise --lock-timeout / LOCK_TIMEOUT",
+                        hint="wait for it to finish, or raise --lock-timeout / "
+                        "LITEDEPLOY_LOCK_TIMEOUT",
                     ) from None
                 time.sleep(poll)
         info = {"pid": os.getpid(), "host": os.uname().nodename, "since": time.time()}

@@ -190,21 +190,21 @@ def check_policy(
         (
             State.CHANGED,
             allow_changed,
-            "--allow-changed / ALLOW_CHANGED",
+            "--allow-changed / LITEDEPLOY_ALLOW_CHANGED",
             "changed after it was applied",
             "restore the applied file from version control, or accept the edit",
         ),
         (
             State.OUT_OF_ORDER,
             allow_out_of_order,
-            "--allow-out-of-order / ALLOW_OUT_OF_ORDER",
+            "--allow-out-of-order / LITEDEPLOY_ALLOW_OUT_OF_ORDER",
             "older than the newest applied migration (drizzle's migrate() would skip it forever)",
             "check it does not conflict with the newer ones, then apply it",
         ),
         (
             State.UNKNOWN,
             allow_newer_database,
-            "--allow-newer-database / ALLOW_NEWER_DATABASE",
+            "--allow-newer-database / LITEDEPLOY_ALLOW_NEWER_DATABASE",
             "recorded in the database but missing from this image "
             "(the database is ahead of the code)",
             newer_database_action or "deploy the newer image, or start this one anyway",

@@ -118,7 +118,7 @@ def lookup_user(name: str) -> pwd.struct_passwd:
     except (KeyError, ValueError):
         raise UsageError(
             f"user {name!r} does not exist in this image",
-            hint="create it in the Dockerfile (useradd) or fix --user / APP_USER",
+            hint="create it in the Dockerfile (useradd) or fix --user / LITEDEPLOY_APP_USER",
         ) from None
 
 
@@ -191,7 +191,7 @@ def drop_privileges(user: pwd.struct_passwd) -> None:
         raise UsageError(
             f"--user {user.pw_name} needs the entrypoint to start as root "
             f"(running as uid {os.getuid()})",
-            hint="drop --user / APP_USER, or start the container as root",
+            hint="drop --user / LITEDEPLOY_APP_USER, or start the container as root",
         )
     os.initgroups(user.pw_name, user.pw_gid)
     os.setgid(user.pw_gid)

@@ -60,7 +60,7 @@ def push(options: Options, push_options: PushOptions) -> Pushed:
             f"push mode is refused in production (environment {options.environment!r}): it "
             "changes the schema without reviewed migrations",
             hint="deploy migrations (--mode migrate) to production; if you really mean it, "
-            "--allow-push-in-production / ALLOW_PUSH_IN_PRODUCTION=1",
+            "--allow-push-in-production / LITEDEPLOY_ALLOW_PUSH_IN_PRODUCTION=1",
         )
     declared = _declared(options, push_options)
     log.info("push: declared schema %s (%s)", declared.path, declared.kind)
@@ -170,7 +170,7 @@ def refusal_of(plan: PushPlan, push_options: PushOptions, options: Options) -> F
             "the database was not touched",
             hint="if losing it is intended, acknowledge each loss (--allow "
             f"{canonical(losing[0].kind)}={losing[0].object}) or all of them with "
-            "--accept-data-loss / ACCEPT_DATA_LOSS=1 (the counts are printed again)",
+            "--accept-data-loss / LITEDEPLOY_ACCEPT_DATA_LOSS=1 (the counts are printed again)",
         )
     for risk in losing:
         log.warning("push: data loss accepted (--accept-data-loss): %s", risk.message)

@@ -98,7 +98,7 @@ def take_run_backup(
     pending: list[str],
     acks: Acknowledgements | None = None,
 ) -> Backup:
-    """The backup before changing the database, pruned to the newest BACKUP_KEEP."""
+    """The backup before changing the database, pruned to the newest LITEDEPLOY_BACKUP_KEEP."""
     from ..safetynet.backup import prune, take_backup  # only when one is taken
 
     saved = take_backup(
@@ -151,7 +151,7 @@ def set_journal_mode(conn: sqlite3.Connection, options: Options, existed: bool) 
     if wanted.lower() not in JOURNAL_MODES:  # it goes into SQL text: only a known word
         raise UsageError(
             f"journal mode {wanted!r} is not one of {', '.join(JOURNAL_MODES)}",
-            hint="set --journal-mode / JOURNAL_MODE to one of them, or leave it unset",
+            hint="set --journal-mode / LITEDEPLOY_JOURNAL_MODE to one of them, or leave it unset",
         )
     got = str(conn.execute(f"PRAGMA journal_mode = {wanted.lower()}").fetchone()[0])
     if got.lower() != wanted.lower():
@@ -187,7 +187,7 @@ def restore_after_error(options: Options, saved: Backup | None, exc: sqlite3.Err
     if saved is None:
         raise CheckFailed(
             f"SQLite failed checking the migrated database ({exc}) and there is no backup to "
-            f"restore (BACKUP={options.backup.value}); the database is left as migrated",
+            f"restore (LITEDEPLOY_BACKUP={options.backup.value}); the database is left as migrated",
             hint="check the disk, then `entrypoint check`; restore it yourself if it is damaged",
         ) from exc
     failure = CheckFailed(f"SQLite failed checking the migrated database ({exc})")
@@ -206,7 +206,7 @@ def restore_after_failed_check(options: Options, saved: Backup | None, report: C
     if saved is None:
         raise CheckFailed(
             f"check after migrating failed ({problems}) and there is no backup to restore "
-            f"(BACKUP={options.backup.value}); the database is left as migrated",
+            f"(LITEDEPLOY_BACKUP={options.backup.value}); the database is left as migrated",
             hint="restore it yourself (`entrypoint restore --latest`) or fix the migration",
         )
     failure = CheckFailed(f"check after migrating failed ({problems})")
@@ -216,8 +216,8 @@ def restore_after_failed_check(options: Options, saved: Backup | None, report: C
     hint = "fix the migration, then deploy again"
     if report.losses and not (report.integrity or report.foreign_keys):
         hint = (
-            "if losing those rows is intended, allow it with --allow-row-loss / ALLOW_ROW_LOSS; "
-            "otherwise fix the migration"
+            "if losing those rows is intended, allow it with --allow-row-loss / "
+            "LITEDEPLOY_ALLOW_ROW_LOSS; otherwise fix the migration"
         )
     raise CheckFailed(
         f"check after migrating failed ({problems}); restored the backup taken before "

@@ -19,7 +19,7 @@ bytes hashed are the bytes compared. A memo that is missing, unreadable, corrupt
 plainly ours only means comparing again; failing to write one is a debug line.
 
 The memo is written only into a backup folder that exists (a run that takes no backup never
-creates one): without one, as with BACKUP=never on a database that never had a backup,
+creates one): without one, as with LITEDEPLOY_BACKUP=never on a database that never had a backup,
 every start compares, as before the memo.
 """
 

@@ -165,8 +165,8 @@ def rehearse(
         raise BackupFailed(
             f"cannot make the rehearsal's folder in {workdir or tempfile.gettempdir()}: "
             f"{exc.strerror or exc}",
-            hint="set --rehearsal-dir / REHEARSAL_DIR to a writable folder with room for two "
-            "copies of the database (or skip the copy with --no-rehearse)",
+            hint="set --rehearsal-dir / LITEDEPLOY_REHEARSAL_DIR to a writable folder with room "
+            "for two copies of the database (or skip the copy with --no-rehearse)",
         ) from exc
     try:
         before, after = folder / "before.db", folder / "after.db"

@@ -95,13 +95,13 @@ def prepare_dir(folder: Path) -> None:
         raise BackupFailed(
             f"backup folder {folder} is not safe to write to as uid {os.geteuid()}: "
             f"{exc.strerror}; not following it",
-            hint="replace the link with a real folder, or set --backup-dir / BACKUP_DIR to a "
-            "folder only root (or this user) can change",
+            hint="replace the link with a real folder, or set --backup-dir / LITEDEPLOY_BACKUP_DIR "
+            "to a folder only root (or this user) can change",
         ) from exc
     except OSError as exc:
         raise BackupFailed(
             f"cannot create backup folder {folder}: {exc.strerror}",
-            hint="set --backup-dir / BACKUP_DIR to a writable folder on the data volume",
+            hint="set --backup-dir / LITEDEPLOY_BACKUP_DIR to a writable folder on the data volume",
         ) from exc
     try:
         st = os.fstat(opened.fd)
@@ -118,7 +118,7 @@ def prepare_dir(folder: Path) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise BackupFailed(
             f"backup folder {folder} is not writable",
-            hint="fix its owner or mode, or set --backup-dir / BACKUP_DIR elsewhere",
+            hint="fix its owner or mode, or set --backup-dir / LITEDEPLOY_BACKUP_DIR elsewhere",
         )
 
 
@@ -131,8 +131,8 @@ def room_for_backup(db_path: Path, folder: Path) -> None:
         raise NoSpace(
             f"not enough free space for a backup in {folder}: need {_mib(needed)} "
             f"(database {_mib(size)} plus margin), {_mib(free)} free",
-            hint="free space there, lower --backup-keep, or set --backup-dir / BACKUP_DIR to a "
-            "larger filesystem",
+            hint="free space there, lower --backup-keep, or set --backup-dir / "
+            "LITEDEPLOY_BACKUP_DIR to a larger filesystem",
         )
 
 

@@ -184,7 +184,10 @@ def test_status_plan_rehearse_backup_restore_and_check(
 def test_push_mode_syncs_the_declared_schema(app_image: str, data: Path) -> None:
     mounts = {data: "/data", SHOP: "/app/drizzle:ro"}
     pushed = container(
-        app_image, "true", mounts=mounts, env={"MIGRATE_MODE": "push", "APP_ENV": "staging"}
+        app_image,
+        "true",
+        mounts=mounts,
+        env={"LITEDEPLOY_MIGRATE_MODE": "push", "APP_ENV": "staging"},
     )
     assert pushed.returncode == 0, pushed.stderr
     assert "push:" in pushed.stderr
@@ -194,7 +197,10 @@ def test_push_mode_syncs_the_declared_schema(app_image: str, data: Path) -> None
     assert "title" in columns and "name" not in columns
 
     refused = container(
-        app_image, "true", mounts=mounts, env={"MIGRATE_MODE": "push", "APP_ENV": "production"}
+        app_image,
+        "true",
+        mounts=mounts,
+        env={"LITEDEPLOY_MIGRATE_MODE": "push", "APP_ENV": "production"},
     )
     assert refused.returncode == 5
     assert "push mode is refused in production" in refused.stderr
@@ -203,7 +209,12 @@ def test_push_mode_syncs_the_declared_schema(app_image: str, data: Path) -> None
 def test_drops_root_to_the_app_user_before_exec(app_image: str, data: Path) -> None:
     mounts = {data: "/data", SHOP: "/app/drizzle:ro"}
     result = container(
-        app_image, "/bin/sh", "-c", "id -u; id -g", mounts=mounts, env={"APP_USER": "nobody"}
+        app_image,
+        "/bin/sh",
+        "-c",
+        "id -u; id -g",
+        mounts=mounts,
+        env={"LITEDEPLOY_APP_USER": "nobody"},
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["65534", "65534"]

@@ -239,7 +239,7 @@ def test_push_deploy_syncs_the_declared_schema_on_staging(
 
     assert result.returncode == EXIT_DEPLOYED, result.stderr
     assert running_image(stack) == variants["push"]
-    assert "MIGRATE_MODE=push" in stack.inspect()["Config"]["Env"]
+    assert "LITEDEPLOY_MIGRATE_MODE=push" in stack.inspect()["Config"]["Env"]
     assert "stock" in columns(stack.db_path, "products")  # pushed, not migrated:
     assert len(stack.query("SELECT * FROM __drizzle_migrations")) == 6  # no history row added
     assert stack.query("SELECT * FROM reviews ORDER BY id") == reviews
