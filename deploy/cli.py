@@ -17,7 +17,7 @@ import typer
 
 from entrypoint.base.errors import EntrypointError
 
-from . import engine, records
+from . import VERSION, engine, records
 from . import fleet as fleets
 from .config import Settings, for_host, load_file, settings
 from .datafolder import for_stack
@@ -57,7 +57,7 @@ app = typer.Typer(
     "release is withdrawn, nothing restored), else `compose up --force-recreate`, wait for "
     "health, and roll back image and database when start-up fails.\n\nWith no command, "
     "deploys --tag.\n\n" + EXIT_CODES,
-    add_completion=False,
+    add_completion=True,  # deploy --install-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     invoke_without_command=True,
@@ -86,9 +86,21 @@ def _say(line: str) -> None:
     typer.echo(f"deploy: {line}", err=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        print(f"deploy (litedeploy) {VERSION}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_command(
     ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
     config: Annotated[
         Path | None,
         typer.Option(

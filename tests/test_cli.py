@@ -253,3 +253,21 @@ def test_the_apps_own_variables_of_common_names_change_nothing(tmp_path: Path, c
         env={"LITEDEPLOY_LOCK_TIMEOUT": "nan"},
     )  # fmt: skip
     assert_one_clear_error(refused, 2, "LITEDEPLOY_LOCK_TIMEOUT")
+
+
+def test_both_commands_print_their_version(tmp_path: Path, cli: Cli) -> None:
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    proc = cli("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"entrypoint (litedeploy) {version}, SQLite ")
+    deploy = subprocess.run(
+        [sys.executable, "-m", "deploy", "--version"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert deploy.returncode == 0, deploy.stderr
+    assert deploy.stdout == f"deploy (litedeploy) {version}\n"

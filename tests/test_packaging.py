@@ -87,6 +87,18 @@ def test_a_fresh_venv_with_the_wheel_runs_both_commands(dist: Path, tmp_path: Pa
     assert "Usage: entrypoint [OPTIONS] COMMAND" in entrypoint.stdout
     deploy = run([venv / "bin" / "deploy", "--help"], cwd=tmp_path)
     assert "Usage: deploy" in deploy.stdout
+    assert "--install-completion" in deploy.stdout
+    for command in ("entrypoint", "deploy"):
+        version = run([venv / "bin" / command, "--version"], cwd=tmp_path)
+        assert version.stdout.startswith(f"{command} (litedeploy) "), version.stdout
+    # what `deploy --install-completion bash` wires into the shell: a completion request
+    completing = {
+        "_DEPLOY_COMPLETE": "complete_bash",
+        "COMP_WORDS": "deploy --ta",
+        "COMP_CWORD": "1",
+    }
+    completed = run([venv / "bin" / "deploy"], cwd=tmp_path, env={**offline(), **completing})
+    assert completed.stdout.split() == ["--tag", "--tag-variable"]
     # the commands run the installed code, not a checkout's
     origin = run(
         [venv / "bin" / "python", "-c", "import entrypoint; print(entrypoint.__file__)"],

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol, cast
+from typing import Annotated, Any, Protocol, cast
 
 import typer
 
+from ..base.contract import VERSION
 from .exits import core_errors
 
 log = logging.getLogger("litedeploy.entrypoint")
@@ -55,8 +57,21 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        print(f"entrypoint (litedeploy) {VERSION}, SQLite {sqlite3.sqlite_version}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _commands() -> None:
+def _commands(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     # A callback keeps `entrypoint` a group of commands even when main() has loaded only one
     # (typer would otherwise make a lone command the whole program).
     pass
