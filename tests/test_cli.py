@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import json
 import os
 import re
 import signal
@@ -271,3 +272,32 @@ def test_both_commands_print_their_version(tmp_path: Path, cli: Cli) -> None:
     )
     assert deploy.returncode == 0, deploy.stderr
     assert deploy.stdout == f"deploy (litedeploy) {version}\n"
+
+
+def test_json_log_lines_for_log_collectors(tmp_path: Path, cli: Cli) -> None:
+    folder = write_plain(tmp_path / "migrations", [("0001_init.sql", "CREATE TABLE t (id int);")])
+    db = tmp_path / "data" / "app.db"
+    db.parent.mkdir()
+    env = {"LITEDEPLOY_LOG_FORMAT": "json"}
+    proc = cli("run", "--db", db, "--migrations", folder, "--", "true", env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stderr.splitlines()]  # every line is one object
+    assert lines and all(
+        set(line) == {"time", "level", "event", "message", "fields"} for line in lines
+    )
+    assert all(
+        re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"]) for line in lines
+    )
+    assert {line["level"] for line in lines} <= {"info", "warning"}
+    applied = [line for line in lines if "0001_init" in line["message"]]
+    assert applied and applied[0]["level"] == "info"
+    refused = cli("run", "--db", db, "--migrations", folder, "--lock-timeout", "nan", env=env)
+    (error, hint) = [json.loads(line) for line in refused.stderr.splitlines()]
+    assert refused.returncode == 2
+    assert (error["level"], error["event"], hint["event"]) == ("error", "error", "hint")
+    assert "--lock-timeout" in error["message"]
+
+
+def test_an_unknown_log_format_is_a_usage_error(tmp_path: Path, cli: Cli) -> None:
+    proc = cli("status", "--db", tmp_path / "app.db", env={"LITEDEPLOY_LOG_FORMAT": "xml"})
+    assert_one_clear_error(proc, 2, "LITEDEPLOY_LOG_FORMAT='xml' is not one of text, json")

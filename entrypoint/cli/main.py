@@ -15,6 +15,7 @@ import traceback
 
 from ..base import signals
 from ..base.errors import Stopped
+from . import logs
 from .exits import Exit, core_errors
 
 log = logging.getLogger("litedeploy.entrypoint")
@@ -25,11 +26,10 @@ def _configure_logging() -> None:
     # lets records skip looking those up (a record per line, two per migration applied).
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("entrypoint: %(message)s"))
-    root = logging.getLogger("litedeploy")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    if (refused := logs.configure(os.environ)) is not None:
+        log.error("error: %s", refused)
+        log.error("hint: unset it, or set it to json for one JSON object per line")
+        sys.exit(2)
 
 
 def _stopped_to_exit(stop: Stopped) -> int:
