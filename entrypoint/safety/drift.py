@@ -135,7 +135,9 @@ def _table_differences(name: str, want: Table, have: Table) -> list[str]:
                 f"{where}: type {h.type or '(none)'} in the database, "
                 f"{w.type or '(none)'} in the snapshot"
             )
-        if w.not_null != h.not_null:
+        # a primary key's NOT NULL is not compared: drizzle-kit 1.0 records every key column
+        # as nullable (the key implies it), 0.x and the SQL it wrote say NOT NULL
+        if w.not_null != h.not_null and not (w.primary_key and h.primary_key):
             lines.append(
                 f"{where}: {_null(h.not_null)} in the database, {_null(w.not_null)} in the snapshot"
             )

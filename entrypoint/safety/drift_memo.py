@@ -44,7 +44,7 @@ log = logging.getLogger("litedeploy.entrypoint")
 
 # Bump when drift.py, schema.py or snapshots.py would answer differently for the same input
 # (tests/test_drift_memo.py fails on any change to them until COMPARER has been looked at).
-COMPARER = "drift-1"
+COMPARER = "drift-2"
 MEMO_SUFFIX = ".drift-memo"
 MAX_MEMO_BYTES = 1 << 20  # a memo is a few hundred bytes; anything larger is not ours
 

@@ -134,3 +134,33 @@ def _run(harness: Harness, argv: list[str], cwd: Path, work: Path, step: Step) -
     if proc.returncode != 0:
         raise RuntimeError(f"drizzle-kit generate ({step.name}) exited {proc.returncode}: {said}")
     return said
+
+
+def upgrade(journal: Generated, dest: Path) -> Generated:
+    """`drizzle-kit up` (1.0) on a copy of a 0.31 journal folder: the 1.0 folder format with
+    version 7 snapshots, as a project moving to drizzle 1.0 converts its history."""
+    if journal.harness != "drizzle0":
+        raise ValueError("drizzle-kit up converts a drizzle0 (0.31 journal) folder")
+    folder = HERE / "drizzle1"
+    kit = folder / "node_modules" / ".bin" / "drizzle-kit"
+    work = Path(tempfile.mkdtemp(prefix=".gen-", dir=folder))
+    try:
+        shutil.copytree(journal.folder, work / "out")
+        here = work.relative_to(folder)
+        config = f"{{ dialect: 'sqlite', out: '{here}/out', schema: '{here}/schema.ts' }}"
+        (work / "drizzle.config.ts").write_text(f"export default {config};\n", encoding="utf-8")
+        proc = subprocess.run(
+            [str(kit), "up", "--config", str(work / "drizzle.config.ts")],
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+        if proc.returncode != 0 or (work / "out" / "meta").exists():
+            raise RuntimeError(f"drizzle-kit up exited {proc.returncode}: {proc.stdout[-1500:]}")
+        shutil.copytree(work / "out", dest)
+        return Generated("drizzle1", dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -30,7 +30,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from drizzle_generate import Generated, Step, generate
+from drizzle_generate import Generated, Step, generate, upgrade
 from drizzle_push import Harness
 from harness import assert_one_clear_error, error_lines, run_cli
 
@@ -612,3 +612,36 @@ def test_a_new_check_or_foreign_key_the_rows_break_is_refused_before_writing(
     line = assert_one_clear_error(real, 15, "cannot be made without deleting rows", reason)
     assert assert_one_clear_error(dry, 15, reason) == line
     assert db.read_bytes() == raw
+
+
+# --- issue 19: drift on a history drizzle-kit 1.0 converted (`drizzle-kit up`) -------------------
+
+KEYED = schema("""
+export const tags = sqliteTable('tags', { slug: text('slug').primaryKey(), label: text('label') });
+export const tagged = sqliteTable(
+  'tagged',
+  { tag: text('tag').notNull(), item: integer('item').notNull() },
+  (t) => [primaryKey({ columns: [t.tag, t.item] })],
+);
+""")
+
+
+def test_a_history_converted_to_1_0_shows_no_drift_on_its_own_database(tmp_path: Path) -> None:
+    """drizzle-kit up records every key column as nullable; the database 0.31's SQL made says
+    NOT NULL: not drift (it was 1-30 false lines per real history, and --strict refused)."""
+    journal = generate("drizzle0", [Step("init", KEYED)], tmp_path / "journal")
+    db = tmp_path / "db" / "app.db"
+    db.parent.mkdir()
+    ran = run_cli(
+        "run", "--db", db, "--migrations", journal.folder, "--format", journal.format, "--", "true",
+        cwd=db.parent,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    converted = upgrade(journal, tmp_path / "converted")
+    snapshot = converted.snapshot(-1).read_text()
+    assert '"notNull":false' in snapshot.replace(" ", "")  # what drizzle-kit 1.0 writes
+    check = run_cli(
+        "check", "--db", db, "--migrations", converted.folder, "--strict", cwd=db.parent
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "drift: none" in check.stdout
