@@ -125,6 +125,7 @@ def _migrate(source: Source, run: Session) -> Outcome:
             remove_leftovers(options.backups)  # take_backup does it when it runs
         if not pending:
             log.info("nothing to apply; database is at %s", plan.head or "no migrations")
+            table = _shape_for_v1(conn, table, plan, source, len(rows))
             if drifted := _drift(conn, source, table.name, options):
                 _refuse_drift(options, None, drifted)
             return Outcome(current, [], saved)
@@ -287,6 +288,25 @@ def _judged(
         for loss in acks.apply(found.losses)
         if loss.kind == "rows" and loss.blocks and loss.object.lower() in counted
     ]
+
+
+def _shape_for_v1(
+    conn: sqlite3.Connection, table: history.HistoryTable, plan: Plan, source: Source, rows: int
+) -> history.HistoryTable:
+    """A 0.x history table under a drizzle-kit 1.0 folder gets 1.0's shape (name, applied_at)
+    with nothing pending too, as drizzle 1.0's migrate() does on every start: which tool ran
+    last does not decide the table's shape."""
+    if not (
+        table.exists
+        and table.kind is history.Kind.DRIZZLE_V0
+        and source.format is Format.DRIZZLE_FOLDERS
+        and not plan.having(State.UNKNOWN)
+    ):
+        return table
+    from ..engine.apply import write_transaction
+
+    with write_transaction(conn, foreign_keys_off=False):
+        return prepare_history_table(conn, table, plan, source.format, expected_rows=rows)
 
 
 def _drift(
