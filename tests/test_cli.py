@@ -32,6 +32,7 @@ def test_the_commands() -> None:
         "backup",
         "backups",
         "check",
+        "lint",
         "plan",
         "rehearse",
         "restore",

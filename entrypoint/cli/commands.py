@@ -21,7 +21,7 @@ def load(command: str | None = None) -> typer.Typer:
     if command == "run":
         from . import run
     else:
-        from . import backups, check, plan, rehearse, run, status  # noqa: F401
+        from . import backups, check, lint, plan, rehearse, run, status  # noqa: F401
     return app
 
 
