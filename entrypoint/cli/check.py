@@ -11,6 +11,8 @@ import typer
 
 from ..base.contract import CLI_DEFAULT_DB
 from ..base.errors import CheckFailed, DatabaseError, UsageError
+from ..engine.plan import newest_applied, read_plan
+from ..engine.snapshots import Basis, basis
 from ..engine.sources import load_source
 from ..safety.checks import check_database
 from ..safety.drift import against_snapshot
@@ -25,8 +27,8 @@ DriftMigrationsOption = Annotated[
     typer.Option(
         "--migrations",
         readable=False,
-        help="drizzle-kit migrations folder: also compare the schema with its latest snapshot "
-        "(drift).",
+        help="drizzle-kit migrations folder: also compare the schema with the snapshot of the "
+        "newest applied migration that has one (drift).",
     ),
 ]
 StrictOption = Annotated[
@@ -46,7 +48,8 @@ def check(
 ) -> None:
     """Check the database: quick_check or integrity_check, foreign keys, rows per table.
 
-    With --migrations, also compare its schema with drizzle-kit's latest snapshot.
+    With --migrations, also compare its schema with the snapshot drizzle-kit wrote with the
+    newest migration the database has (drift), and say which snapshot that is.
     """
     with errors_to_exit():
         if strict and migrations is None:
@@ -55,6 +58,7 @@ def check(
             raise DatabaseError(f"{db} {missing(db)}")
         drift: list[str] | None = None
         note: str | None = None
+        chosen = Basis()
         source = load_source(migrations) if migrations is not None else None
         with contextlib.closing(connect(db, read_only=True)) as conn:
             report = check_database(conn, level)
@@ -62,7 +66,12 @@ def check(
                 if report.integrity:
                     note = "not compared: the database failed its integrity check"
                 else:
-                    drift, note = against_snapshot(conn, source, ignore=[table] if table else [])
+                    planned = read_plan(conn, source, table)
+                    upto = newest_applied(source, planned.plan)
+                    chosen = basis(source, upto)
+                    drift, note = against_snapshot(
+                        conn, source, upto=upto, ignore=[planned.table.name]
+                    )
         if as_json:
             data: dict[str, Any] = {
                 "ok": report.ok and not (strict and drift),
@@ -74,6 +83,10 @@ def check(
                 data["drift"] = drift
                 if note:
                     data["drift_note"] = note
+                if chosen.path is not None:
+                    data["drift_snapshot"] = str(chosen.path)
+                    data["drift_snapshot_migration"] = chosen.migration
+                    data["drift_snapshot_predates"] = chosen.after
             typer.echo(json.dumps(data, indent=2))
         else:
             typer.echo(f"{level.value}_check: {'ok' if not report.integrity else 'FAILED'}")
@@ -83,18 +96,27 @@ def check(
             if note:
                 typer.echo(f"drift: {note}")
             elif drift is not None:
+                assert source is not None
+                typer.echo(f"drift: compared with {chosen.describe(source.folder)}")
+                if chosen.after:
+                    typer.echo(
+                        f"drift: which predates {', '.join(chosen.after)} (applied, written "
+                        "without a snapshot): differences may be theirs, and do not fail --strict"
+                    )
                 typer.echo("drift: none" if not drift else f"drift: {len(drift)} difference(s)")
                 for line in drift:
                     typer.echo(f"drift: {line}")
-        if drift and not strict:
+        counted = drift if drift and not chosen.after else []
+        if counted and not strict:
             log.warning(
-                "warning: the schema differs from the latest drizzle-kit snapshot "
+                "warning: the schema differs from drizzle-kit's snapshot of %s "
                 "(%d difference(s)); --strict makes this fail",
-                len(drift),
+                chosen.migration,
+                len(counted),
             )
         problems = report.problems()
-        if strict and drift:
-            problems += [f"drift: {line}" for line in drift]
+        if strict and counted:
+            problems += [f"drift: {line}" for line in counted]
         if problems:
             raise CheckFailed(
                 f"{db} failed its checks: {'; '.join(problems[:5])}",

@@ -150,8 +150,8 @@ def run(
         typer.Option(
             "--strict",
             envvar="LITEDEPLOY_STRICT_DRIFT",
-            help="Drift from drizzle-kit's latest snapshot refuses the start (exit 11, the "
-            "pre-migration backup restored) instead of a warning.",
+            help="Drift from the snapshot of the newest applied migration refuses the start "
+            "(exit 11, the pre-migration backup restored) instead of a warning.",
         ),
     ] = False,
     mode: Annotated[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -114,6 +115,13 @@ def make_plan(source: Source, kind: Kind, rows: list[Row]) -> Plan:
         if id(row) not in matched_rows:
             items.append(Item(_row_label(row), State.UNKNOWN, None, row))
     return Plan(items)
+
+
+def newest_applied(source: Source, plan: Plan, applied_now: Iterable[str] = ()) -> int:
+    """The position in `source.migrations` of the newest migration the database has, counting
+    `applied_now` (names applied since `plan` was read); -1 when it has none."""
+    names = {i.name for i in plan.having(State.APPLIED, State.CHANGED)} | set(applied_now)
+    return max((p for p, m in enumerate(source.migrations) if m.name in names), default=-1)
 
 
 def _match(source: Source, kind: Kind, rows: list[Row]) -> dict[str, Row]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,74 @@ def newest_snapshot(source: Source) -> tuple[Path, int] | None:
             if path.is_file():
                 return path, position
     return None
+
+
+def snapshot_of(source: Source, position: int) -> Path | None:
+    """The snapshot drizzle-kit wrote with the migration at `position`, if it is there.
+
+    0.x: `meta/<the tag's number>_snapshot.json` (drizzle-kit names both after the same
+    prefix, `0003` or a timestamp); 1.0: `snapshot.json` in the migration's own folder.
+    """
+    migration = source.migrations[position]
+    if source.format is Format.DRIZZLE_JOURNAL:
+        lead = re.match(r"\d+", migration.name)
+        if lead is None:
+            return None
+        path = source.folder / "meta" / f"{lead.group()}_snapshot.json"
+    elif source.format is Format.DRIZZLE_FOLDERS:
+        path = migration.path.parent / "snapshot.json"
+    else:
+        return None
+    return path if path.is_file() else None
+
+
+def snapshot_at(source: Source, upto: int) -> tuple[Path, int] | None:
+    """The snapshot of the newest migration at or before position `upto` that has one, and
+    that migration's position: the schema drizzle-kit recorded for a database migrated that
+    far (a snapshot file of a newer migration says nothing about it)."""
+    for position in reversed(range(min(upto + 1, len(source.migrations)))):
+        if (path := snapshot_of(source, position)) is not None:
+            return path, position
+    return None
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What drift compares with: a snapshot and the migration it was written with, the
+    applied migrations after it that drizzle-kit wrote no snapshot for, or why nothing."""
+
+    path: Path | None = None
+    migration: str | None = None
+    after: list[str] = field(default_factory=list)
+    note: str | None = None
+
+    def describe(self, folder: Path) -> str:
+        if self.path is None:
+            return "no snapshot"
+        where = self.path.relative_to(folder) if self.path.is_relative_to(folder) else self.path
+        return f"the snapshot of {self.migration} ({where})"
+
+
+def basis(source: Source, upto: int | None = None) -> Basis:
+    """The snapshot of the newest migration at or before position `upto` (the newest applied
+    one; None: the folder's newest migration) that has one."""
+    if source.format is Format.SQL:
+        return Basis(
+            note="not available for plain SQL folders (no drizzle-kit snapshot to compare)"
+        )
+    if upto is None:
+        upto = len(source.migrations) - 1
+    if upto < 0:
+        return Basis(note="not compared: no migration of the folder is applied yet")
+    found = snapshot_at(source, upto)
+    if found is None:
+        return Basis(
+            note=f"not available: no applied migration has a drizzle-kit snapshot in "
+            f"{source.folder}"
+        )
+    path, position = found
+    after = [m.name for m in source.migrations[position + 1 : upto + 1]]
+    return Basis(path, source.migrations[position].name, after)
 
 
 def read_snapshot(path: Path, text: str | None = None) -> tuple[str, dict[str, Any]]:

@@ -12,9 +12,18 @@ from ..base import faults
 from ..base.errors import BackupFailed, CheckFailed, DatabaseError, MigrationFailed, SourceError
 from ..base.record import Record
 from ..engine import history
-from ..engine.plan import Plan, State, check_policy, make_plan, prepare_history_table, read_plan
+from ..engine.plan import (
+    Plan,
+    State,
+    check_policy,
+    make_plan,
+    newest_applied,
+    prepare_history_table,
+    read_plan,
+)
+from ..engine.snapshots import basis
 from ..engine.sources import Format, Migration, Source, load_source
-from ..safety.drift_memo import memo_path, remembered_drift
+from ..safety.drift_memo import memo_path, recalled_drift
 from ..safetynet.database import check_file, connect, uri
 from ..settings import Options, Policy
 from .session import (
@@ -126,7 +135,8 @@ def _migrate(source: Source, run: Session) -> Outcome:
         if not pending:
             log.info("nothing to apply; database is at %s", plan.head or "no migrations")
             table = _shape_for_v1(conn, table, plan, source, len(rows))
-            if drifted := _drift(conn, source, table.name, options):
+            upto = newest_applied(source, plan)
+            if drifted := _drift(conn, source, table.name, options, upto):
                 _refuse_drift(options, None, drifted)
             return Outcome(current, [], saved)
         # Something to apply: only now the apply, check and loss machinery is loaded.
@@ -201,7 +211,8 @@ def _migrate(source: Source, run: Session) -> Outcome:
                 old[0],
             )
             report.foreign_keys = [p for p in report.foreign_keys if p not in violations_before]
-        applied_now = [m for m in pending if m.name in {a.name for a in applied}]
+        applied_names = {a.name for a in applied}
+        applied_now = [m for m in pending if m.name in applied_names]
         expected, report.losses = explained_losses(conn, applied_now, report.losses)
         for loss in expected:
             log.info("rows removed: %s", loss.message)
@@ -210,7 +221,11 @@ def _migrate(source: Source, run: Session) -> Outcome:
             report.losses = _judged(conn, saved, applied_now, table.name, acks, report.losses)
         for line in report.problems():
             log.warning("check after migrating: %s", line)
-        drifted = _drift(conn, source, table.name, options) if not _failed(report, options) else []
+        drifted = (
+            _drift(conn, source, table.name, options, newest_applied(source, plan, applied_names))
+            if not _failed(report, options)
+            else []
+        )
     if _failed(report, options):
         restore_after_failed_check(options, saved, report)
     if drifted:
@@ -310,17 +325,22 @@ def _shape_for_v1(
 
 
 def _drift(
-    conn: sqlite3.Connection, source: Source, history_table: str, options: Options
+    conn: sqlite3.Connection, source: Source, history_table: str, options: Options, upto: int
 ) -> list[str]:
-    """Warn about each difference from drizzle-kit's latest snapshot; return them.
+    """Compare with the snapshot of the newest applied migration that has one; warn; return
+    the differences that count (for --strict).
 
     The comparison is remembered in the backup folder (drift_memo.py) and reused while the
-    schema and the snapshot stay the same; the differences are warned every start either way.
+    schema and the snapshot stay the same: drift reported before is then one line, not one a
+    difference on every start. When applied migrations came after the snapshot without one of
+    their own (hand-written), differences may be theirs: they are info lines, and not counted.
     """
+    chosen = basis(source, upto)
     try:
-        drifted, note = remembered_drift(
+        (drifted, note), since = recalled_drift(
             conn,
             source,
+            upto=upto,
             ignore=[history_table],
             memo=memo_path(options.db_path, options.backups),
         )
@@ -329,31 +349,61 @@ def _drift(
         return []
     if note and source.format is not Format.SQL:
         log.info("drift: %s", note)
-    for line in drifted or []:
-        log.warning("warning: drift from the latest drizzle-kit snapshot: %s", line)
-    return drifted or []
+    if not drifted:
+        return []
+    against = chosen.describe(source.folder)
+    if chosen.after:
+        log.info(
+            "drift from %s, which predates %s (applied, written without a snapshot): %d "
+            "difference(s), likely theirs, not counted as drift (first: %s); `entrypoint check "
+            "--migrations DIR` lists them",
+            against,
+            _names(chosen.after),
+            len(drifted),
+            drifted[0],
+        )
+        return []
+    strict = "refuses the start" if options.strict_drift else "--strict makes this refuse the start"
+    if since is not None:
+        log.warning(
+            "warning: drift unchanged since %s: the schema differs from %s in %d place(s), "
+            "first: %s; `entrypoint check --migrations DIR` lists them; %s",
+            since,
+            against,
+            len(drifted),
+            drifted[0],
+            strict,
+        )
+        return drifted
+    for line in drifted:
+        log.warning("warning: drift from %s: %s", against, line)
+    log.warning(
+        "warning: the schema differs from %s in %d place(s); %s (the next start with the same "
+        "schema says it in one line)",
+        against,
+        len(drifted),
+        strict,
+    )
+    return drifted
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names) if len(names) <= 3 else f"{names[0]} ... {names[-1]} ({len(names)})"
 
 
 def _refuse_drift(options: Options, saved: Backup | None, drifted: list[str]) -> None:
     """Only with --strict: drift refuses the start, restoring what this run migrated."""
     if not options.strict_drift:
-        log.warning(
-            "warning: the schema differs from drizzle-kit's latest snapshot in %d place(s); "
-            "--strict makes this refuse the start",
-            len(drifted),
-        )
         return
     restored = ""
     if saved is not None and options.db_path.exists():
-        failure = CheckFailed(
-            f"the schema differs from drizzle-kit's latest snapshot ({drifted[0]})"
-        )
+        failure = CheckFailed(f"the schema differs from drizzle-kit's snapshot ({drifted[0]})")
         result = restore_before_run(options, saved, failure)
         for line in result.summary():
             log.info("%s", line)
         restored = f"; restored the backup taken before migrating ({saved.path.name})"
     raise CheckFailed(
-        f"the schema differs from drizzle-kit's latest snapshot ({len(drifted)} difference(s), "
+        f"the schema differs from drizzle-kit's snapshot ({len(drifted)} difference(s), "
         f"first: {drifted[0]}){restored}",
         hint="regenerate the migrations with drizzle-kit so the snapshot matches the database, "
         "or undo the change made by hand; `entrypoint check --migrations DIR` lists them all",

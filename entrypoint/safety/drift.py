@@ -1,5 +1,7 @@
-"""Drift: the live schema compared with the latest snapshot drizzle-kit wrote.
+"""Drift: the live schema compared with the snapshot drizzle-kit wrote for it.
 
+The snapshot is the one written with the newest *applied* migration that has one (`basis`): a
+database at 0002 is compared with 0002's snapshot, never with a newer file in the folder.
 Both snapshot formats (snapshots.py) are read into the same `Schema` as the live database,
 then compared. Stdlib only.
 """
@@ -12,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..base.errors import SourceError
-from ..engine.snapshots import latest_snapshot, read_snapshot
-from ..engine.sources import Format, Source
+from ..engine.snapshots import basis, read_snapshot
+from ..engine.sources import Source
 from .schema import (
     Column,
     Index,
@@ -224,19 +226,19 @@ def against_snapshot(
     conn: sqlite3.Connection,
     source: Source,
     *,
+    upto: int | None = None,
     ignore: Iterable[str] = (),
     snapshot_text: str | None = None,
 ) -> tuple[list[str] | None, str | None]:
-    """Differences from the folder's latest snapshot, or a note saying why none can be given.
+    """Differences from the snapshot `basis(source, upto)` names, or a note saying why none
+    can be given.
 
     `ignore` names tables beyond the default history tables (a custom history table);
-    `snapshot_text` is the latest snapshot's content when the caller has read it already
+    `snapshot_text` is that snapshot's content when the caller has read it already
     (drift_memo.py: the bytes it hashed are the bytes compared).
     """
-    if source.format is Format.SQL:
-        return None, "not available for plain SQL folders (no drizzle-kit snapshot to compare)"
-    snapshot = latest_snapshot(source)
-    if snapshot is None:
-        return None, f"not available: no drizzle-kit snapshot found in {source.folder}"
-    declared = declared_schema(snapshot, snapshot_text)
+    chosen = basis(source, upto)
+    if chosen.path is None:
+        return None, chosen.note
+    declared = declared_schema(chosen.path, snapshot_text)
     return differences(declared, read_schema(conn, ignore)), None
