@@ -38,6 +38,7 @@ BACKUP_METHOD_ENV = "LITEDEPLOY_BACKUP_METHOD"  # --backup-method
 DEPLOY_ID_ENV = (
     "LITEDEPLOY_DEPLOY_ID"  # --deploy-id: recorded in the backup, found by deploy with it
 )
+LOG_FORMAT_ENV = "LITEDEPLOY_LOG_FORMAT"  # text (the default) or json: cli/logs.py
 MODE_ENV = "LITEDEPLOY_MIGRATE_MODE"  # --mode: migrate (the default) or push
 REHEARSAL_ENV = "LITEDEPLOY_REHEARSAL"  # --rehearsal: stop after the checks, exec nothing
 

@@ -14,7 +14,8 @@ import re
 import sys
 from collections.abc import Mapping
 
-FORMAT_ENV = "LITEDEPLOY_LOG_FORMAT"
+from ..base.contract import LOG_FORMAT_ENV as FORMAT_ENV
+
 FORMATS = ("text", "json")
 _EVENT = re.compile(r"^([a-z][a-z-]*)(?::)?\s")
 

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ..base import faults
-from ..base.durable import copy_to_new
+from ..base.durable import copy_to_new, size_of
 from ..base.errors import BackupFailed, MigrationFailed
+from ..base.progress import watching
 from ..engine import fkcheck, history
 from ..engine.apply import apply_migrations
 from ..engine.plan import Planned, check_policy, make_plan, prepare_history_table, read_plan
@@ -310,16 +311,19 @@ def _snapshot(db_path: Path, before: Path, after: Path) -> int:
     copies what a read transaction sees.
     """
     try:
+        total = size_of(db_path)
         src = sqlite3.connect(uri(db_path, "ro"), uri=True, timeout=30, isolation_level=None)
         try:
-            if begin_quiet_read(src, db_path):
-                copy_to_new(db_path, before)
-                src.execute("COMMIT")
-            else:
-                online_copy(src, before)
+            with watching("rehearsal snapshot", before, total):
+                if begin_quiet_read(src, db_path):
+                    copy_to_new(db_path, before)
+                    src.execute("COMMIT")
+                else:
+                    online_copy(src, before)
         finally:
             src.close()
-        copy_to_new(before, after)
+        with watching("rehearsal copy", after, before.stat().st_size):
+            copy_to_new(before, after)
         return before.stat().st_size
     except (OSError, sqlite3.Error) as exc:
         raise BackupFailed(

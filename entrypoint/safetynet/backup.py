@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..base import durable, faults
+from ..base import durable, faults, progress
 from ..base.contract import JOURNAL_SUFFIX, WAL_SUFFIX, side_file
 from ..base.errors import BackupFailed, CorruptDatabase, NoSpace
 from . import swap
@@ -313,7 +313,8 @@ def _snapshot(
                 "keeps writing)",
                 hint="use --backup-method online, which copes with concurrent writers",
             )
-        online_copy(conn, tmp)
+        with progress.watching("backup", tmp, durable.size_of(db_path)):
+            online_copy(conn, tmp)
     finally:
         conn.close()
     faults.point("backup.copy")
@@ -369,7 +370,8 @@ def _copy_quiet(
     with ThreadPoolExecutor(max_workers=3) as pool:
         checked = pool.submit(integrity_problems, reader, level)
         try:
-            durable.copy_to_new(db_path, tmp)
+            with progress.watching("backup", tmp, durable.size_of(db_path)):
+                durable.copy_to_new(db_path, tmp)
             faults.point("backup.copy")
             synced = pool.submit(durable.fsync_file, tmp)
             hashed = pool.submit(durable.sha256_of, tmp)

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..base import durable, faults
+from ..base import durable, faults, progress
 from ..base.contract import RESTORE_INTENT_SUFFIX, SIDE_FILES
 from .integrity import file_problems
 
@@ -241,7 +241,8 @@ def _verified_copy(db: Path, intent: Intent, dir_fd: int) -> None:
             raise Unusable(f"backup {backup} {problem}")
         src = os.open(backup, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            durable.copy_fd_to_new(src, copy.name, dir_fd)
+            with progress.watching("restore", copy, os.fstat(src).st_size):
+                durable.copy_fd_to_new(src, copy.name, dir_fd)
         finally:
             os.close(src)
         problem = _problem(copy, intent.sha256)
