@@ -143,9 +143,10 @@ def _no_snapshot(source: Source, m: Migration, snapshot: Path) -> Problem:
         "warning",
         "no-snapshot",
         _where(source, m),
-        f"{m.name} has no snapshot ({snapshot.relative_to(source.folder)}): drift and push read "
-        "the newest snapshot, which then predates it; let drizzle-kit generate the migration "
-        "(`drizzle-kit generate --custom` for hand-written SQL)",
+        f"{m.name} has no snapshot ({snapshot.relative_to(source.folder)}): drift then compares "
+        "a database at it with an older snapshot, and push's declared schema cannot show what "
+        "it changed; let drizzle-kit generate the migration (`drizzle-kit generate --custom` "
+        "for hand-written SQL)",
     )
 
 
