@@ -73,6 +73,28 @@ def test_a_file_nothing_runs_and_a_missing_snapshot_are_warnings(tmp_path: Path,
     assert_one_clear_error(strict, 3, "has no snapshot")
 
 
+def test_a_journal_cut_back_by_hand_leaves_files_nothing_owns(tmp_path: Path, cli: Cli) -> None:
+    """drizzle-kit generate diffs the schema against the newest snapshot file in meta/ (sorted
+    by name), so a snapshot without its journal entry makes the next migration wrong."""
+    folder = copy(tmp_path)
+    journal = folder / "meta" / "_journal.json"
+    data = json.loads(journal.read_text())
+    data["entries"] = data["entries"][:5]
+    journal.write_text(json.dumps(data))
+    proc = cli("lint", folder)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"{folder}/0005_drop_user_name.sql: warning: 0005_drop_user_name.sql is no migration of "
+        "this folder (no journal entry or migration folder names it): neither drizzle nor "
+        "litedeploy runs it; remove it, or generate it as a migration [not-a-migration]",
+        f"{folder}/meta/0005_snapshot.json: warning: 0005_snapshot.json belongs to no journal "
+        "entry (a journal cut back by hand, or a folder copied over another): drizzle-kit "
+        "generate builds the next migration on the newest snapshot file, so it would diff "
+        "against a schema the journal does not have; remove it, or restore its entry "
+        "[not-a-snapshot]",
+    ]
+
+
 def test_statements_without_breakpoints_and_transaction_control(tmp_path: Path, cli: Cli) -> None:
     folder = copy(tmp_path)
     sql = folder / "0001_add_sku_to_products.sql"

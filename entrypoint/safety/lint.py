@@ -20,12 +20,14 @@ encodings, paths), and then:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from ..base.errors import SourceError
+from ..engine.snapshots import snapshot_of
 from ..engine.sources import JOURNAL, Format, Migration, Source, load_source
 from ..engine.statements import split_complete, strip_comments
 from .drizzle_words import ADJECTIVES, HEROES
@@ -109,21 +111,33 @@ def _when(millis: int) -> str:
 def _files(source: Source) -> list[Problem]:
     problems = []
     named = {m.path.resolve() for m in source.migrations}
+    if source.format is Format.SQL:
+        return []
+    expected = set()
+    for position, m in enumerate(source.migrations):
+        snapshot = snapshot_of(source, position)
+        if snapshot is None:
+            problems.append(_no_snapshot(source, m, _snapshot_name(source, m)))
+        else:
+            expected.add(snapshot.resolve())
     if source.format is Format.DRIZZLE_JOURNAL:
-        meta = (source.folder / JOURNAL).parent
-        for position, m in enumerate(source.migrations):
-            snapshot = meta / f"{position:04d}_snapshot.json"
-            if not snapshot.is_file():
-                problems.append(_no_snapshot(source, m, snapshot))
         strays = sorted(p for p in source.folder.glob("*.sql") if p.resolve() not in named)
-    elif source.format is Format.DRIZZLE_FOLDERS:
-        for m in source.migrations:
-            snapshot = m.path.parent / "snapshot.json"
-            if not snapshot.is_file():
-                problems.append(_no_snapshot(source, m, snapshot))
-        strays = sorted(p for p in source.folder.glob("*.sql") if p.is_file())
+        meta = (source.folder / JOURNAL).parent
+        for path in sorted(meta.glob("*_snapshot.json")):
+            if path.resolve() not in expected:
+                problems.append(
+                    Problem(
+                        "warning",
+                        "not-a-snapshot",
+                        str(path.relative_to(source.folder)),
+                        f"{path.name} belongs to no journal entry (a journal cut back by hand, "
+                        "or a folder copied over another): drizzle-kit generate builds the "
+                        "next migration on the newest snapshot file, so it would diff against "
+                        "a schema the journal does not have; remove it, or restore its entry",
+                    )
+                )
     else:
-        strays = []
+        strays = sorted(p for p in source.folder.glob("*.sql") if p.is_file())
     for path in strays:
         problems.append(
             Problem(
@@ -136,6 +150,14 @@ def _files(source: Source) -> list[Problem]:
             )
         )
     return problems
+
+
+def _snapshot_name(source: Source, m: Migration) -> Path:
+    """Where drizzle-kit would have written the migration's snapshot."""
+    if source.format is Format.DRIZZLE_FOLDERS:
+        return m.path.parent / "snapshot.json"
+    lead = re.match(r"\d+", m.name)
+    return (source.folder / JOURNAL).parent / f"{lead.group() if lead else m.name}_snapshot.json"
 
 
 def _no_snapshot(source: Source, m: Migration, snapshot: Path) -> Problem:
