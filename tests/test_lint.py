@@ -52,9 +52,35 @@ def test_a_journal_date_before_an_earlier_entry_is_an_error(tmp_path: Path, cli:
     proc = cli("lint", folder)
     assert_one_clear_error(proc, 3, "0003_price_to_integer's journal date")
     assert proc.stdout.startswith(f"{folder}/0003_price_to_integer.sql: error: ")
-    assert "never runs it on a database that has 0002_add_reviews" in proc.stdout
+    assert "is not after 0002_add_reviews's (" in proc.stdout
+    # the first migration whose date is at or after it: a database at 0001 skips it already
+    assert "never runs it on a database that has 0001_add_sku_to_products" in proc.stdout
     assert "journal date (20" in proc.stdout  # an ISO time beside the milliseconds
     assert "[journal-order]" in proc.stdout
+
+
+def test_dates_older_than_the_first_migration_skip_it_on_any_database(
+    tmp_path: Path, cli: Cli
+) -> None:
+    """As in a real history (generalaction/emdash at f28ffd30b): hand-written journal entries
+    dated before 0000, which drizzle's migrator skips on every existing database."""
+    folder = copy(tmp_path)
+    journal = folder / "meta" / "_journal.json"
+    data = json.loads(journal.read_text())
+    for entry in data["entries"][4:]:
+        entry["when"] = data["entries"][0]["when"] - 86_400_000
+    journal.write_text(json.dumps(data))
+    proc = cli("lint", folder, "--output", "github")
+    assert proc.returncode == 3
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("::error ")]
+    assert [e.split(",")[0] for e in errors] == [
+        f"::error file={folder}/0004_rename_product_name_to_title.sql",
+        f"::error file={folder}/0005_drop_user_name.sql",
+    ]
+    assert all(
+        "never runs it on any existing database: it is dated before even 0000_init, the first" in e
+        for e in errors
+    )
 
 
 def test_a_file_nothing_runs_and_a_missing_snapshot_are_warnings(tmp_path: Path, cli: Cli) -> None:

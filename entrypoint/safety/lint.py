@@ -81,8 +81,8 @@ def _order(source: Source) -> list[Problem]:
                         _where(source, m),
                         f"{m.name}'s journal date ({_when(m.created_at)}) is not after "
                         f"{newest.name}'s ({_when(newest.created_at)}): drizzle's migrator never "
-                        "runs it on a database "
-                        f"that has {newest.name} (it compares dates with the newest applied)",
+                        f"runs it on {_reach(source, m)} (it compares dates with the newest "
+                        "applied)",
                     )
                 )
             elif source.format is Format.DRIZZLE_FOLDERS and m.created_at == newest.created_at:
@@ -98,6 +98,20 @@ def _order(source: Source) -> list[Problem]:
         if newest is None or (newest.created_at or 0) < m.created_at:
             newest = m
     return problems
+
+
+def _reach(source: Source, late: Migration) -> str:
+    """The earliest migration whose presence makes drizzle skip `late`: the first one dated
+    at or after it (all of them when it is older than the first)."""
+    assert late.created_at is not None
+    for m in source.migrations:
+        if m is late:
+            break
+        if m.created_at is not None and m.created_at >= late.created_at:
+            if m is source.migrations[0]:
+                return f"any existing database: it is dated before even {m.name}, the first"
+            return f"a database that has {m.name}"
+    return "a database that has the migrations before it"
 
 
 def _when(millis: int) -> str:
