@@ -59,8 +59,9 @@ def newest_snapshot(source: Source) -> tuple[Path, int] | None:
     return None
 
 
-def snapshot_of(source: Source, position: int) -> Path | None:
-    """The snapshot drizzle-kit wrote with the migration at `position`, if it is there.
+def snapshot_path(source: Source, position: int) -> Path | None:
+    """Where drizzle-kit writes the snapshot of the migration at `position` (None for plain
+    SQL, or a journal tag without a number).
 
     0.x: `meta/<the tag's number>_snapshot.json` (drizzle-kit names both after the same
     prefix, `0003` or a timestamp); 1.0: `snapshot.json` in the migration's own folder.
@@ -68,14 +69,16 @@ def snapshot_of(source: Source, position: int) -> Path | None:
     migration = source.migrations[position]
     if source.format is Format.DRIZZLE_JOURNAL:
         lead = re.match(r"\d+", migration.name)
-        if lead is None:
-            return None
-        path = source.folder / "meta" / f"{lead.group()}_snapshot.json"
-    elif source.format is Format.DRIZZLE_FOLDERS:
-        path = migration.path.parent / "snapshot.json"
-    else:
-        return None
-    return path if path.is_file() else None
+        return source.folder / "meta" / f"{lead.group()}_snapshot.json" if lead else None
+    if source.format is Format.DRIZZLE_FOLDERS:
+        return migration.path.parent / "snapshot.json"
+    return None
+
+
+def snapshot_of(source: Source, position: int) -> Path | None:
+    """The snapshot drizzle-kit wrote with the migration at `position`, if it is there."""
+    path = snapshot_path(source, position)
+    return path if path is not None and path.is_file() else None
 
 
 def snapshot_at(source: Source, upto: int) -> tuple[Path, int] | None:

@@ -20,14 +20,13 @@ encodings, paths), and then:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from ..base.errors import SourceError
-from ..engine.snapshots import snapshot_of
+from ..engine.snapshots import snapshot_path
 from ..engine.sources import JOURNAL, Format, Migration, Source, load_source
 from ..engine.statements import split_complete, strip_comments
 from .drizzle_words import ADJECTIVES, HEROES
@@ -129,9 +128,9 @@ def _files(source: Source) -> list[Problem]:
         return []
     expected = set()
     for position, m in enumerate(source.migrations):
-        snapshot = snapshot_of(source, position)
-        if snapshot is None:
-            problems.append(_no_snapshot(source, m, _snapshot_name(source, m)))
+        snapshot = snapshot_path(source, position)
+        if snapshot is None or not snapshot.is_file():
+            problems.append(_no_snapshot(source, m, snapshot))
         else:
             expected.add(snapshot.resolve())
     if source.format is Format.DRIZZLE_JOURNAL:
@@ -166,20 +165,13 @@ def _files(source: Source) -> list[Problem]:
     return problems
 
 
-def _snapshot_name(source: Source, m: Migration) -> Path:
-    """Where drizzle-kit would have written the migration's snapshot."""
-    if source.format is Format.DRIZZLE_FOLDERS:
-        return m.path.parent / "snapshot.json"
-    lead = re.match(r"\d+", m.name)
-    return (source.folder / JOURNAL).parent / f"{lead.group() if lead else m.name}_snapshot.json"
-
-
-def _no_snapshot(source: Source, m: Migration, snapshot: Path) -> Problem:
+def _no_snapshot(source: Source, m: Migration, snapshot: Path | None) -> Problem:
+    where = f" ({snapshot.relative_to(source.folder)})" if snapshot is not None else ""
     return Problem(
         "warning",
         "no-snapshot",
         _where(source, m),
-        f"{m.name} has no snapshot ({snapshot.relative_to(source.folder)}): drift then compares "
+        f"{m.name} has no snapshot{where}: drift then compares "
         "a database at it with an older snapshot, and push's declared schema cannot show what "
         "it changed; let drizzle-kit generate the migration (`drizzle-kit generate --custom` "
         "for hand-written SQL)",
