@@ -3,8 +3,11 @@
 Rollback images are `<repository>:rollback-<deploy id>` tags (the id starts with its UTC
 time); quarantine folders are `<db folder>/quarantine/<UTC time>/`, the files a restore
 replaced. Both are kept until an operator says how old is old. Never removed: the image of
-the running container, the rollback image the last deploy would roll back to, and a
-quarantine folder an unfinished restore still names.
+the running container, the rollback image the last deploy would roll back to, the last tag
+of an image a container on the engine still uses (running or stopped, of this stack or of
+another one sharing the repository: docker refuses to remove it, so the dry run leaves it
+out too and lists what the real prune removes), and a quarantine folder an unfinished
+restore still names.
 """
 
 from __future__ import annotations
@@ -50,10 +53,16 @@ def rollback_images(
     dry_run: bool,
     now: datetime | None = None,
 ) -> list[Removed]:
-    """Remove `repository:rollback-*` tags older than the cutoff, except those in `keep`."""
+    """Remove `repository:rollback-*` tags older than the cutoff, except those in `keep` and
+    the last tag of an image a container still uses (removing another tag only untags)."""
     now = now or datetime.now(UTC)
+    used = {
+        str(c.attrs.get("ImageID") or c.attrs.get("Image"))
+        for c in client.containers.list(all=True, sparse=True)
+    }
     removed = []
     for image in client.images.list(name=repository):
+        left = len(image.tags)
         for tag in image.tags:
             name = tag.rpartition(":")[2]
             if not name.startswith(ROLLBACK_PREFIX) or tag in keep:
@@ -61,11 +70,14 @@ def rollback_images(
             age = _age(name[len(ROLLBACK_PREFIX) :].split("-")[0], now)
             if age is None or age < older_than_days:
                 continue
+            if left == 1 and image.id in used:
+                continue  # docker refuses: a container uses it, and this is its last name
             if not dry_run:
                 try:
                     client.images.remove(tag)
                 except DockerException:
-                    continue  # a container uses it: it stays
+                    continue  # it stays (removed by someone else meanwhile, a daemon error)
+            left -= 1
             removed.append(Removed("image", tag, age))
     return sorted(removed, key=lambda r: r.name)
 
