@@ -636,7 +636,12 @@ def prune(
         if last is not None and last.get("rollback_image"):
             keep.add(str(last["rollback_image"]))
         removed = pruning.rollback_images(
-            client, stack.service.repository, older_than, keep=keep, dry_run=dry_run
+            client,
+            stack.service.repository,
+            older_than,
+            owned=records.rollback_tags(current.state),
+            keep=keep,
+            dry_run=dry_run,
         ) + for_stack(current, stack).prune_quarantines(older_than, dry_run=dry_run)
     if as_json:
         typer.echo(json.dumps([asdict(r) for r in removed], indent=2))

@@ -329,11 +329,18 @@ class Deployer:
         self.report.backup = self._backup_of_deploy(stack)
         self.report.outcome = Outcome.DEPLOYED  # whatever the tidying below meets
         self._pin(tag)
-        removed = self.host.prune_rollback_tags(stack.service.repository, KEEP_ROLLBACK_TAGS)
+        removed = self.host.prune_rollback_tags(
+            stack.service.repository, KEEP_ROLLBACK_TAGS, self._rollback_tags()
+        )
         if removed:
             self.progress(
                 f"  removed {len(removed)} old rollback tag(s), keeping {KEEP_ROLLBACK_TAGS}"
             )
+
+    def _rollback_tags(self) -> set[str]:
+        """This stack's rollback tags: its history's, and the one this deploy just made."""
+        made = {self.report.rollback_image} if self.report.rollback_image else set()
+        return records.rollback_tags(self.settings.state) | made
 
     # -- start-first (strategy.py) ------------------------------------------------------------
 

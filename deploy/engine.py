@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Collection
 from typing import Any
 
 import docker
@@ -164,13 +165,18 @@ def keep_image(client: docker.DockerClient, image_id: str, repository: str, tag:
     return f"{repository}:{tag}"
 
 
-def prune_rollback_tags(client: docker.DockerClient, repository: str, keep: int) -> list[str]:
-    """Remove all but the newest `keep` rollback-<deploy id> tags (ids sort by time)."""
+def prune_rollback_tags(
+    client: docker.DockerClient, repository: str, keep: int, owned: Collection[str]
+) -> list[str]:
+    """Remove all but the newest `keep` of this stack's rollback-<deploy id> tags (ids sort by
+    time). Only tags in `owned` (the ones this stack's deploys made, from its history) are
+    touched: another stack on the host may share the repository (staging beside production),
+    and its rollback tags are its own."""
     tags = sorted(
         tag
         for img in client.images.list(name=repository)
         for tag in img.tags
-        if tag.startswith(f"{repository}:rollback-")
+        if tag.startswith(f"{repository}:rollback-") and tag in owned
     )
     doomed = tags[: max(len(tags) - keep, 0)]
     for tag in doomed:

@@ -7,7 +7,7 @@ One object, passed in, so the deploy story can be driven against small fakes in 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -57,7 +57,9 @@ class Host(Protocol):
 
     def entrypoint_of(self, ref: str) -> list[str]: ...
 
-    def prune_rollback_tags(self, repository: str, keep: int) -> list[str]: ...
+    def prune_rollback_tags(
+        self, repository: str, keep: int, owned: Collection[str]
+    ) -> list[str]: ...
 
     def run(
         self,
@@ -125,8 +127,8 @@ class DockerHost:
     def entrypoint_of(self, ref: str) -> list[str]:
         return engine.entrypoint_of(self.client, ref)
 
-    def prune_rollback_tags(self, repository: str, keep: int) -> list[str]:
-        return engine.prune_rollback_tags(self.client, repository, keep)
+    def prune_rollback_tags(self, repository: str, keep: int, owned: Collection[str]) -> list[str]:
+        return engine.prune_rollback_tags(self.client, repository, keep, owned)
 
     def run(
         self,

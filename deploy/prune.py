@@ -1,18 +1,20 @@
 """`deploy prune`: old rollback images and old quarantine folders, listed, then removed.
 
 Rollback images are `<repository>:rollback-<deploy id>` tags (the id starts with its UTC
-time); quarantine folders are `<db folder>/quarantine/<UTC time>/`, the files a restore
-replaced. Both are kept until an operator says how old is old. Never removed: the image of
-the running container, the rollback image the last deploy would roll back to, the last tag
-of an image a container on the engine still uses (running or stopped, of this stack or of
-another one sharing the repository: docker refuses to remove it, so the dry run leaves it
-out too and lists what the real prune removes), and a quarantine folder an unfinished
-restore still names.
+time), and a stack prunes only those its own deploys made, which its history names: a
+staging stack beside production may share the repository. Quarantine folders are
+`<db folder>/quarantine/<UTC time>/`, the files a restore replaced. Both are kept until an
+operator says how old is old. Never removed: the image of the running container, the
+rollback image the last deploy would roll back to, the last tag of an image a container on
+the engine still uses (running or stopped, of any stack: docker refuses to remove it, so
+the dry run leaves it out too and lists what the real prune removes), and a quarantine
+folder an unfinished restore still names.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,12 +51,14 @@ def rollback_images(
     repository: str,
     older_than_days: float,
     *,
+    owned: Collection[str],
     keep: set[str],
     dry_run: bool,
     now: datetime | None = None,
 ) -> list[Removed]:
-    """Remove `repository:rollback-*` tags older than the cutoff, except those in `keep` and
-    the last tag of an image a container still uses (removing another tag only untags)."""
+    """Remove this stack's `repository:rollback-*` tags (those in `owned`) older than the
+    cutoff, except those in `keep` and the last tag of an image a container still uses
+    (removing another tag only untags)."""
     now = now or datetime.now(UTC)
     used = {
         str(c.attrs.get("ImageID") or c.attrs.get("Image"))
@@ -65,7 +69,7 @@ def rollback_images(
         left = len(image.tags)
         for tag in image.tags:
             name = tag.rpartition(":")[2]
-            if not name.startswith(ROLLBACK_PREFIX) or tag in keep:
+            if not name.startswith(ROLLBACK_PREFIX) or tag not in owned or tag in keep:
                 continue
             age = _age(name[len(ROLLBACK_PREFIX) :].split("-")[0], now)
             if age is None or age < older_than_days:

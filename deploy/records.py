@@ -42,3 +42,9 @@ def read(state_dir: Path) -> list[dict[str, Any]]:
         if isinstance(record, dict):
             records.append(record)
     return records
+
+
+def rollback_tags(state_dir: Path) -> set[str]:
+    """The rollback tags this stack's deploys made (`repository:rollback-<deploy id>`): the
+    only ones its pruning may remove, whoever else shares the image repository."""
+    return {str(r["rollback_image"]) for r in read(state_dir) if r.get("rollback_image")}

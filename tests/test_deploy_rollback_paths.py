@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -107,7 +107,7 @@ class FakeHost:
     def entrypoint_of(self, ref: str) -> list[str]:
         return ENTRYPOINT
 
-    def prune_rollback_tags(self, repository: str, keep: int) -> list[str]:
+    def prune_rollback_tags(self, repository: str, keep: int, owned: Collection[str]) -> list[str]:
         return []
 
     def run(

@@ -389,11 +389,30 @@ def test_a_deploy_killed_mid_way_is_detected_and_the_next_one_recovers(
     assert stack.query("SELECT count(*) FROM reviews") == [(2,)]
 
 
+@pytest.fixture
+def other_stacks_tags(variants: dict[str, str]) -> Iterator[list[str]]:
+    """Rollback tags another stack sharing the repository made (a production beside this
+    staging): old, so that any repository-wide pruning would take them first."""
+    tags = [f"{DEMO_REPO}:rollback-2020010{n}T000000Z-other{n}" for n in range(1, 5)]
+    for tag in tags:
+        docker("tag", variants["stock"], tag)
+    yield tags
+    docker("image", "rm", *tags, check=False)
+
+
+def tagged(repository: str) -> list[str]:
+    return docker("image", "ls", repository, "--format", "{{.Repository}}:{{.Tag}}").split()
+
+
 @pytest.mark.operator_too
-def test_status_history_backup_and_manual_rollback(stack: Stack, variants: dict[str, str]) -> None:
+def test_status_history_backup_and_manual_rollback(
+    stack: Stack, variants: dict[str, str], other_stacks_tags: list[str]
+) -> None:
     seed(stack)
     before = dump(stack.db_path)
     assert deploy(stack, "--tag", tag_of(variants["v2"])).returncode == EXIT_DEPLOYED
+    # the deploy pruned its own old rollback tags (it keeps 3), none of the other stack's
+    assert set(other_stacks_tags) <= set(tagged(DEMO_REPO))
 
     status = deploy(stack, "status", "--json")
     assert status.returncode == 0, status.stderr
@@ -429,7 +448,7 @@ def test_status_history_backup_and_manual_rollback(stack: Stack, variants: dict[
     assert listed.returncode == 0, listed.stderr
     found = json.loads(listed.stdout)
     names = [r["name"] for r in found if r["what"] == "image"]
-    assert names and running not in names
+    assert names and running not in names and not set(names) & set(other_stacks_tags)
     assert all(docker("image", "inspect", name, "--format", "{{.Id}}") for name in names)
     # the rollback's quarantine folder (the v2 database it replaced) is listed too
     [kept] = [Path(r["name"]) for r in found if r["what"] == "quarantine"]
@@ -438,8 +457,9 @@ def test_status_history_backup_and_manual_rollback(stack: Stack, variants: dict[
     assert pruned.returncode == 0, pruned.stderr
     assert f"{len(found)} item(s) removed" in pruned.stdout
     assert not kept.exists()
-    left = docker("image", "ls", DEMO_REPO, "--format", "{{.Repository}}:{{.Tag}}").split()
+    left = tagged(DEMO_REPO)
     assert running in left and not set(names) & set(left)
+    assert set(other_stacks_tags) <= set(left)
 
     listed = deploy(stack, "history", "--json")
     outcomes = [r["outcome"] for r in json.loads(listed.stdout)]
