@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from entrypoint.base import loglines
 from entrypoint.base.errors import EntrypointError
 
 from . import VERSION, engine, records
@@ -83,7 +85,22 @@ def _errors_to_exit(*, restoring: bool = False) -> Iterator[None]:
 
 
 def _say(line: str) -> None:
-    typer.echo(f"deploy: {line}", err=True)
+    """One line on stderr: `deploy: ...`, or a JSON object with LITEDEPLOY_LOG_FORMAT=json."""
+    if loglines.asked(os.environ)[0] == "json":
+        at = time.time()
+        typer.echo(
+            loglines.json_line(line, level=_level(line), created=at, source="deploy"), err=True
+        )
+    else:
+        typer.echo(f"deploy: {line}", err=True)
+
+
+def _level(line: str) -> str:
+    """A line's level from its first word (a fleet's lines start with `[host] `)."""
+    word = line.split("] ", 1)[1] if line.startswith("[") and "] " in line else line
+    if word.startswith(("error:", "hint:", "internal error:")):
+        return "error"
+    return "warning" if word.startswith("warning:") else "info"
 
 
 def _version(value: bool) -> None:
@@ -232,6 +249,10 @@ def main_command(
         "on_failure": on_failure,
     }
     with _errors_to_exit():
+        if (refused := loglines.asked(os.environ)[1]) is not None:
+            raise ConfigError(
+                refused, hint="unset it, or set it to json for one JSON object a line"
+            )
         path = config or (Path("deploy.yml") if Path("deploy.yml").is_file() else None)
         group = Group(
             load=lambda: settings(load_file(path) if path else {}, flags),
@@ -669,7 +690,12 @@ def files(
 
 def main() -> None:
     """Console-script entry point."""
-    logging.basicConfig(level=logging.INFO, format="deploy: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    if loglines.asked(os.environ)[0] == "json":
+        handler.setFormatter(loglines.JsonLines("deploy"))
+    else:
+        handler.setFormatter(logging.Formatter("deploy: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         app()
     except Exception as exc:  # the last line of defence: one line, never a traceback

@@ -17,6 +17,7 @@ their JSON reports and stops at the first failure:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -26,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from entrypoint.base.contract import LOG_FORMAT_ENV
 
 from .errors import ConfigError, PreflightFailed, RollbackFailed
 from .hosts import HostSpec
@@ -314,6 +317,7 @@ def child_launcher(base_args: Sequence[str]) -> Launch:
         argv = [sys.executable, "-m", "deploy", *base_args, "--host", spec.flag, "--json"]
         proc = subprocess.Popen(
             [*argv, *command],
+            env={**os.environ, LOG_FORMAT_ENV: "text"},  # read here, said again in ours
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

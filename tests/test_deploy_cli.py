@@ -26,12 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 ALL = typer.main.get_command(app).commands  # type: ignore[attr-defined]
 COMMANDS = sorted(name for name, command in ALL.items() if not command.hidden)
 # The deploy CLI reads these; the developer's shell must not leak them into a test.
-LEAKY = ("LITEDEPLOY_CONFIG", "LITEDEPLOY_DEBUG", "DOCKER_HOST", "APP_TAG")
+LEAKY = ("LITEDEPLOY_CONFIG", "LITEDEPLOY_DEBUG", "LITEDEPLOY_LOG_FORMAT", "DOCKER_HOST", "APP_TAG")
 
 
-def deploy(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+def deploy(
+    *args: str | Path, cwd: Path, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m deploy ARGS` as a real process; never raises on the exit code."""
-    env = {k: v for k, v in os.environ.items() if k not in LEAKY}
+    env = {k: v for k, v in os.environ.items() if k not in LEAKY} | (extra or {})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "deploy", *map(str, args)],
@@ -132,6 +134,26 @@ def test_a_malformed_deploy_yml_is_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "bad.yml").write_text("service: app\nhealth_timeout: 5\n  stable_seconds: 3\n")
     proc = deploy("--config", "bad.yml", "--tag", "x", cwd=tmp_path)
     one_clear_error(proc, 2, "bad.yml is not valid YAML at line 3")
+    assert proc.stdout == ""
+
+
+def test_json_log_lines_for_log_collectors(tmp_path: Path) -> None:
+    """LITEDEPLOY_LOG_FORMAT=json: deploy's lines are the entrypoint's objects too."""
+    (tmp_path / "deploy.yml").write_text("servce: app\n")
+    proc = deploy("--tag", "x", cwd=tmp_path, extra={"LITEDEPLOY_LOG_FORMAT": "json"})
+    assert proc.returncode == 2
+    (error, hint) = [json.loads(line) for line in proc.stderr.splitlines()]
+    assert set(error) == {"time", "level", "event", "message", "fields"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", error["time"])
+    assert (error["level"], error["event"]) == ("error", "error")
+    assert error["message"] == "error: deploy.yml: servce: unknown setting"
+    assert (hint["level"], hint["event"]) == ("error", "hint")
+    assert hint["message"].startswith("hint: known settings:")
+
+
+def test_an_unknown_log_format_is_a_usage_error(tmp_path: Path) -> None:
+    proc = deploy("history", cwd=tmp_path, extra={"LITEDEPLOY_LOG_FORMAT": "xml"})
+    one_clear_error(proc, 2, "LITEDEPLOY_LOG_FORMAT='xml' is not one of text, json")
     assert proc.stdout == ""
 
 

@@ -20,7 +20,7 @@ from deploy.cli import child_args
 from deploy.config import for_host, load_file, settings
 from deploy.endpoint import activate, environment
 from deploy.errors import ConfigError
-from deploy.fleet import Child, Fleet, State, groups, run_fleet
+from deploy.fleet import Child, Fleet, State, child_launcher, groups, run_fleet
 from deploy.hosts import HostSpec, name_of, select
 from deploy.lock import deploy_lock, lock_error
 
@@ -293,3 +293,20 @@ def test_a_one_host_command_refuses_several_hosts(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "acts on one host; 2 are selected (nowhere-a, nowhere-b)" in done.stderr
+
+
+def test_a_hosts_lines_reach_the_fleet_as_text_whatever_the_log_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child's lines are read here (its error) and said again in the fleet's own format,
+    so the child writes text even under LITEDEPLOY_LOG_FORMAT=json (a real child process)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LITEDEPLOY_LOG_FORMAT", "json")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    for name in ("LITEDEPLOY_CONFIG", "DOCKER_HOST", "APP_TAG"):
+        monkeypatch.delenv(name, raising=False)
+    lines: list[str] = []
+    child = child_launcher([])(HostSpec("h1", "unix:///nonexistent.sock"), ["status"], lines.append)
+    assert child.returncode == 3
+    assert child.error == "there is no Docker context named h1"
+    assert lines[0] == "error: there is no Docker context named h1"
