@@ -695,3 +695,118 @@ def test_a_column_renamed_only_in_case_keeps_every_row_and_is_still_checked(
     ]
     assert_declared(db, schema, tmp_path / "ref")
     assert plan_of(db, schema).changes == []
+
+
+# --- hand-written views and triggers a snapshot does not declare, through renames -------------
+
+
+def plan_kept(db: Path, declared: Declared, *renames: str) -> PushPlan:
+    """The plan as push makes it from a drizzle-kit snapshot, which records no triggers (and
+    views only when declared): the live ones it lacks are kept, not dropped."""
+    raw = db.read_bytes()
+    with (
+        contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as live,
+        contextlib.closing(declared.load()) as want,
+    ):
+        plan = plan_push(
+            live, want, parse_renames(renames), history_tables=HISTORY, sync_triggers=False
+        )
+    assert db.read_bytes() == raw
+    return plan
+
+
+def objects(db: Path) -> list[tuple[str, str, str]]:
+    """The views and triggers: (type, name, the table a trigger is on), and their SQL apart."""
+    return query(
+        db,
+        "SELECT type, name, tbl_name FROM sqlite_master WHERE type IN ('view', 'trigger') "
+        "ORDER BY type, name",
+    )
+
+
+def test_a_kept_trigger_and_view_follow_their_table_when_a_new_table_takes_its_name(
+    tmp_path: Path,
+) -> None:
+    """`--rename incident=status_report` with a new `incident` declared: the hand-written
+    trigger and view of the old table go with it, as SQLite's own RENAME would carry them,
+    never onto the new table that took the name."""
+    db = make_db(
+        tmp_path / "app.db",
+        "CREATE TABLE incident (id integer PRIMARY KEY, title text, updated integer);"
+        "CREATE TABLE audit (what text);"
+        "CREATE TRIGGER incident_touch AFTER UPDATE ON incident BEGIN "
+        "UPDATE incident SET updated = 1 WHERE id = new.id; "
+        "INSERT INTO audit VALUES ('incident ' || new.id); END;"
+        "CREATE VIEW open_incidents AS SELECT id, title FROM incident WHERE updated IS NULL;"
+        "INSERT INTO incident VALUES (1, 'db down', NULL), (2, 'slow', NULL);",
+    )
+    declared = declare(
+        tmp_path,
+        "CREATE TABLE status_report (id integer PRIMARY KEY, title text, updated integer);\n"
+        "CREATE TABLE incident (id integer PRIMARY KEY, kind text NOT NULL);\n"
+        "CREATE TABLE audit (what text);",
+    )
+    plan = plan_kept(db, declared, "incident=status_report")
+    apply(db, plan)
+    assert objects(db) == [
+        ("trigger", "incident_touch", "status_report"),
+        ("view", "open_incidents", "open_incidents"),
+    ]
+    assert query(db, "SELECT id, title FROM open_incidents ORDER BY id") == [
+        (1, "db down"),
+        (2, "slow"),
+    ]
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("UPDATE status_report SET title = 'db back' WHERE id = 1")
+        conn.execute("INSERT INTO incident VALUES (7, 'outage')")  # the new table: no trigger
+        conn.commit()
+    assert query(db, "SELECT id, updated FROM status_report ORDER BY id") == [(1, 1), (2, None)]
+    assert query(db, "SELECT what FROM audit") == [("incident 1",)]
+    assert "view open_incidents" in plan.uncovered and "trigger incident_touch" in plan.uncovered
+
+
+def test_a_kept_trigger_names_a_renamed_column_after_a_rebuild(tmp_path: Path) -> None:
+    """A rebuild (here a new NOT NULL default) drops the triggers first: the one recreated
+    names the column by its new name, as `ALTER TABLE ... RENAME COLUMN` would have."""
+    db = make_db(
+        tmp_path / "app.db",
+        "CREATE TABLE item (id integer PRIMARY KEY, name text, seen integer);"
+        "CREATE TRIGGER item_seen AFTER UPDATE OF name ON item BEGIN "
+        "UPDATE item SET seen = coalesce(seen, 0) + 1 WHERE id = new.id; END;"
+        "INSERT INTO item VALUES (1, 'a', NULL);",
+    )
+    declared = declare(
+        tmp_path,
+        "CREATE TABLE item (id integer PRIMARY KEY, title text NOT NULL DEFAULT '', seen integer);",
+    )
+    plan = plan_kept(db, declared, "item.name=title")
+    assert "rebuild table" in {c.kind for c in plan.changes}
+    apply(db, plan)
+    [(sql,)] = query(db, "SELECT sql FROM sqlite_master WHERE name = 'item_seen'")
+    assert "title" in sql and "name" not in sql.replace("item_seen", "")
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("UPDATE item SET title = 'b' WHERE id = 1")
+        conn.commit()
+    assert query(db, "SELECT title, seen FROM item") == [("b", 1)]
+    assert plan.warnings == []
+
+
+def test_a_view_sqlite_cannot_read_is_kept_as_it_was_and_named(tmp_path: Path) -> None:
+    """A view over a table that no longer exists (SQLite allows creating one) stops SQLite's
+    rename: it is recreated from its old SQL, and the warning says so."""
+    db = make_db(
+        tmp_path / "app.db",
+        "CREATE TABLE item (id integer PRIMARY KEY, name text);"
+        "CREATE VIEW stale AS SELECT * FROM gone;"
+        "CREATE VIEW names AS SELECT name FROM item;"
+        "INSERT INTO item VALUES (1, 'a');",
+    )
+    declared = declare(tmp_path, "CREATE TABLE product (id integer PRIMARY KEY, name text);")
+    plan = plan_kept(db, declared, "item=product")
+    [warning] = plan.warnings
+    assert warning.startswith("view stale: not carried through the renames")
+    apply(db, plan)
+    assert query(db, "SELECT sql FROM sqlite_master WHERE name = 'stale'") == [
+        ("CREATE VIEW stale AS SELECT * FROM gone",)
+    ]
+    assert query(db, "SELECT name FROM names") == [("a",)]

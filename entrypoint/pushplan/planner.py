@@ -221,6 +221,7 @@ class _Planner:
         # is a new table (`--rename incident=status_report` with a new `incident`)
         self.renamed_away = {v.lower() for v in self.table_renames.values()}
         self.warnings: list[str] = []
+        self._carried_sql: dict[tuple[str, str], str] | None = None
 
     # --- renames -------------------------------------------------------------------------------
 
@@ -372,13 +373,69 @@ class _Planner:
 
     def _kept(self, kind: str) -> dict[str, _Object]:
         """Views and triggers of the live database a snapshot does not declare, that push
-        keeps (recreated around a rebuild): triggers only while their table stays."""
+        keeps (recreated around a rebuild): triggers only while their table stays, under its
+        new name when it is renamed. Their SQL is what SQLite's own ALTER TABLE ... RENAME
+        makes of it (`_carried`): a view of a renamed table or column names the new one."""
         declared = _objects(self.declared, kind)
-        return {
+        surviving = self._surviving_tables() | self.renamed_away
+        kept = {
             k: v
             for k, v in _objects(self.live, kind).items()
-            if k not in declared and (kind == "view" or v.table.lower() in self._surviving_tables())
+            if k not in declared and (kind == "view" or v.table.lower() in surviving)
         }
+        carried = self._carried()
+        return {k: _Object(v.name, v.table, carried.get((kind, k), v.sql)) for k, v in kept.items()}
+
+    def _carried(self) -> dict[tuple[str, str], str]:
+        """The live views' and triggers' SQL after this plan's renames, as SQLite rewrites it.
+
+        Push drops every view and trigger before it renames or rebuilds, so SQLite never
+        carries a rename into them on the live file; recreating them from their old SQL would
+        point a view at a table's old name (or at the new table that took it) and a trigger
+        at a column that is gone. So the renames run first on a scratch copy of the schema (no
+        rows, in memory) and the objects are read back from it. An object the scratch copy
+        cannot carry keeps its SQL, and a warning names it.
+        """
+        if self._carried_sql is not None:
+            return self._carried_sql
+        self._carried_sql = {}
+        if not self.table_renames and not self.column_renames:
+            return self._carried_sql
+        scratch = sqlite3.connect(":memory:")
+        try:
+            self._carried_sql, failed = _carry(self.live, scratch, self._rename_statements())
+        finally:
+            scratch.close()
+        named = [
+            f"{kind} {name}"
+            for kind, name in failed
+            if kind not in ("view", "trigger") or name.lower() not in _objects(self.declared, kind)
+        ]
+        if named:
+            self.warnings.append(
+                f"{', '.join(named)}: not carried through the renames (SQLite could not read "
+                "it on a copy of the schema), recreated from its SQL as it was; check that it "
+                "names the renamed tables and columns"
+            )
+        return self._carried_sql
+
+    def _rename_statements(self) -> list[str]:
+        """The plan's renames as statements: tables (as `_table_renames` does them), then
+        columns, each through a temporary name so that a swap cannot collide."""
+        tables = [sql for change in self._table_renames() for sql in change.statements]
+        columns = []
+        for table, mapping in self.column_renames.items():
+            name = self.want_tables[table].name
+            temp = {new: f"{REBUILD_PREFIX}{i}" for i, new in enumerate(mapping)}
+            columns += [
+                f"ALTER TABLE {q(name)} RENAME COLUMN {q(old)} TO {q(temp[new])};"
+                for new, old in mapping.items()
+            ]
+            columns += [
+                f"ALTER TABLE {q(name)} RENAME COLUMN {q(temp[new])} TO {q(new)};"
+                for new in mapping
+            ]
+        return tables + columns
 
     def _live_name(self, key: str) -> str | None:
         """The live table a declared one (folded name) is made from; None: it is new."""
@@ -804,6 +861,55 @@ class _Planner:
 
     def _surviving_tables(self) -> set[str]:
         return {k.lower() for k in self.want_tables}
+
+
+_UNRESOLVED = re.compile(r"error in (view|trigger) (.+?): ")
+
+
+def _carry(
+    live: sqlite3.Connection, scratch: sqlite3.Connection, renames: list[str]
+) -> tuple[dict[tuple[str, str], str], list[tuple[str, str]]]:
+    """Run `renames` on a rowless copy of the live schema; the views' and triggers' SQL after
+    them, by (kind, folded name), and the (kind, name) of those that could not be carried."""
+    shadows = _virtual_and_shadow(live) - set(_virtual_tables(live))
+    rows = live.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE "
+        "'sqlite_%' AND type IN ('table', 'view', 'trigger') ORDER BY type = 'trigger', "
+        "type = 'view', rowid"
+    ).fetchall()
+    failed: list[tuple[str, str]] = []
+    for kind, name, sql in rows:
+        if str(name).lower() in shadows:
+            continue  # its virtual table makes it
+        try:
+            scratch.execute(sql)
+        except sqlite3.Error:
+            if kind == "table":  # a virtual table whose module this SQLite lacks: its columns
+                columns = [str(r[1]) for r in live.execute(f"PRAGMA table_info({q(name)})")]
+                scratch.execute(f"CREATE TABLE {q(name)} ({', '.join(map(q, columns))})")
+            else:
+                failed.append((kind, name))
+    for statement in renames:
+        while True:
+            try:
+                scratch.execute(statement)
+                break
+            except sqlite3.OperationalError as exc:
+                # SQLite re-reads every view and trigger on a rename and refuses one that no
+                # longer resolves; leave that one behind (named) and carry the others.
+                unresolved = _UNRESOLVED.search(str(exc))
+                if unresolved is None:
+                    return {}, [*failed, ("view or trigger", "naming them")]
+                kind, name = unresolved.groups()
+                scratch.execute(f"DROP {kind.upper()} {q(name)}")
+                failed.append((kind, name))
+    carried = {
+        (str(kind), str(name).lower()): str(sql)
+        for kind, name, sql in scratch.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE type IN ('view', 'trigger')"
+        )
+    }
+    return carried, failed
 
 
 def _virtual_and_shadow(conn: sqlite3.Connection) -> set[str]:
