@@ -320,6 +320,30 @@ def test_rows_a_new_check_would_refuse_are_refused_before_writing(tmp_path: Path
     assert dump(db) == before
 
 
+def test_values_a_new_type_makes_equal_are_duplicates_before_writing(
+    tmp_path: Path, cli: Cli
+) -> None:
+    """'7' and '07' are two texts under the kept UNIQUE, and one integer once the column is
+    INTEGER: the dry run and the push both refuse it (15), as the rebuild's copy would fail."""
+    db = make_db(
+        tmp_path / "app.db",
+        "CREATE TABLE items (id integer PRIMARY KEY, code text UNIQUE);"
+        "INSERT INTO items VALUES (1, '7'), (2, '07'), (3, 'x7');",
+    )
+    schema = tmp_path / "schema.sql"
+    schema.write_text("CREATE TABLE items (id integer PRIMARY KEY, code integer UNIQUE);")
+    before = dump(db)
+    for proc in (push(cli, db, schema), push(cli, db, schema, "--dry-run")):
+        assert_one_clear_error(
+            proc, 15, "items(code) becomes unique over 1 group(s) of duplicated values"
+        )
+    assert dump(db) == before
+    make_db(db, "DELETE FROM items WHERE id = 2;")
+    proc = push(cli, db, schema, "--allow", "lost-values=items.code")  # 'x7' stays a text
+    assert proc.returncode == 0, proc.stderr
+    assert rows(db)["items"] == [(1, 7), (3, "x7")]
+
+
 def test_foreign_keys_that_do_not_hold_are_refused_before_writing(tmp_path: Path, cli: Cli) -> None:
     db = make_db(
         tmp_path / "app.db",

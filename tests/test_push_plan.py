@@ -810,3 +810,23 @@ def test_a_view_sqlite_cannot_read_is_kept_as_it_was_and_named(tmp_path: Path) -
         ("CREATE VIEW stale AS SELECT * FROM gone",)
     ]
     assert query(db, "SELECT name FROM names") == [("a",)]
+
+
+def test_a_new_unique_index_counts_values_as_the_new_type_stores_them(tmp_path: Path) -> None:
+    """'1.0' and '1' differ as text and are one REAL; 'b' and 'B' stay two (no NOCASE)."""
+    db, _, plan = planned(
+        tmp_path,
+        "CREATE TABLE m (id integer PRIMARY KEY, v text, k text);"
+        "INSERT INTO m VALUES (1, '1.0', 'b'), (2, '1', 'B'), (3, '2.5', 'c');",
+        "CREATE TABLE m (id integer PRIMARY KEY, v real, k text);\n"
+        "CREATE UNIQUE INDEX m_v ON m (v);\nCREATE UNIQUE INDEX m_k ON m (k);",
+    )
+    assert [(r.kind, r.object, r.count) for r in plan.risks] == [
+        ("unique-over-duplicates", "m(v)", 1)
+    ]
+    with contextlib.closing(sqlite3.connect(db)) as conn:  # and the push itself would fail
+        conn.execute("BEGIN")
+        with pytest.raises(sqlite3.IntegrityError):
+            for sql in plan.statements:
+                conn.execute(sql)
+        conn.rollback()

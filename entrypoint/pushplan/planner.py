@@ -602,12 +602,21 @@ class _Planner:
                             f"drops {live_name}.{source} with {values} non-NULL value(s)",
                         )
                     )
-        keys = [u for u in target.uniques if u not in renamed.uniques]
+        # New keys, and kept ones over a column whose type changes: text '1' and '01' are
+        # two values, and one under INTEGER affinity.
+        retyped = self._retyped(want.name, live_name)
+
+        def recounted(key: tuple[str, ...]) -> bool:
+            return any(c.lower() in retyped for c in key)
+
+        keys = [u for u in target.uniques if u not in renamed.uniques or recounted(u)]
         pk = tuple(c for c, col in target.columns.items() if col.primary_key)
-        if pk and pk != tuple(c for c, col in renamed.columns.items() if col.primary_key):
+        old_pk = tuple(c for c, col in renamed.columns.items() if col.primary_key)
+        if pk and (pk != old_pk or recounted(pk)):
             keys.append(pk)
         for key in keys:
-            notes.append(f"UNIQUE ({', '.join(key)})")
+            if key not in renamed.uniques and key != old_pk:
+                notes.append(f"UNIQUE ({', '.join(key)})")
             dupes = self._duplicates(
                 want.name, live_name, [q(c) for c in key], None, f"{want.name}({', '.join(key)})"
             )
@@ -770,6 +779,8 @@ class _Planner:
         and rolls back)."""
         name = self.want_tables[table.lower()].name
         try:
+            if self._retyped(name, live_name):
+                return self._converted_duplicates(name, live_name, terms, where)
             return duplicate_groups(self.live, self._future(name, live_name), name, terms, where)
         except sqlite3.Error as exc:
             self.warnings.append(
@@ -777,6 +788,50 @@ class _Planner:
                 "the push fails on them and is rolled back"
             )
             return 0
+
+    def _retyped(self, table: str, live_name: str) -> set[str]:
+        """The declared table's columns (folded) whose values come from a live column of
+        another affinity: SQLite converts them as the rebuild copies them."""
+        target = self.want_schema[self.want_tables[table.lower()].name]
+        have = self._live_table(live_name)
+        sources = self._sources(live_name, self.column_renames.get(table.lower(), {}))
+        return {
+            name.lower()
+            for name, col in target.columns.items()
+            if (source := sources.get(name.lower())) in have.columns
+            and affinity(have.columns[source].type) != affinity(col.type)
+        }
+
+    def _converted_duplicates(
+        self, table: str, live_name: str, terms: list[str], where: str | None
+    ) -> int:
+        """`_duplicates` where a column changes type: the future rows are stored, as the
+        rebuild stores them, into a TEMP table of the declared columns (no constraints), so
+        that SQLite itself converts each value; nothing of the database file is written, and
+        the table is dropped again."""
+        want = self.want_tables[table.lower()]
+        target = self.want_schema[want.name]
+        definitions = column_definitions(want.sql)
+        scratch = f"{REBUILD_PREFIX}count"
+        columns, stored = [], []
+        for name, col in target.columns.items():
+            definition = definitions.get(name.lower(), "")
+            if generated_expression(definition) is not None:
+                columns.append(definition)
+            else:
+                columns.append(f"{q(name)} {col.type}")
+                stored.append(q(name))
+        future = self._future(want.name, live_name)
+        self.live.execute(f"CREATE TEMP TABLE {q(scratch)} ({', '.join(columns)})")
+        try:
+            self.live.execute(
+                f"{future} INSERT INTO temp.{q(scratch)} ({', '.join(stored)}) "  # noqa: S608
+                f"SELECT {', '.join(stored)} FROM {q(want.name)}"
+            )
+            converted = f"WITH {q(want.name)} AS (SELECT * FROM temp.{q(scratch)})"  # noqa: S608
+            return duplicate_groups(self.live, converted, want.name, terms, where)
+        finally:
+            self.live.execute(f"DROP TABLE temp.{q(scratch)}")
 
     def _orphans(self, name: str, live_name: str, target: Table, renamed: Table) -> list[Risk]:
         """New foreign keys the rows would break (the push's check before COMMIT would fail):
