@@ -361,13 +361,13 @@ def test_foreign_keys_that_do_not_hold_are_refused_before_writing(tmp_path: Path
     assert dump(db) == before
 
 
-def test_foreign_keys_that_do_not_hold_roll_back(tmp_path: Path, cli: Cli) -> None:
-    """The check before COMMIT, where the plan cannot count: the parent's key is new."""
+def test_a_foreign_key_to_a_key_the_same_push_adds_is_counted(tmp_path: Path, cli: Cli) -> None:
+    """The parent's key column is new (NULL on its rows): every reference would break."""
     db = make_db(
         tmp_path / "app.db",
         "CREATE TABLE p (id integer PRIMARY KEY);"
         "CREATE TABLE c (id integer PRIMARY KEY, p_code text);"
-        "INSERT INTO c VALUES (1, 'x');",
+        "INSERT INTO p VALUES (1); INSERT INTO c VALUES (1, 'x'), (2, NULL);",
     )
     schema = tmp_path / "schema.sql"
     schema.write_text(
@@ -375,8 +375,32 @@ def test_foreign_keys_that_do_not_hold_roll_back(tmp_path: Path, cli: Cli) -> No
         "CREATE TABLE c (id integer PRIMARY KEY, p_code text REFERENCES p(code));"
     )
     before = dump(db)
+    for proc in (push(cli, db, schema), push(cli, db, schema, "--dry-run")):
+        assert_one_clear_error(proc, 15, "c(p_code) -> p(code): 1 row(s) would reference no parent")
+    assert dump(db) == before
+    # with the key declared with a default the child rows name, nothing breaks
+    schema.write_text(
+        "CREATE TABLE p (id integer PRIMARY KEY, code text NOT NULL DEFAULT 'x');"
+        "CREATE UNIQUE INDEX p_code ON p (code);"
+        "CREATE TABLE c (id integer PRIMARY KEY, p_code text REFERENCES p(code));"
+    )
+    assert push(cli, db, schema, "--dry-run").returncode == 0
     proc = push(cli, db, schema)
-    assert_one_clear_error(proc, 6, "foreign key check failed", "c rowid 1 -> p")
+    assert proc.returncode == 0, proc.stderr
+    assert rows(db)["c"] == [(1, "x"), (2, None)]
+
+
+def test_foreign_keys_that_do_not_hold_roll_back(tmp_path: Path, cli: Cli) -> None:
+    """The check before COMMIT, where the plan does not count: a parent nobody declares."""
+    db = make_db(
+        tmp_path / "app.db",
+        "CREATE TABLE c (id integer PRIMARY KEY, p_id int);INSERT INTO c VALUES (1, 7);",
+    )
+    schema = tmp_path / "schema.sql"
+    schema.write_text("CREATE TABLE c (id integer PRIMARY KEY, p_id int REFERENCES nowhere(id));")
+    before = dump(db)
+    proc = push(cli, db, schema)
+    assert_one_clear_error(proc, 6, "foreign key check failed", "c rowid 1 -> nowhere")
     assert dump(db) == before
 
 

@@ -32,15 +32,26 @@ class Column:
     generated: bool = False
 
 
-def projection(table: str, live: str, columns: list[Column]) -> str:
-    """`WITH "<table>" AS (...)`: the declared table's rows, computed from the live table."""
+def projection(table: str, live: str, columns: list[Column], *also: str) -> str:
+    """`WITH "<table>" AS (...)`: the declared table's rows, computed from the live table;
+    `also`: more tables' rows (`parent_rows`), in the same WITH clause."""
+    return "WITH " + ", ".join([_rows(table, live, columns, _BASE), *also])
+
+
+def parent_rows(name: str, live: str, columns: list[Column]) -> str:
+    """Another table's future rows under `name`, for `projection`'s `also` (a new foreign
+    key's parent, whose key column may be new too)."""
+    return _rows(name, live, columns, f"{name}_live")
+
+
+def _rows(table: str, live: str, columns: list[Column], base_name: str) -> str:
     stored = [c for c in columns if not c.generated] or [Column("__litedeploy_none", "NULL")]
     computed = [c for c in columns if c.generated]
     base = ", ".join(f"{c.expr} AS {q(c.name)}" for c in stored)
     extra = "".join(f", {c.expr} AS {q(c.name)}" for c in computed)
     return (
-        f"WITH {q(_BASE)} AS (SELECT {base} FROM main.{q(live)}), "  # noqa: S608
-        f"{q(table)} AS (SELECT *{extra} FROM {q(_BASE)})"
+        f"{q(base_name)} AS (SELECT {base} FROM main.{q(live)}), "  # noqa: S608
+        f"{q(table)} AS (SELECT *{extra} FROM {q(base_name)})"
     )
 
 

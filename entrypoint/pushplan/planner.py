@@ -40,7 +40,7 @@ from ..engine.sqltext import (
     requalify,
 )
 from ..safety.schema import ForeignKey, Schema, Table, affinity, read_schema, unconvertible
-from .future import Column, duplicate_groups, index_key, projection, rows_where
+from .future import Column, duplicate_groups, index_key, parent_rows, projection, rows_where
 
 IGNORED_PREFIXES = ("sqlite_", "_litestream_", "libsql_", "_cf_")
 REBUILD_PREFIX = "__litedeploy_new_"
@@ -748,8 +748,13 @@ class _Planner:
         sources.update({new.lower(): old for new, old in mapping.items()})
         return sources
 
-    def _future(self, table: str, live_name: str) -> str:
+    def _future(self, table: str, live_name: str, *also: str) -> str:
         """The declared table's rows as the push will leave them (`future.projection`)."""
+        want = self.want_tables[table.lower()]
+        return projection(want.name, live_name, self._future_columns(table, live_name), *also)
+
+    def _future_columns(self, table: str, live_name: str) -> list[Column]:
+        """Each declared column and the expression of its value after the push."""
         want = self.want_tables[table.lower()]
         target = self.want_schema[want.name]
         definitions = column_definitions(want.sql)
@@ -769,7 +774,7 @@ class _Planner:
             else:
                 expr = q(source)
             columns.append(Column(name, expr))
-        return projection(want.name, live_name, columns)
+        return columns
 
     def _duplicates(
         self, table: str, live_name: str, terms: list[str], where: str | None, key: str
@@ -835,8 +840,8 @@ class _Planner:
 
     def _orphans(self, name: str, live_name: str, target: Table, renamed: Table) -> list[Risk]:
         """New foreign keys the rows would break (the push's check before COMMIT would fail):
-        counted where the parent is a live table with the referenced columns, or new (and
-        so empty: every reference is broken)."""
+        counted on the parent's rows as the push leaves them (a referenced column the same
+        push adds holds its default), or, for a new parent, none (every reference breaks)."""
 
         def shape(fk: ForeignKey) -> tuple[object, ...]:
             return (fk.columns, fk.table_to.lower(), fk.columns_to)
@@ -852,18 +857,27 @@ class _Planner:
                 c for c, col in parent_table.columns.items() if col.primary_key
             )
             condition = " AND ".join(f"{q(c)} IS NOT NULL" for c in fk.columns)
+            also: list[str] = []
             if parent is not None:
-                renames = self.column_renames.get(fk.table_to.lower(), {})
-                sources = self._sources(parent, renames)
-                if len(to) != len(fk.columns) or any(c.lower() not in sources for c in to):
-                    continue
+                declared = {c.lower() for c in parent_table.columns}
+                if len(to) != len(fk.columns) or any(t.lower() not in declared for t in to):
+                    continue  # not a key SQLite can use: its own check reports the mismatch
+                rows = q(name)  # a key of the table itself: its own future rows
+                if fk.table_to.lower() != name.lower():
+                    rows = q(f"{REBUILD_PREFIX}parent")
+                    also = [
+                        parent_rows(
+                            f"{REBUILD_PREFIX}parent",
+                            parent,
+                            self._future_columns(fk.table_to, parent),
+                        )
+                    ]
                 match = " AND ".join(
-                    f"p.{q(sources[t.lower()])} = {q(name)}.{q(c)}"
-                    for c, t in zip(fk.columns, to, strict=True)
+                    f"p.{q(t)} = {q(name)}.{q(c)}" for c, t in zip(fk.columns, to, strict=True)
                 )
-                condition += f" AND NOT EXISTS (SELECT 1 FROM main.{q(parent)} AS p WHERE {match})"  # noqa: S608
+                condition += f" AND NOT EXISTS (SELECT 1 FROM {rows} AS p WHERE {match})"  # noqa: S608
             label = f"{name}({', '.join(fk.columns)}) -> {fk.table_to}({', '.join(to)})"
-            if orphans := self._count(name, live_name, condition, label):
+            if orphans := self._count(name, live_name, condition, label, also):
                 risks.append(
                     Risk(
                         "foreign-key-orphans",
@@ -875,11 +889,14 @@ class _Planner:
                 )
         return risks
 
-    def _count(self, table: str, live_name: str, condition: str, what: str) -> int:
+    def _count(
+        self, table: str, live_name: str, condition: str, what: str, also: list[str] | None = None
+    ) -> int:
         """The table's future rows matching `condition`; 0, with a warning, when they cannot
         be counted (the push then fails on them, if any, and rolls back)."""
         try:
-            return rows_where(self.live, self._future(table, live_name), table, condition)
+            future = self._future(table, live_name, *(also or []))
+            return rows_where(self.live, future, table, condition)
         except sqlite3.Error as exc:
             self.warnings.append(
                 f"could not count the rows {what} would refuse ({exc}); if there are any, the "
