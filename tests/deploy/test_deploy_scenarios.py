@@ -410,9 +410,14 @@ def test_status_history_backup_and_manual_rollback(
 ) -> None:
     seed(stack)
     before = dump(stack.db_path)
+    # v1 again (nothing pending): its image is kept as this stack's first rollback tag, the
+    # one `prune` removes below
+    assert deploy(stack, "--tag", V1_TAG).returncode == EXIT_DEPLOYED
     assert deploy(stack, "--tag", tag_of(variants["v2"])).returncode == EXIT_DEPLOYED
-    # the deploy pruned its own old rollback tags (it keeps 3), none of the other stack's
+    # the deploys pruned their own old rollback tags (they keep 3), none of the other stack's
     assert set(other_stacks_tags) <= set(tagged(DEMO_REPO))
+    history = json.loads(deploy(stack, "history", "--json").stdout)
+    first_kept, _ = [r["rollback_image"] for r in history if r.get("rollback_image")]
 
     status = deploy(stack, "status", "--json")
     assert status.returncode == 0, status.stderr
@@ -448,7 +453,7 @@ def test_status_history_backup_and_manual_rollback(
     assert listed.returncode == 0, listed.stderr
     found = json.loads(listed.stdout)
     names = [r["name"] for r in found if r["what"] == "image"]
-    assert names and running not in names and not set(names) & set(other_stacks_tags)
+    assert names == [first_kept] and running != first_kept  # the other stack's: not listed
     assert all(docker("image", "inspect", name, "--format", "{{.Id}}") for name in names)
     # the rollback's quarantine folder (the v2 database it replaced) is listed too
     [kept] = [Path(r["name"]) for r in found if r["what"] == "quarantine"]
@@ -463,7 +468,7 @@ def test_status_history_backup_and_manual_rollback(
 
     listed = deploy(stack, "history", "--json")
     outcomes = [r["outcome"] for r in json.loads(listed.stdout)]
-    assert outcomes == ["deployed", "deployed", "rolled-back-by-hand"]
+    assert outcomes == ["deployed", "deployed", "deployed", "rolled-back-by-hand"]
     assert docker("image", "inspect", variants["v2"], "--format", "{{.Id}}").strip()
 
 
