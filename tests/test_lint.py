@@ -176,6 +176,14 @@ def test_github_annotations(tmp_path: Path, cli: Cli) -> None:
     )
 
 
+def test_format_github_points_at_output_github(tmp_path: Path, cli: Cli) -> None:
+    """--format is every command's migrations-folder format; the annotations are --output."""
+    proc = cli("lint", copy(tmp_path), "--format", "github")
+    assert_one_clear_error(proc, 2, "'github' is not one of")
+    hint = "hint: --format names the migrations folder's format; GitHub Actions annotations are"
+    assert f"{hint} --output github" in proc.stderr
+
+
 def test_a_folder_that_does_not_load_is_one_error(tmp_path: Path, cli: Cli) -> None:
     proc = cli("lint", tmp_path / "nowhere")
     assert_one_clear_error(proc, 3, "does not exist")

@@ -111,5 +111,22 @@ def parse_error_to_exit(exc: ParseError) -> int:
     message = " ".join(exc.format_message().split())
     log.error("error: %s", message[:1].lower() + message[1:])
     command = exc.ctx.command_path if exc.ctx is not None else "entrypoint"
+    if _lint_format(exc):
+        log.error(
+            "hint: --format names the migrations folder's format; GitHub Actions annotations "
+            "are --output github"
+        )
+        return exc.exit_code
     log.error("hint: `%s --help` lists the options, their values and variables", command)
     return exc.exit_code
+
+
+def _lint_format(exc: ParseError) -> bool:
+    """`lint --format github`: the output's format asked of the folder's format option."""
+    param = getattr(exc, "param", None)
+    return (
+        exc.ctx is not None
+        and exc.ctx.info_name == "lint"
+        and getattr(param, "name", None) == "fmt"
+        and "'github'" in exc.format_message()
+    )
