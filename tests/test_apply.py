@@ -154,7 +154,10 @@ def test_session_foreign_keys_setting_is_restored(tmp_path: Path) -> None:
                 table = history.locate(conn, Format.SQL)
                 try:
                     apply_migrations(
-                        conn, table, source.migrations, prepare=lambda tx: history.create(tx, table)
+                        conn,
+                        table,
+                        source.migrations,
+                        prepare=lambda tx: history.create(tx, table),  # noqa: B023 (run at once)
                     )
                 except MigrationFailed:
                     assert should_fail
@@ -285,7 +288,10 @@ def test_commits_sync_once_at_the_end_in_wal_and_the_setting_is_restored(
             conn.set_trace_callback(seen.append)
             with contextlib.suppress(MigrationFailed) if should_fail else contextlib.nullcontext():
                 apply_migrations(
-                    conn, table, source.migrations, prepare=lambda tx: history.create(tx, table)
+                    conn,
+                    table,
+                    source.migrations,
+                    prepare=lambda tx: history.create(tx, table),  # noqa: B023 (run at once)
                 )
                 assert not should_fail, "the orphaning rebuild must fail"
             conn.set_trace_callback(None)

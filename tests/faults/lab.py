@@ -452,7 +452,9 @@ def concurrent_starts(scratch: Path, n: int, *, new: bool) -> Result:
     ]
     outs = [p.communicate(timeout=TIMEOUT_S)[1] for p in procs]
     codes = [p.returncode for p in procs]
-    problems = [f"a start exited {c}: {error_line(o)}" for c, o in zip(codes, outs) if c]
+    problems = [
+        f"a start exited {c}: {error_line(o)}" for c, o in zip(codes, outs, strict=True) if c
+    ]
     problems += ["a traceback"] if any("Traceback" in o for o in outs) else []
     migrated = sum(1 for o in outs if "Applying 0004_tags" in o)
     if migrated != 1:
