@@ -9,6 +9,7 @@ threshold.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 from harness import ROOT, Cli, cli_env, entrypoint_argv
 
-from entrypoint.base import progress
+from entrypoint.base import durable, progress
 
 
 class Terminal(io.StringIO):
@@ -95,6 +96,28 @@ def test_a_small_file_gets_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixt
     assert caplog.records == []
 
 
+def test_a_hash_counts_what_it_has_read(tmp_path: Path) -> None:
+    """`counting` reports the bytes handed to it: a file's sha256, read in 1 MiB chunks."""
+    target = tmp_path / "backup"
+    target.write_bytes(b"x" * (3 << 20))
+    out = Terminal()
+    seen: list[int] = []
+    with progress.counting("backup check", 3 << 20, stream=out, small=1, every=0.01) as read:
+
+        def slow(n: int) -> None:
+            read(n)
+            seen.append(n)
+            time.sleep(0.05)
+
+        digest = durable.sha256_of(target, slow)
+    assert digest == hashlib.sha256(target.read_bytes()).hexdigest()
+    assert seen == [1 << 20] * 3
+    text = out.getvalue()
+    assert "\rentrypoint: backup check: 0 B of 3.0 MiB (0%)" in text
+    assert re.search(r"backup check: [12]\.0 MiB of 3\.0 MiB \((33|66)%\)", text), text
+    assert text.endswith("\r\x1b[K")
+
+
 @pytest.mark.parametrize(
     ("size", "shown"),
     [(0, "0 B"), (1023, "1023 B"), (4096, "4 KiB"), (5 << 20, "5.0 MiB"), (3 << 30, "3.0 GiB")],
@@ -160,7 +183,8 @@ def test_backup_rehearse_and_restore_show_progress_on_a_terminal(
     code, seen = on_a_terminal("backup", "--db", db, cwd=tmp_path)
     assert code == 0, seen
     assert drawn("backup", seen), seen
-    assert seen.count("\r\033[K") >= 1  # the line cleared before the backup's own report
+    assert drawn("backup check", seen), seen  # the copy read back and hashed
+    assert seen.count("\r\033[K") >= 2  # each line cleared before what follows
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "0001_u.sql").write_text("CREATE TABLE u (id integer PRIMARY KEY);\n")
@@ -171,6 +195,7 @@ def test_backup_rehearse_and_restore_show_progress_on_a_terminal(
     assert drawn("rehearsal snapshot", seen), seen
     code, seen = on_a_terminal("restore", "--db", db, "--latest", cwd=tmp_path)
     assert code == 0, seen
+    assert drawn("restore check", seen), seen  # the backup's hash, before anything moves
     assert drawn("restore", seen), seen
     # the same through a pipe, as `docker logs` sees it: a copy this short says nothing
     piped = cli("backup", "--db", db)

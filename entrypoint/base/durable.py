@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -264,12 +265,15 @@ def atomic_write_at(dir_fd: int, name: str, data: bytes, *, mode: int = 0o600) -
         raise
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (constant memory)."""
+def sha256_of(path: Path, read: Callable[[int], None] | None = None) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks (constant memory); `read` is told the size
+    of each chunk (progress.counting)."""
     digest = hashlib.sha256()
     with path.open("rb", buffering=0) as f:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
+            if read is not None:
+                read(len(chunk))
     return digest.hexdigest()
 
 

@@ -1,4 +1,5 @@
-"""How far a long copy has got: for backups, the rehearsal's snapshot and restores.
+"""How far a long copy has got: for backups, the rehearsal's snapshot and restores, and the
+hash that verifies a large file (a backup's copy read back, a backup before it is restored).
 
 On a terminal, one line updated in place (`entrypoint: backup: 1.2 GiB of 4.0 GiB (30%)`),
 cleared when the copy ends (the line that follows says what was done). When stderr is not a
@@ -8,7 +9,8 @@ for a file under SMALL bytes: those copies take well under a second.
 
 The copy itself is not touched: SQLite's backup stays one step (one consistent snapshot while
 others write) and copy_file_range one call. A thread watches the size of the file being
-written and compares it with the size expected.
+written and compares it with the size expected (`watching`); a hash counts the bytes it has
+read (`counting`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -63,6 +65,38 @@ def watching(
     every: float | None = None,
 ) -> Iterator[None]:
     """Report the growth of `target` towards `total` bytes while the block runs."""
+    with _reporting(label, lambda: _written(target), total, stream, small, every):
+        yield
+
+
+@contextlib.contextmanager
+def counting(
+    label: str,
+    total: int,
+    *,
+    stream: TextIO | None = None,
+    small: int = SMALL,
+    every: float | None = None,
+) -> Iterator[Callable[[int], None]]:
+    """Report the bytes handed to the yielded function (a hash's reads) towards `total`."""
+    done = [0]
+
+    def add(n: int) -> None:
+        done[0] += n  # one writer; the reporting thread only reads a whole int
+
+    with _reporting(label, lambda: done[0], total, stream, small, every):
+        yield add
+
+
+@contextlib.contextmanager
+def _reporting(
+    label: str,
+    measure: Callable[[], int],
+    total: int,
+    stream: TextIO | None,
+    small: int,
+    every: float | None,
+) -> Iterator[None]:
     if total < small:
         yield
         return
@@ -73,7 +107,7 @@ def watching(
     stop = threading.Event()
 
     def draw() -> None:
-        text = line(label, _written(target), total)
+        text = line(label, measure(), total)
         if tty:
             out.write(f"\rentrypoint: {text}\033[K")
             out.flush()
@@ -82,7 +116,7 @@ def watching(
 
     def watch() -> None:
         if tty:
-            draw()  # at once: a terminal shows the copy has started
+            draw()  # at once: a terminal shows the work has started
         while not stop.wait(pause):
             draw()
 

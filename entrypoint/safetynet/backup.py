@@ -260,10 +260,13 @@ def _settle(tmp: Path, level: Level) -> tuple[list[str], str]:
     the GIL, and together they cost little more than the slowest of them."""
     from concurrent.futures import ThreadPoolExecutor  # 10 ms to import: only for a backup
 
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with (
+        ThreadPoolExecutor(max_workers=3) as pool,
+        progress.counting("backup check", durable.size_of(tmp)) as read,
+    ):
         synced = pool.submit(durable.fsync_file, tmp)
         checked = pool.submit(_verify, tmp, level)
-        hashed = pool.submit(durable.sha256_of, tmp)
+        hashed = pool.submit(durable.sha256_of, tmp, read)
         synced.result()
         return checked.result(), hashed.result()
 
@@ -373,10 +376,11 @@ def _copy_quiet(
             with progress.watching("backup", tmp, durable.size_of(db_path)):
                 durable.copy_to_new(db_path, tmp)
             faults.point("backup.copy")
-            synced = pool.submit(durable.fsync_file, tmp)
-            hashed = pool.submit(durable.sha256_of, tmp)
-            synced.result()
-            digest = hashed.result()
+            with progress.counting("backup check", durable.size_of(tmp)) as read:
+                synced = pool.submit(durable.fsync_file, tmp)
+                hashed = pool.submit(durable.sha256_of, tmp, read)
+                synced.result()
+                digest = hashed.result()
         except BaseException:
             reader.interrupt()  # the check would only delay the error
             raise

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..base import durable
+from ..base import durable, progress
 from ..base.contract import SHM_SUFFIX, SIDE_FILES, side_file
 from ..base.errors import DatabaseBusy, LockTimeout, RestoreFailed
 from ..engine.lock import migration_lock
@@ -208,7 +208,8 @@ def _verified_hash(backup_path: Path) -> str:
         raise RestoreFailed(f"backup {backup_path} does not exist")
     from .backup import read_manifest  # only when restoring: start-ups never load it
 
-    actual = durable.sha256_of(backup_path)
+    with progress.counting("restore check", durable.size_of(backup_path)) as read:
+        actual = durable.sha256_of(backup_path, read)
     manifest = read_manifest(backup_path)
     if manifest is not None and manifest.sha256 != actual:
         raise RestoreFailed(
