@@ -43,9 +43,13 @@ for release in v1 v2 v3 v4; do
 done
 
 export COMPOSE_PROJECT_NAME=litedeploy-node-shop APP_PORT=${APP_PORT:-8000}
-say "starting from nothing: removing the demo's previous stack, ./data and ./.litedeploy"
+say "starting from nothing: removing the demo's previous stack, ./data, ./.litedeploy and its rollback tags"
 docker compose down -t 0 >/dev/null 2>&1 || true
 rm -rf data proxy .litedeploy
+# deploy prunes only the rollback tags its history names: with the history gone, the previous
+# run's would stay forever
+mapfile -t old_tags < <(docker image ls litedeploy-node-shop --format '{{.Repository}}:{{.Tag}}' | grep ':rollback-' || true)
+if [ "${#old_tags[@]}" -gt 0 ]; then docker image rm "${old_tags[@]}" >/dev/null || true; fi
 work=$(mktemp -d -t litedeploy-node-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT # the engine stays up (if this started it): the stack keeps running
 
