@@ -47,6 +47,10 @@ def _parse(text: str) -> dict[str, _Spec]:
 _SPECS = _parse(os.environ.get(ENV, ""))
 _LOG = os.environ.get(LOG_ENV)
 _hits: dict[str, int] = {}
+if _SPECS:  # under the fault suite only: SIGUSR1 prints every thread's stack (a hang's where)
+    import faulthandler
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def point(name: str) -> None:
